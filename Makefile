@@ -1,0 +1,58 @@
+# cardstation: every target does the set-up it needs first and is safe to run again.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := swig libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools libusb-1.0-0 fonts-wqy-zenhei
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system-packages venv protos test demo bench lint clean
+
+setup: system-packages venv protos
+
+# apt packages, only those missing; then the extra vpcd reader entry for the desk reader slots.
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@drv=/usr/lib/pcsc/drivers/serial; \
+	if ! cmp -s $$drv/libifdvpcd.so $$drv/libifdvpcd-desk.so || \
+	   ! cmp -s simulators/vpcd/reader.conf /etc/reader.conf.d/cardstation-vpcd-desk; then \
+	  echo "installing the desk-reader vpcd entry (/etc/reader.conf.d/cardstation-vpcd-desk)"; \
+	  $(SUDO) install -m 0644 $$drv/libifdvpcd.so $$drv/libifdvpcd-desk.so; \
+	  $(SUDO) install -m 0644 simulators/vpcd/reader.conf /etc/reader.conf.d/cardstation-vpcd-desk; \
+	  $(SUDO) pkill -x pcscd || true; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+protos: $(STAMP)
+	$(PY) -m cardstation.protogen
+
+test: setup
+	$(PY) -m cardstation.pcscd ensure
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m cardstation.pcscd ensure
+	$(VENV)/bin/cardstation demo
+
+bench: setup
+	@$(PY) -m cardstation.pcscd ensure >&2
+	@$(VENV)/bin/cardstation bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from cardstation.cli import main
+
+sys.exit(main())

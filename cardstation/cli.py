@@ -1,0 +1,59 @@
+"""The `cardstation` command line: a thin dispatcher over subcommand modules.
+
+Each module in `cardstation.commands` exposes `register(subparsers)`, which adds its parser and
+sets `func` (a callable taking the parsed namespace and returning an exit code). Exit codes:
+0 success, 1 the command ran and found a problem, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from cardstation import __version__
+from cardstation.logs import setup_logging
+
+# Subcommand modules, in the order `--help` lists them.
+COMMAND_MODULES = (
+    "validate",
+    "sim",
+    "printer",
+    "card",
+    "demo",
+    "bench",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cardstation",
+        description="Social-security-card instant-issuance station.",
+    )
+    parser.add_argument("--version", action="version", version=f"cardstation {__version__}")
+    parser.add_argument(
+        "--log-level", default="WARNING", help="logging level (DEBUG, INFO, WARNING, ERROR)"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"cardstation.commands.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""`cardstation sim ...`: run a device simulator in the foreground until interrupted.
+
+  sim card  --vpcd HOST:PORT [--profile NAME] [--state FILE]   a social security card in a vpcd slot
+  sim psam  --vpcd HOST:PORT                                  the PSAM in a vpcd slot
+  sim printer --listen HOST:PORT --speed F                    the HiTi CS-220e over TCP
+
+Each prints one line saying where it serves, then runs until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sim = subparsers.add_parser("sim", help="run a device simulator in the foreground")
+    kinds = sim.add_subparsers(dest="device", metavar="DEVICE", required=True)
+
+    card = kinds.add_parser("card", help="a social security card linked to a vpcd reader slot")
+    card.add_argument("--vpcd", default="127.0.0.1:35963", help="vpcd slot HOST:PORT")
+    card.add_argument("--profile", default="blank3", help="blank3 (default), blank2, "
+                      "temporary, personalised")
+    card.add_argument("--state", type=Path, help="JSON file holding the chip: loaded if it "
+                      "exists, saved on exit, so a card taken out and put back keeps its data")
+    card.set_defaults(func=run_card)
+
+    psam = kinds.add_parser("psam", help="the PSAM (key module) linked to a vpcd reader slot")
+    psam.add_argument("--vpcd", default="127.0.0.1:35964", help="vpcd slot HOST:PORT")
+    psam.set_defaults(func=run_psam)
+
+    from cardstation.simulators.printer import server as printer_server
+
+    printer = kinds.add_parser("printer", help="the HiTi CS-220e printer over TCP")
+    printer_server.add_arguments(printer)
+    printer.set_defaults(func=printer_server.run)
+
+
+def _serve_until_signal(link: object, what: str, on_exit: object = None) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(what, flush=True)
+    try:
+        stop.wait()
+    finally:
+        link.stop()  # type: ignore[attr-defined]
+        if callable(on_exit):
+            on_exit()
+    return 0
+
+
+def run_card(args: argparse.Namespace) -> int:
+    from cardstation.simulators.card import SSCard, make_card
+    from cardstation.simulators.vpcd.link import VpcdLink, parse_address
+
+    try:
+        host, port = parse_address(args.vpcd)
+        if args.state and args.state.exists():
+            card = SSCard.load(args.state)
+        else:
+            card = make_card(args.profile)
+    except (ValueError, OSError) as exc:
+        print(f"sim card: {exc}", file=sys.stderr)
+        return 2
+    link = VpcdLink(card, host, port).start()
+    save = (lambda: card.save(args.state)) if args.state else None
+    return _serve_until_signal(link, f"card ({args.profile}) in vpcd {host}:{port}", save)
+
+
+def run_psam(args: argparse.Namespace) -> int:
+    from cardstation.simulators.card import Psam
+    from cardstation.simulators.vpcd.link import VpcdLink, parse_address
+
+    try:
+        host, port = parse_address(args.vpcd)
+    except ValueError as exc:
+        print(f"sim psam: {exc}", file=sys.stderr)
+        return 2
+    link = VpcdLink(Psam(), host, port).start()
+    return _serve_until_signal(link, f"psam in vpcd {host}:{port}")

@@ -1,0 +1,134 @@
+"""RGB card faces -> CS-220e panel bytes (YMC planes, resin-K mask, overcoat mask).
+
+Host-side conversion as in the HiTi photo backend: YMC planar, 8 bits per pixel, 255 - RGB
+(Y from blue, M from green, C from red). PavoApi's conventions for the masks: resin K prints
+where the K plane is 0x00; overcoat goes where the O plane is 0xFF. Only whole-image Pillow
+operations are used (no per-pixel Python), so a side renders in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from PIL import Image, ImageChops
+
+from cardstation.drivers.hiti.assumptions import CARD_COLS, CARD_ROWS, PANEL_ORDER
+
+#: A pixel whose R, G and B are all below this is printed with resin K rather than YMC.
+DEFAULT_BLACK_THRESHOLD = 40
+
+
+@dataclass(frozen=True)
+class SidePanels:
+    """The planes of one card side, each `rows * cols` bytes, row-major. None = not printed."""
+
+    y: bytes | None
+    m: bytes | None
+    c: bytes | None
+    k: bytes | None
+    o: bytes | None
+    cols: int = CARD_COLS
+    rows: int = CARD_ROWS
+
+    def panels(self) -> Iterator[tuple[str, bytes]]:
+        """(name, plane) in print order, skipping absent planes."""
+        planes = {"Y": self.y, "M": self.m, "C": self.c, "K": self.k, "O": self.o}
+        for name in PANEL_ORDER:
+            plane = planes[name]
+            if plane is not None:
+                yield name, plane
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.panels())
+
+    @property
+    def colour(self) -> bool:
+        return self.y is not None
+
+
+@dataclass(frozen=True)
+class CardPanels:
+    front: SidePanels
+    back: SidePanels | None = None
+
+    def sides(self) -> Iterator[tuple[int, SidePanels]]:
+        yield 1, self.front
+        if self.back is not None:
+            yield 2, self.back
+
+    @property
+    def size(self) -> int:
+        """Total plane bytes."""
+        return sum(len(p) for _, side in self.sides() for _, p in side.panels())
+
+
+def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if image.size == size:
+        return image
+    if image.size == (size[1], size[0]):  # portrait artwork for a landscape card
+        image = image.transpose(Image.Transpose.ROTATE_90)
+        if image.size == size:
+            return image
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def _binary(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return _fit(mask.convert("L"), size).point(lambda v: 0 if v < 128 else 255)
+
+
+def render_side(
+    face: Image.Image,
+    *,
+    colour: bool = True,
+    k_mask: Image.Image | None = None,
+    overcoat_mask: Image.Image | None = None,
+    overcoat: bool = True,
+    black_threshold: int = DEFAULT_BLACK_THRESHOLD,
+    size: tuple[int, int] = (CARD_COLS, CARD_ROWS),
+) -> SidePanels:
+    """Panels for one side.
+
+    `k_mask` (0 = print resin K) defaults to the face's near-black pixels; those pixels are
+    taken out of YMC so black text is crisp resin, not a dye mix. `overcoat_mask` (255 = coat)
+    defaults to full coverage; pass one to keep the overcoat off the chip contacts.
+    `colour=False` prints resin K only.
+    """
+    rgb = _fit(face.convert("RGB"), size)
+    r, g, b = rgb.split()
+    if k_mask is None:
+        darkest = ImageChops.lighter(ImageChops.lighter(r, g), b)
+        k = darkest.point(lambda v: 0 if v < black_threshold else 255)
+    else:
+        k = _binary(k_mask, size)
+    if overcoat:
+        o = _binary(overcoat_mask, size) if overcoat_mask is not None else None
+        o_bytes = o.tobytes() if o is not None else bytes([255]) * (size[0] * size[1])
+    else:
+        o_bytes = None
+    if not colour:
+        return SidePanels(None, None, None, k.tobytes(), o_bytes, size[0], size[1])
+    # Density = 255 - value; multiplying by the K mask (0 or 255) zeroes dye under resin K.
+    y, m, c = (ImageChops.multiply(ImageChops.invert(ch), k) for ch in (b, g, r))
+    return SidePanels(
+        y.tobytes(), m.tobytes(), c.tobytes(), k.tobytes(), o_bytes, size[0], size[1]
+    )
+
+
+def render_panels(
+    front: Image.Image,
+    back: Image.Image | None = None,
+    *,
+    back_colour: bool = True,
+    overcoat_mask: Image.Image | None = None,
+    black_threshold: int = DEFAULT_BLACK_THRESHOLD,
+) -> CardPanels:
+    """Panels for a card: front in colour (YMCKO), optional back (YMCKO or K only)."""
+    front_panels = render_side(
+        front, overcoat_mask=overcoat_mask, black_threshold=black_threshold
+    )
+    back_panels = None
+    if back is not None:
+        back_panels = render_side(back, colour=back_colour, black_threshold=black_threshold)
+    return CardPanels(front_panels, back_panels)

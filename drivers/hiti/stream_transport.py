@@ -1,0 +1,41 @@
+"""Byte-stream transport over pyserial URLs: `socket://host:port` (the simulator), serial ports."""
+
+from __future__ import annotations
+
+import serial
+
+from cardstation.drivers.hiti.errors import PrinterNotConnected, PrinterTimeout
+from cardstation.drivers.hiti.transport import Transport
+
+
+class StreamTransport(Transport):
+    """A pyserial port opened with `serial.serial_for_url`."""
+
+    def __init__(self, url: str, baudrate: int = 115200) -> None:
+        super().__init__(url)
+        try:
+            self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=1.0)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise PrinterNotConnected(f"cannot open {url}: {exc}") from exc
+
+    def _write(self, data: bytes, timeout: float) -> None:
+        try:
+            self._port.write_timeout = timeout
+            self._port.write(data)
+        except serial.SerialTimeoutException as exc:
+            raise PrinterTimeout(f"write to {self.url} timed out") from exc
+        except (serial.SerialException, OSError) as exc:
+            raise PrinterNotConnected(f"printer connection lost ({self.url}): {exc}") from exc
+
+    def _read_chunk(self, size: int, timeout: float) -> bytes:
+        try:
+            self._port.timeout = timeout
+            return bytes(self._port.read(size))
+        except (serial.SerialException, OSError) as exc:
+            raise PrinterNotConnected(f"printer connection lost ({self.url}): {exc}") from exc
+
+    def _close(self) -> None:
+        try:
+            self._port.close()
+        except (serial.SerialException, OSError):
+            pass  # closing a dead connection

@@ -1,0 +1,108 @@
+"""Reader discovery and card presence: list, select by name or regex, wait for insert/remove."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from smartcard import scard
+
+from .errors import (
+    SCARD_E_NO_READERS_AVAILABLE,
+    CardWaitTimeout,
+    ReaderNotFound,
+    pcsc_error,
+)
+
+# pcscd wakes SCardGetStatusChange on reader events; we wait in slices so a reader that
+# disappears (unplugged) is noticed between slices rather than hanging the caller.
+_WAIT_SLICE_MS = 1000
+
+
+class PcscContext:
+    """An established winscard context (release it with `close` or a `with` block)."""
+
+    def __init__(self) -> None:
+        rv, self.handle = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if rv != scard.SCARD_S_SUCCESS:
+            raise pcsc_error(rv, "cannot reach the PC/SC service (is pcscd running?)")
+
+    def close(self) -> None:
+        if self.handle is not None:
+            scard.SCardReleaseContext(self.handle)
+            self.handle = None
+
+    def __enter__(self) -> PcscContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def readers(self) -> list[str]:
+        rv, names = scard.SCardListReaders(self.handle, [])
+        if rv == SCARD_E_NO_READERS_AVAILABLE or (rv == scard.SCARD_S_SUCCESS and not names):
+            return []
+        if rv != scard.SCARD_S_SUCCESS:
+            raise pcsc_error(rv, "listing readers")
+        return list(names)
+
+    def find_reader(self, pattern: str) -> str:
+        """The reader whose name equals `pattern`, else the first whose name matches it as a
+        regular expression. Raises NoReadersAvailable / ReaderNotFound naming what exists."""
+        names = self.readers()
+        if not names:
+            raise pcsc_error(SCARD_E_NO_READERS_AVAILABLE, f"looking for reader {pattern!r}")
+        if pattern in names:
+            return pattern
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            message = f"reader pattern {pattern!r} is not a valid regex: {exc}"
+            raise ReaderNotFound(message) from None
+        for name in names:
+            if regex.search(name):
+                return name
+        raise ReaderNotFound(
+            f"no reader matches {pattern!r}; connected readers: {', '.join(names)}"
+        )
+
+    def state(self, reader: str) -> tuple[int, bytes]:
+        rv, states = scard.SCardGetStatusChange(
+            self.handle, 0, [(reader, scard.SCARD_STATE_UNAWARE)]
+        )
+        if rv not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_TIMEOUT):
+            raise pcsc_error(rv, "reading the reader state", reader)
+        return states[0][1], bytes(states[0][2])
+
+    def card_present(self, reader: str) -> bool:
+        return bool(self.state(reader)[0] & scard.SCARD_STATE_PRESENT)
+
+    def _wait(self, reader: str, want_present: bool, timeout: float) -> bytes:
+        deadline = time.monotonic() + timeout
+        flags, atr = self.state(reader)
+        while bool(flags & scard.SCARD_STATE_PRESENT) != want_present:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                what = "inserted" if want_present else "removed"
+                raise CardWaitTimeout(
+                    f"no card was {what} in {reader} within {timeout:.1f} s",
+                    code=scard.SCARD_E_TIMEOUT,
+                    reader=reader,
+                )
+            wait_ms = int(min(remaining * 1000, _WAIT_SLICE_MS))
+            rv, states = scard.SCardGetStatusChange(
+                self.handle, wait_ms, [(reader, flags & ~scard.SCARD_STATE_CHANGED)]
+            )
+            if rv == scard.SCARD_E_TIMEOUT:
+                continue
+            if rv != scard.SCARD_S_SUCCESS:
+                raise pcsc_error(rv, "waiting for the card", reader)
+            flags, atr = states[0][1], bytes(states[0][2])
+        return atr
+
+    def wait_for_card(self, reader: str, timeout: float = 30.0) -> bytes:
+        """Block until a card is in `reader`; return its ATR (empty if it gave none)."""
+        return self._wait(reader, True, timeout)
+
+    def wait_for_removal(self, reader: str, timeout: float = 30.0) -> None:
+        self._wait(reader, False, timeout)

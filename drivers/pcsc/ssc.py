@@ -1,0 +1,266 @@
+"""Card-level API of the social security card (社会保障卡) over any ApduTransport.
+
+Items of the SSSE files (ssc-chip.md sections 4-5): EF05 issuer data, EF06 holder data, each a
+SIMPLE-TLV record read or written by tag with its SFI (`00 B2 <tag> <SFI<<3> Le`,
+`00 DC <tag> <SFI<<3> Lc <tag> <len> <value>`). Authentication cryptograms are computed by the
+caller's key service and handed in; this module never holds a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .atr import historical_bytes
+from .tlv import find_ber, parse_simple_tlv
+from .transport import ApduTransport
+
+SSSE_NAME = bytes.fromhex("7378312E73682EC9E7BBE1B1A3D5CF")  # "sx1.sh.社会保障" in GBK
+PSE_NAME = b"1PAY.SYS.DDF01"
+DEBIT_AID = bytes.fromhex("A000000333010101")
+ALGORITHM_NAMES = {0x01: "3DES", 0x02: "SSF33", 0x03: "SM4"}  # meaning inferred (ssc-chip 3.1)
+
+Format = Literal["an", "cn", "b"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One data item: which EF (SFI) holds it, its tag, record number (2.0/3.0), length."""
+
+    name: str
+    sfi: int
+    tag: int
+    record: int
+    length: int
+    fmt: Format
+
+
+ITEMS: dict[str, Item] = {
+    item.name: item
+    for item in (
+        Item("card_id_code", 0x05, 0x01, 1, 16, "cn"),  # 卡的识别码
+        Item("card_type", 0x05, 0x02, 2, 1, "an"),  # 卡的类别
+        Item("spec_version", 0x05, 0x03, 3, 4, "an"),  # 规范版本
+        Item("init_org", 0x05, 0x04, 4, 12, "cn"),  # 初始化机构编号
+        Item("issue_date", 0x05, 0x05, 5, 4, "cn"),  # 发卡日期
+        Item("expiry_date", 0x05, 0x06, 6, 4, "cn"),  # 卡有效期
+        Item("card_number", 0x05, 0x07, 7, 9, "an"),  # 卡号
+        Item("id_number", 0x06, 0x08, 1, 18, "an"),  # 社会保障号码
+        Item("name", 0x06, 0x09, 2, 30, "an"),  # 姓名
+        Item("name_ext", 0x06, 0x4E, 3, 20, "an"),  # 姓名扩展
+        Item("sex", 0x06, 0x0A, 4, 1, "an"),  # 性别
+        Item("nation", 0x06, 0x0B, 5, 1, "cn"),  # 民族
+        Item("birthplace", 0x06, 0x0C, 6, 3, "cn"),  # 出生地
+        Item("birth_date", 0x06, 0x0D, 7, 4, "cn"),  # 出生日期
+    )
+}
+
+
+def encode_value(item: Item, value: str | bytes) -> bytes:
+    """Pad a value to the item's length: an -> GBK, 00-padded; cn -> BCD, F-padded."""
+    if isinstance(value, bytes):
+        raw = value
+    elif item.fmt == "cn":
+        digits = value.upper()
+        if len(digits) % 2:
+            digits += "F"
+        raw = bytes.fromhex(digits)
+    else:
+        raw = value.encode("gbk")
+    if len(raw) > item.length:
+        raise ValueError(f"{item.name}: {len(raw)} bytes exceed the item's {item.length}")
+    pad = b"\xff" if item.fmt == "cn" else b"\x00"
+    return raw + pad * (item.length - len(raw))
+
+
+def decode_value(item: Item, raw: bytes) -> str:
+    if item.fmt == "cn":
+        return raw.hex().upper().rstrip("F")
+    if item.fmt == "b":
+        return raw.hex().upper()
+    return raw.rstrip(b"\x00\xff").decode("gbk", errors="replace")
+
+
+def bcd_pin(pin: str) -> bytes:
+    """PIN digits packed as BCD, F-padded when odd (ssc-chip.md section 7)."""
+    if not pin.isdigit() or not 4 <= len(pin) <= 16:
+        raise ValueError("a PIN is 4 to 16 digits")
+    return bytes.fromhex(pin + ("F" if len(pin) % 2 else ""))
+
+
+@dataclass
+class BasicInfo:
+    """The 11 fields of iReadCardBas (ssc-chip.md section 9), in order."""
+
+    region: str
+    id_number: str
+    card_number: str
+    card_id_code: str
+    name: str
+    atr_historical: str
+    spec_version: str
+    issue_date: str
+    expiry_date: str
+    terminal_number: str = ""
+    terminal_device: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_pipe_string(self) -> str:
+        fields = [
+            self.region, self.id_number, self.card_number, self.card_id_code, self.name,
+            self.atr_historical, self.spec_version, self.issue_date, self.expiry_date,
+            self.terminal_number, self.terminal_device,
+        ]  # fmt: skip
+        return "|".join(fields) + "|"
+
+
+Authenticator = Callable[["SscCard", int], None]
+
+
+class SscCard:
+    """Operations on a social security card; every method raises typed errors on a bad SW."""
+
+    def __init__(self, transport: ApduTransport) -> None:
+        self.t = transport
+        self.algorithm = 0x01
+
+    # -- selection ----------------------------------------------------------------------
+    def select_ssse(self) -> int:
+        """Select the SSSE DDF; return its algorithm flag (9F0C 03 86 01 xx, default 01)."""
+        fci = self.t.command(b"\x00\xa4\x04\x00\x0f" + SSSE_NAME, "select SSSE")
+        self.algorithm = _algorithm_flag(fci)
+        return self.algorithm
+
+    def select_ef(self, fid: int) -> None:
+        self.t.command(bytes([0x00, 0xA4, 0x02, 0x00, 0x02]) + fid.to_bytes(2, "big"), "select")
+
+    # -- items --------------------------------------------------------------------------
+    def read_item_raw(self, name: str) -> bytes:
+        item = ITEMS[name]
+        apdu = bytes([0x00, 0xB2, item.tag, item.sfi << 3, item.length + 2])
+        tag, value = parse_simple_tlv(self.t.command(apdu, f"read {name}"))
+        if tag != item.tag:
+            raise ValueError(f"read {name}: card returned tag {tag:02X}, expected {item.tag:02X}")
+        return value
+
+    def read_item(self, name: str) -> str:
+        return decode_value(ITEMS[name], self.read_item_raw(name))
+
+    def write_item(self, name: str, value: str | bytes) -> None:
+        item = ITEMS[name]
+        data = encode_value(item, value)
+        body = bytes([item.tag, len(data)]) + data
+        apdu = bytes([0x00, 0xDC, item.tag, item.sfi << 3, len(body)]) + body
+        self.t.command(apdu, f"write {name}")
+
+    def read_name(self) -> str:
+        """Full name = tag 09 then the overflow in 4E (absent on 1.0 cards)."""
+        name = self.read_item("name")
+        try:
+            name += self.read_item("name_ext")
+        except Exception:  # 6A83 on cards without 4E
+            pass
+        return name
+
+    # -- security -----------------------------------------------------------------------
+    def get_challenge(self, length: int = 8) -> bytes:
+        return self.t.command(bytes([0x00, 0x84, 0x00, 0x00, length]), "get challenge")
+
+    def external_authenticate(self, key_id: int, data: bytes) -> None:
+        self.t.command(bytes([0x00, 0x82, 0x00, key_id, len(data)]) + data, "external auth")
+
+    def internal_authenticate(self, data: bytes) -> bytes:
+        return self.t.command(bytes([0x00, 0x88, 0x00, 0x00, len(data)]) + data, "internal auth")
+
+    def verify_pin(self, pin: str) -> None:
+        block = bcd_pin(pin)
+        self.t.command(bytes([0x00, 0x20, 0x00, 0x00, len(block)]) + block, "verify PIN")
+
+    def change_pin(self, old: str, new: str) -> None:
+        body = bcd_pin(old) + b"\xff" + bcd_pin(new)
+        self.t.command(bytes([0x80, 0x5E, 0x01, 0x00, len(body)]) + body, "change PIN")
+
+    def unblock_pin(self, mac: bytes) -> None:
+        self.t.command(bytes([0x84, 0x24, 0x00, 0x00, len(mac)]) + mac, "unblock PIN")
+
+    # -- whole-card reads ---------------------------------------------------------------
+    def read_basic_info(
+        self,
+        authenticate: Authenticator | None = None,
+        terminal_number: str = "",
+        terminal_device: str = "",
+    ) -> BasicInfo:
+        """iReadCardBas: the issuer items, then (after `authenticate(card, 0x0A)` where the
+        card wants the read key) the holder items. Without an authenticator the holder items
+        of a protected (3rd-generation) card come back empty, as real readers report them."""
+        self.select_ssse()
+        values = {n: self.read_item(n) for n in ("card_id_code", "spec_version", "card_number")}
+        holder = {"id_number": "", "name": ""}
+        for n in ("issue_date", "expiry_date"):
+            values[n] = self._read_optional(n, authenticate)
+        holder["id_number"] = self._read_optional("id_number", authenticate)
+        if holder["id_number"]:
+            holder["name"] = self.read_name()
+        return BasicInfo(
+            region=values["card_id_code"][:6],
+            id_number=holder["id_number"],
+            card_number=values["card_number"],
+            card_id_code=values["card_id_code"],
+            name=holder["name"],
+            atr_historical=historical_bytes(self.t.atr).hex().upper() if self.t.atr else "",
+            spec_version=values["spec_version"],
+            issue_date=values["issue_date"],
+            expiry_date=values["expiry_date"],
+            terminal_number=terminal_number,
+            terminal_device=terminal_device,
+        )
+
+    def _read_optional(self, name: str, authenticate: Authenticator | None) -> str:
+        from .errors import RecordNotFound, SecurityNotSatisfied
+
+        try:
+            return self.read_item(name)
+        except SecurityNotSatisfied:
+            if authenticate is None:
+                return ""
+            authenticate(self, 0x0A)
+            return self.read_item(name)
+        except RecordNotFound:
+            return ""
+
+    def read_pan(self) -> str:
+        """The bank application's account number (tag 5A): SELECT AID, GPO, records of AFL."""
+        fci = self.t.command(b"\x00\xa4\x04\x00\x08" + DEBIT_AID, "select bank application")
+        del fci
+        gpo = self.t.command(bytes.fromhex("80A8000002830000"), "get processing options")
+        for sfi, first, last in _afl_entries(gpo):
+            for record in range(first, last + 1):
+                apdu = bytes([0x00, 0xB2, record, (sfi << 3) | 4, 0x00])
+                data = self.t.command(apdu, "read bank record")
+                pan = find_ber(data, 0x5A)
+                if pan is not None:
+                    return pan.hex().upper().rstrip("F")
+        raise ValueError("the bank application has no account number (tag 5A)")
+
+
+def _algorithm_flag(fci: bytes) -> int:
+    try:
+        prop = find_ber(fci, 0x9F0C)
+    except ValueError:
+        prop = None
+    if prop is not None:
+        flag = find_ber(prop, 0x86) if prop[:1] == b"\x86" else None
+        if flag:
+            return flag[0]
+    return 0x01
+
+
+def _afl_entries(gpo: bytes) -> list[tuple[int, int, int]]:
+    """AFL from a GPO reply: format 1 (80: AIP(2) + AFL) or format 2 (77 with 94)."""
+    if gpo[:1] == b"\x80":
+        body = find_ber(gpo, 0x80) or b""
+        afl = body[2:]
+    else:
+        afl = find_ber(gpo, 0x94) or b""
+    return [(afl[i] >> 3, afl[i + 1], afl[i + 2]) for i in range(0, len(afl) - 3, 4)]
