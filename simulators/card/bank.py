@@ -41,7 +41,8 @@ def gpo_response() -> bytes:
 def build_bank(pan: str, expiry: str, effective: str) -> tuple[DF, DF]:
     """PSE DDF and debit ADF for ``pan`` (digits), ``expiry``/``effective`` as YYMMDD."""
     pan_bcd = digits_to_bcd(pan)
-    track2 = bytes.fromhex(pan + "D" + expiry[:4] + "201" + "0" * 10 + "F" * ((len(pan) + 1) % 2))
+    track2_hex = pan + "D" + expiry[:4] + "201" + "0" * 10
+    track2 = bytes.fromhex(track2_hex + "F" * (len(track2_hex) % 2))
     pse_entry = ber_tlv(
         0x61, ber_tlv(0x4F, DEBIT_AID) + ber_tlv(0x50, APP_LABEL) + ber_tlv(0x87, b"\x01")
     )

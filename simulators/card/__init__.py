@@ -1,0 +1,43 @@
+"""Software social security card (社会保障卡) and PSAM, transport-independent.
+
+A reader link (vpcd, in-process) drives any :class:`SmartCard`: ``power_on()`` -> ATR,
+``process_apdu(bytes) -> bytes`` (never raises), ``power_off()``, ``reset()``.
+Concrete cards: :class:`SSCard` (build with :func:`make_card`) and :class:`Psam`.
+"""
+
+from .apdu import Apdu, Response
+from .atr import AtrInfo, build_atr, historical_bytes, parse_atr
+from .base import CardOS, SmartCard
+from .profiles import PROFILES, SAMPLE_HOLDER, Holder, card_number_check_char, make_card
+from .sscard import INITIAL_PIN, CardConfig, KeySlot, SSCard, decode_pin, record_value
+from .sw import SW, SW_MEANINGS, SwError, describe
+
+# Imported last: the PSAM package builds on this one.
+from cardstation.simulators.psam import Psam  # noqa: E402  isort: skip
+
+__all__ = [
+    "INITIAL_PIN",
+    "PROFILES",
+    "SAMPLE_HOLDER",
+    "SW",
+    "SW_MEANINGS",
+    "Apdu",
+    "AtrInfo",
+    "CardConfig",
+    "CardOS",
+    "Holder",
+    "KeySlot",
+    "Psam",
+    "Response",
+    "SSCard",
+    "SmartCard",
+    "SwError",
+    "build_atr",
+    "card_number_check_char",
+    "decode_pin",
+    "describe",
+    "historical_bytes",
+    "make_card",
+    "parse_atr",
+    "record_value",
+]
