@@ -238,9 +238,7 @@ def derive_key_from_data(alg: int, master_key: bytes, data: bytes) -> bytes:
     return key
 
 
-def derive_card_key(
-    alg: int, master_key: bytes, atr: bytes, city6: str, level: int = 2
-) -> bytes:
+def derive_card_key(alg: int, master_key: bytes, atr: bytes, city6: str, level: int = 2) -> bytes:
     """The key a card holds for one usage (cards are personalised with level 2) [P]."""
     return derive_key_from_data(alg, master_key, diversification_data(atr, city6, level))
 

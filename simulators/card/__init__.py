@@ -13,7 +13,7 @@ from .sscard import INITIAL_PIN, CardConfig, KeySlot, SSCard, decode_pin, record
 from .sw import SW, SW_MEANINGS, SwError, describe
 
 # Imported last: the PSAM package builds on this one.
-from cardstation.simulators.psam import Psam  # noqa: E402  isort: skip
+from cardstation.simulators.psam import Psam  # isort: skip
 
 __all__ = [
     "INITIAL_PIN",

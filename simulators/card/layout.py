@@ -130,9 +130,7 @@ def build_ssse(generation: int, alg: int, with_ef0d: bool) -> tuple[DF, RecordEF
     return ssse, ef05, ef06
 
 
-def build_tree(
-    generation: int, alg: int, with_ef0d: bool, bank: tuple[DF, DF] | None
-) -> CardTree:
+def build_tree(generation: int, alg: int, with_ef0d: bool, bank: tuple[DF, DF] | None) -> CardTree:
     """MF with the SSSE and, when given, the PBOC PSE and debit ADF."""
     mf = DF("3F00", 0x3F00)
     ssse, ef05, ef06 = build_ssse(generation, alg, with_ef0d)

@@ -80,8 +80,21 @@ PROFILES: Mapping[str, Mapping[str, Any]] = {
 
 _OVERRIDES = frozenset(
     {
-        "serial", "region", "vendor", "chip", "pan", "pan_expiry", "pan_effective", "with_ef0d",
-        "pin", "holder", "card_type", "spec_version", "init_org", "master_keys", "generation",
+        "serial",
+        "region",
+        "vendor",
+        "chip",
+        "pan",
+        "pan_expiry",
+        "pan_effective",
+        "with_ef0d",
+        "pin",
+        "holder",
+        "card_type",
+        "spec_version",
+        "init_org",
+        "master_keys",
+        "generation",
         "alg",
     }
 )
@@ -141,9 +154,7 @@ def make_card(profile: str = "blank3", **overrides: Any) -> SSCard:
     )
     ef05.set_value(0x02, str(opts.get("card_type", "3")).encode("ascii"))
     ef05.set_value(0x03, str(opts.get("spec_version", f"{generation}.00")).encode("ascii"))
-    ef05.set_value(
-        0x04, bytes.fromhex(str(opts.get("init_org", f"9156000002{region}{region}01")))
-    )
+    ef05.set_value(0x04, bytes.fromhex(str(opts.get("init_org", f"9156000002{region}{region}01"))))
     holder = opts.get("holder")
     if holder is not None:
         write_holder(card, holder)

@@ -109,17 +109,19 @@ class SSCard(CardOS):
         pin_tries: int = PIN_MAX_TRIES,
     ) -> None:
         super().__init__(
-            build_atr(config.vendor, bytes.fromhex(config.chip), config.region,
-                      bytes.fromhex(config.serial))
+            build_atr(
+                config.vendor,
+                bytes.fromhex(config.chip),
+                config.region,
+                bytes.fromhex(config.serial),
+            )
         )
         self.config = config
         self.keys: dict[KeyUsage, KeySlot] = dict(keys)
         self.pin = pin
         self.pin_tries = pin_tries
         bank = (
-            build_bank(config.pan, config.pan_expiry, config.pan_effective)
-            if config.pan
-            else None
+            build_bank(config.pan, config.pan_expiry, config.pan_effective) if config.pan else None
         )
         self.tree: CardTree = build_tree(config.generation, config.alg, config.with_ef0d, bank)
         self.security = SecurityState()

@@ -1,0 +1,789 @@
+"""CS-220e device model: cards, ribbon, ribbon sensor, timings, faults, coupling hooks.
+
+Transport-free: `protocol.Session` turns frames into calls on this model; the pyusb backend
+and the TCP server carry the bytes. Simulator control (loading cards, injecting faults) is
+this Python API (and the server's JSON control channel), never device opcodes.
+
+Time: an operation is a list of steps with durations from the reference (section 7.5) scaled by
+`speed` (1 = real time, 0.1 = ten times faster, 0 = instant). Steps run when due: at once for
+speed 0, otherwise from a background thread, and whenever the model is queried. With a fake
+`clock` and `autorun=False`, call `advance()` to run due steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cardstation.drivers.hiti import alerts as A
+from cardstation.drivers.hiti.alerts import AlertCategory, AlertDef
+from cardstation.drivers.hiti.assumptions import RIBBON_CAPACITY, RIBBON_PANELS, colorseq
+from cardstation.drivers.hiti.frames import ColorSeq, RibbonType
+from cardstation.drivers.hiti.state import TagState
+from cardstation.simulators.printer.cards import (
+    DEVICE_POSITION,
+    JAM_LOCATION,
+    Orientation,
+    PrintedSide,
+    PrintRecord,
+    Ribbon,
+    SimCard,
+    SimPosition,
+    jam_location,
+)
+from cardstation.simulators.printer.imaging import PX_PER_MM, reconstruct
+
+log = logging.getLogger(__name__)
+
+#: Seconds at speed 1 (reference section 7.5; CS-200e datasheet for the print times).
+TIMINGS: dict[str, float] = {
+    "feed": 3.0,  # input hopper -> contact station
+    "contact_to_print": 1.5,
+    "print_ymcko": 21.0,
+    "print_k": 4.5,
+    "flip": 4.0,
+    "eject": 2.0,  # to the output hopper or the reject box
+    "reset": 8.0,  # includes ribbon search and sensor calibration
+    "clean": 20.0,
+}
+
+#: Effective sensor offset (mm) beyond which the ribbon search fails ("0300").
+SEARCH_FAIL_MM = 0.8
+#: Sensor dirt (0..1) from which calibration fails ("1100").
+CALIBRATION_FAIL_DIRT = 0.5
+#: Offset (mm) that 100 % dirt adds on top of the drift.
+DIRT_OFFSET_MM = 1.0
+#: Panel index for the colour offset: the n-th colour panel is found n times too late.
+PANEL_SHIFT_INDEX = {"Y": 0, "M": 1, "C": 2}
+
+FAULTS = (
+    "cover_open", "jam", "ribbon_missing", "ribbon_out", "ribbon_chip_missing",
+    "ribbon_chip_unreadable", "ribbon_type_mismatch", "input_empty", "reject_box_full",
+    "printer_unplugged", "encoder_unplugged", "sensor",
+)  # fmt: skip
+
+Hook = Callable[..., None]
+
+
+class Refused(Exception):
+    """A device command the model refuses in its current state (the reply gets a failed
+    status); `alert` is latched when given."""
+
+    def __init__(self, reason: str, alert: AlertDef | None = None):
+        super().__init__(reason)
+        self.alert = alert
+
+
+@dataclass
+class PrintJob:
+    """A complete job as the protocol assembled it."""
+
+    jobid: int
+    ribbon_type: int
+    cols: int
+    rows: int
+    #: side (1, 2) -> panel name -> plane bytes
+    sides: dict[int, dict[str, bytes]] = field(default_factory=dict)
+
+
+@dataclass
+class _Step:
+    due: float
+    action: Callable[[], None]
+    label: str
+
+
+class PrinterModel:
+    """The simulated CS-220e."""
+
+    model_name = "CS-220e"
+
+    def __init__(
+        self,
+        *,
+        speed: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        output_dir: str | Path | None = None,
+        cards: int = 0,
+        ribbon: Ribbon | None = None,
+        serial: str = "CS220E-SIM-0001",
+        firmware: str = "1.20.0.S",
+        reject_box_capacity: int = 20,
+        autorun: bool = True,
+    ) -> None:
+        self.speed = speed
+        self.clock = clock
+        self.output_dir = Path(output_dir) if output_dir else None
+        self.serial = serial
+        self.firmware = firmware
+        self.reject_box_capacity = reject_box_capacity
+        self.autorun = autorun
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._events: list[tuple[Hook | None, tuple[Any, ...]]] = []
+        self._wake = threading.Condition(self._lock)
+        self._ticker: threading.Thread | None = None
+        self._closed = False
+
+        self.input_cards: deque[SimCard] = deque()
+        self.card: SimCard | None = None  # the card inside the printer
+        self.output_hopper: list[SimCard] = []
+        self.reject_box: list[SimCard] = []
+        self.ribbon: Ribbon | None = ribbon if ribbon is not None else Ribbon()
+        self._saved_ribbon: Ribbon | None = None
+        self.cover_open = False
+        self.printer_connected = True
+        self.encoder_connected = True
+        self.usb_generation = 0
+        self.sensor_drift_mm = 0.0
+        self.sensor_dirt = 0.0
+        self.calibration_ok = True
+        self.print_count = 0
+        self.clean_count = 0
+        self._jam_armed: str | None = None
+        self._latched: dict[str, AlertDef] = {}
+        self._steps: deque[_Step] = deque()
+        self._jobs: dict[int, int] = {}  # jobid -> queue status
+        self.print_log: list[PrintRecord] = []
+        self.protocol_errors: list[str] = []
+        self.command_log: list[int] = []
+
+        #: Coupling hooks (the lead wires these to the PC/SC card simulator).
+        self.on_contact_enter: Hook | None = None  # (card: SimCard)
+        self.on_contact_leave: Hook | None = None  # (card: SimCard)
+        self.on_encoder_unplugged: Hook | None = None  # ()
+        self.on_encoder_plugged: Hook | None = None  # ()
+        self._plug_listeners: list[Callable[[bool], None]] = []
+
+        if cards:
+            self.load_cards(cards)
+
+    # -- locking and hooks -------------------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the lock; fire queued hooks after the outermost release (hooks may block or
+        call back into the model)."""
+        with self._lock:
+            self._depth += 1
+            try:
+                self._advance()
+                yield
+            finally:
+                self._depth -= 1
+                events = self._events if self._depth == 0 else []
+                if self._depth == 0:
+                    self._events = []
+        for hook, args in events:
+            if hook is not None:
+                try:
+                    hook(*args)
+                except Exception:
+                    log.exception("printer simulator hook %r failed", hook)
+
+    def _emit(self, hook_name: str, *args: Any) -> None:
+        self._events.append((getattr(self, hook_name), args))
+
+    def add_plug_listener(self, listener: Callable[[bool], None]) -> None:
+        """Called with False when the printer cable is pulled, True when plugged back."""
+        self._plug_listeners.append(listener)
+
+    # -- time --------------------------------------------------------------------------------
+    def _advance(self) -> None:
+        now = self.clock()
+        while self._steps and self._steps[0].due <= now:
+            step = self._steps.popleft()
+            step.action()
+
+    def advance(self) -> None:
+        """Run the steps that are due (for a fake clock)."""
+        with self._locked():
+            pass
+
+    @property
+    def busy(self) -> bool:
+        with self._locked():
+            return bool(self._steps)
+
+    def _schedule(self, steps: list[tuple[str, float, Callable[[], None]]]) -> None:
+        t = self.clock()
+        for label, base, action in steps:
+            t += base * self.speed
+            self._steps.append(_Step(t, action, label))
+        self._advance()
+        if self._steps and self.autorun:
+            self._ensure_ticker()
+            self._wake.notify_all()
+
+    def _ensure_ticker(self) -> None:
+        if self._ticker is None or not self._ticker.is_alive():
+            self._ticker = threading.Thread(target=self._tick, name="printer-sim", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._closed:
+            with self._locked():
+                if not self._steps:
+                    self._wake.wait(0.5)
+                    continue
+                delay = self._steps[0].due - self.clock()
+                if delay > 0:
+                    self._wake.wait(min(delay, 0.5))
+
+    def close(self) -> None:
+        """Stop the background thread."""
+        with self._lock:
+            self._closed = True
+            self._wake.notify_all()
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Block until no operation runs (for tests at speed > 0)."""
+        deadline = time.monotonic() + timeout
+        while self.busy:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    # -- cards -------------------------------------------------------------------------------
+    def load_card(
+        self, orientation: Orientation | str = Orientation.RIGHT_WAY, chip: Any = None
+    ) -> SimCard:
+        """Put one card into the rear slot / input hopper."""
+        card = SimCard(orientation=Orientation(orientation), chip=chip)
+        with self._locked():
+            self.input_cards.append(card)
+            self._latched.pop("InputEmpty", None)
+        return card
+
+    def load_cards(
+        self, count: int = 1, orientation: Orientation | str = Orientation.RIGHT_WAY
+    ) -> list[SimCard]:
+        return [self.load_card(orientation) for _ in range(count)]
+
+    def _move_card(self, card: SimCard, to: SimPosition) -> None:
+        """The card arrives at `to` (or jams there)."""
+        if card.position is SimPosition.CONTACT and to is not SimPosition.CONTACT:
+            self._emit("on_contact_leave", card)
+        location = JAM_LOCATION.get(to)
+        if self._jam_armed is not None and self._jam_armed == location:
+            self._jam(card, location)
+            return
+        card.position = to
+        if to is SimPosition.CONTACT:
+            self._emit("on_contact_enter", card)
+        elif to is SimPosition.OUTPUT:
+            self.output_hopper.append(card)
+            self.card = None
+        elif to is SimPosition.REJECT:
+            self.reject_box.append(card)
+            self.card = None
+
+    def _jam(self, card: SimCard, location: str) -> None:
+        if card.position is SimPosition.CONTACT:
+            self._emit("on_contact_leave", card)
+        card.position = SimPosition.JAMMED
+        card.jam_location = location
+        self.card = card
+        self._jam_armed = None
+        self._latched["CardJam"] = A.jam_alert(location)
+        self._steps.clear()
+        for jobid in self._jobs:
+            self._jobs[jobid] = 0x80
+        log.info("card %s jammed at %s", card.serial, location)
+
+    # -- alerts ------------------------------------------------------------------------------
+    def alerts(self) -> list[AlertDef]:
+        """Active alerts: physical conditions first, then latched ones."""
+        with self._locked():
+            out: list[AlertDef] = []
+            if self.cover_open:
+                out.append(A.by_name("CoverOpen"))
+            if self.ribbon is None:
+                out.append(A.by_name("RibbonMissing"))
+            else:
+                if self.ribbon.tag is TagState.ABSENT:
+                    out.append(A.by_name("RibbonChipMissing"))
+                elif self.ribbon.tag is TagState.UNREADABLE:
+                    out.append(A.by_name("RibbonChipError"))
+                if self.ribbon.remaining <= 0:
+                    out.append(A.by_name("RibbonOut"))
+            out.extend(self._latched.values())
+            return out
+
+    def alerts_in(self, category: AlertCategory) -> list[AlertDef]:
+        return [a for a in self.alerts() if a.category is category]
+
+    def _latch(self, alert: AlertDef) -> None:
+        self._latched[alert.name] = alert
+
+    def clear_latched(self, *names: str) -> None:
+        with self._locked():
+            for name in names:
+                self._latched.pop(name, None)
+
+    def _blocking(self, *, printing: bool = False) -> AlertDef | None:
+        """The alert that stops motion (or printing) now, if any."""
+        for alert in self.alerts():
+            if alert.category is AlertCategory.SUPPLIES and not printing:
+                continue
+            if alert.name in ("InputEmpty", "RibbonTypeMismatch", "RejectBoxFull"):
+                continue  # refused per command, not blocking everything
+            return alert
+        return None
+
+    def _check_ready(self, *, printing: bool = False) -> None:
+        if not self.printer_connected:
+            raise Refused("printer cable unplugged")
+        if self._steps:
+            raise Refused("busy")
+        blocking = self._blocking(printing=printing)
+        if blocking is not None:
+            raise Refused(blocking.description)
+
+    # -- device operations (called by protocol.Session) ---------------------------------------
+    def status_flags(self) -> dict[str, bool]:
+        with self._locked():
+            flags = {name: False for name in A.CATEGORY_FLAG.values()}
+            for alert in self.alerts():
+                flags[A.CATEGORY_FLAG[alert.category]] = True
+            flags["busy"] = bool(self._steps)
+            return flags
+
+    def device_position(self) -> int:
+        with self._locked():
+            return int(DEVICE_POSITION[self.card.position]) if self.card else 0
+
+    def move_to_contact(self) -> None:
+        with self._locked():
+            self._check_ready()
+            steps = self._feed_steps()
+            card = self.card
+            assert card is not None
+            if card.position is SimPosition.PRINT:
+                steps.append(("to contact", TIMINGS["contact_to_print"],
+                              lambda: self._move_card(card, SimPosition.CONTACT)))  # fmt: skip
+            self._schedule(steps)
+
+    def _feed_steps(self) -> list[tuple[str, float, Callable[[], None]]]:
+        """Steps bringing a card to the contact station if none is in the printer."""
+        if self.card is not None:
+            if self.card.position is SimPosition.JAMMED:
+                raise Refused("card jammed", A.jam_alert(self.card.jam_location or "card path"))
+            return []
+        if not self.input_cards:
+            alert = A.by_name("InputEmpty")
+            self._latch(alert)
+            raise Refused("input hopper empty", alert)
+        card = self.input_cards.popleft()
+        self.card = card
+        location = JAM_LOCATION[SimPosition.INPUT]
+        if self._jam_armed == location:
+            return [("feed", TIMINGS["feed"] / 2, lambda: self._jam(card, location))]
+        return [("feed", TIMINGS["feed"], lambda: self._move_card(card, SimPosition.CONTACT))]
+
+    def move_to_print(self) -> None:
+        with self._locked():
+            self._check_ready()
+            steps = self._feed_steps()
+            card = self.card
+            assert card is not None
+            if card.position is not SimPosition.PRINT:
+                steps.append(("to print", TIMINGS["contact_to_print"],
+                              lambda: self._move_card(card, SimPosition.PRINT)))  # fmt: skip
+            self._schedule(steps)
+
+    def eject(self, reject: bool = False) -> None:
+        """Card to the output hopper, or to the reject box when `reject`."""
+        with self._locked():
+            self._check_ready()
+            card = self.card
+            if card is None:
+                return  # nothing to move
+            if card.position is SimPosition.JAMMED:
+                raise Refused("card jammed", A.jam_alert(card.jam_location or "card path"))
+            target = SimPosition.REJECT if reject else SimPosition.OUTPUT
+            if reject and len(self.reject_box) >= self.reject_box_capacity:
+                alert = A.by_name("RejectBoxFull")
+                self._latch(alert)
+                raise Refused("reject box full", alert)
+            self._schedule(
+                [("eject", TIMINGS["eject"], lambda: self._move_card(card, target))]
+            )
+
+    def reset(self, full: bool = True) -> None:
+        """Device RESET: clears latched alerts, clears a jam to the reject box, and (full)
+        searches the ribbon and calibrates the sensor."""
+        with self._locked():
+            if not self.printer_connected:
+                raise Refused("printer cable unplugged")
+            self._steps.clear()
+            self._schedule([("reset", TIMINGS["reset"] if full else 1.0,
+                             lambda: self._do_reset(full))])  # fmt: skip
+
+    def _do_reset(self, full: bool) -> None:
+        self._latched.clear()
+        self._jobs.clear()
+        card = self.card
+        if card is not None and card.position is SimPosition.JAMMED:
+            card.position = SimPosition.REJECT
+            card.jam_location = None
+            self.reject_box.append(card)
+            self.card = None
+        if full:
+            self.calibrate()
+
+    def calibrate(self) -> bool:
+        """Ribbon sensor calibration: removes drift unless the sensor is too dirty."""
+        with self._locked():
+            if self.sensor_dirt >= CALIBRATION_FAIL_DIRT:
+                self.calibration_ok = False
+                self._latch(A.by_name("RibbonTakeCalibrationFailed"))
+                return False
+            self.sensor_drift_mm = 0.0
+            self.calibration_ok = True
+            return True
+
+    def clean_path(self) -> None:
+        with self._locked():
+            self._check_ready()
+
+            def done() -> None:
+                self.clean_count += 1
+
+            self._schedule([("clean", TIMINGS["clean"], done)])
+
+    def sensor_offset_mm(self) -> float:
+        return self.sensor_drift_mm + self.sensor_dirt * DIRT_OFFSET_MM
+
+    def panel_offsets(self) -> dict[str, int]:
+        """Colour offset in pixels per panel at the current sensor state."""
+        px = self.sensor_offset_mm() * PX_PER_MM
+        return {name: round(px * i) for name, i in PANEL_SHIFT_INDEX.items()}
+
+    def jobs(self) -> list[tuple[int, int]]:
+        with self._locked():
+            return list(self._jobs.items())
+
+    def start_print(self, job: PrintJob) -> None:
+        """END_PAGE: check supplies, then feed/move, print each side, flip between sides."""
+        with self._locked():
+            self._check_ready(printing=True)
+            self._check_ribbon(job)
+            if self.sensor_offset_mm() > SEARCH_FAIL_MM:
+                alert = A.by_name("RibbonSearchFail")
+                self._latch(alert)
+                raise Refused("ribbon search fail", alert)
+            steps = self._feed_steps()
+            card = self.card
+            assert card is not None
+            if card.position is not SimPosition.PRINT:
+                steps.append(("to print", TIMINGS["contact_to_print"],
+                              lambda: self._move_card(card, SimPosition.PRINT)))  # fmt: skip
+            record = PrintRecord(job.jobid, card.serial)
+            offsets = self.panel_offsets()
+            for side in sorted(job.sides):
+                if side == 2:
+                    steps.append(("flip", TIMINGS["flip"] / 2,
+                                  lambda: self._move_card(card, SimPosition.FLIPPER)))
+                    steps.append(("flip back", TIMINGS["flip"] / 2, lambda: self._flip(card)))
+                panels = job.sides[side]
+                colour = "Y" in panels
+                duration = TIMINGS["print_ymcko"] if colour else TIMINGS["print_k"]
+                steps.append((f"print side {side}", duration,
+                              self._printer_step(card, job, side, record, offsets)))
+            steps.append(("job done", 0.0, lambda: self._finish(job, record)))
+            self._jobs[job.jobid] = 0
+            self._schedule(steps)
+
+    def _check_ribbon(self, job: PrintJob) -> None:
+        ribbon = self.ribbon
+        assert ribbon is not None  # a missing ribbon is a blocking alert
+        have = RIBBON_PANELS.get(ribbon.type, 0)
+        for side, panels in job.sides.items():
+            need = colorseq(frozenset(panels))
+            if need & ~have & ~ColorSeq.DK:
+                alert = A.by_name("RibbonTypeMismatch")
+                self._latch(alert)
+                raise Refused(f"ribbon {RibbonType(ribbon.type).name} lacks panels (side {side})",
+                              alert)  # fmt: skip
+
+    def _flip(self, card: SimCard) -> None:
+        card.flipped = not card.flipped
+        self._move_card(card, SimPosition.PRINT)
+
+    def _printer_step(
+        self, card: SimCard, job: PrintJob, side: int, record: PrintRecord, offsets: dict[str, int]
+    ) -> Callable[[], None]:
+        def run() -> None:
+            ribbon = self.ribbon
+            panels = job.sides[side]
+            free = (
+                side == 2
+                and ribbon is not None
+                and ribbon.type == RibbonType.YMCKOK
+                and "Y" not in panels
+            )  # the YMCKOK ribbon's trailing K panel is for a mono back
+            if ribbon is not None and not free:
+                ribbon.remaining = max(0, ribbon.remaining - 1)
+            used = {k: v for k, v in offsets.items() if k in panels}
+            physical = card.side_under_head()
+            png = self._write_png(card, job, physical, panels, used)
+            card.printed[physical] = png
+            record.sides.append(PrintedSide(side, physical, tuple(panels), used, png))
+
+        return run
+
+    def _write_png(
+        self, card: SimCard, job: PrintJob, physical: str, panels: dict[str, bytes],
+        offsets: dict[str, int],
+    ) -> Path | None:  # fmt: skip
+        if self.output_dir is None:
+            return None
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        path = self.output_dir / f"card{card.serial:04d}-job{job.jobid}-{physical}.png"
+        reconstruct(panels, job.cols, job.rows, offsets).save(path)
+        return path
+
+    def _finish(self, job: PrintJob, record: PrintRecord) -> None:
+        self._jobs.pop(job.jobid, None)
+        self.print_count += 1
+        self.print_log.append(record)
+
+    # -- fault injection and operator actions (simulator control API) -------------------------
+    def inject(self, fault: str, **params: Any) -> None:
+        """Inject a fault by name (see FAULTS); `jam` takes `at`, `sensor` takes
+        `offset_mm` and/or `dirt`."""
+        actions: dict[str, Callable[[], None]] = {
+            "cover_open": lambda: self.set_cover(True),
+            "jam": lambda: self.jam(str(params.get("at", "print"))),
+            "ribbon_missing": self.remove_ribbon,
+            "ribbon_out": lambda: self._ribbon_set(remaining=0),
+            "ribbon_chip_missing": lambda: self._ribbon_set(tag=TagState.ABSENT),
+            "ribbon_chip_unreadable": lambda: self._ribbon_set(tag=TagState.UNREADABLE),
+            "ribbon_type_mismatch": lambda: self._ribbon_set(type=RibbonType.K),
+            "input_empty": self.empty_input,
+            "reject_box_full": self.fill_reject_box,
+            "printer_unplugged": self.unplug_printer,
+            "encoder_unplugged": self.unplug_encoder,
+            "sensor": lambda: self.set_sensor(params.get("offset_mm"), params.get("dirt")),
+        }
+        if fault not in actions:
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        actions[fault]()
+
+    def clear(self, fault: str) -> None:
+        """Undo one injected fault (the operator fixed it)."""
+        actions: dict[str, Callable[[], None]] = {
+            "cover_open": lambda: self.set_cover(False),
+            "jam": self.clear_jam,
+            "ribbon_missing": self.restore_ribbon,
+            "ribbon_out": lambda: self.set_ribbon(),
+            "ribbon_chip_missing": lambda: self._ribbon_set(tag=TagState.PRESENT),
+            "ribbon_chip_unreadable": lambda: self._ribbon_set(tag=TagState.PRESENT),
+            "ribbon_type_mismatch": lambda: self.set_ribbon(),
+            "input_empty": lambda: self.load_cards(1),
+            "reject_box_full": self.empty_reject_box,
+            "printer_unplugged": self.plug_printer,
+            "encoder_unplugged": self.plug_encoder,
+            "sensor": lambda: self.set_sensor(0.0, 0.0),
+        }
+        if fault not in actions:
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        actions[fault]()
+
+    def clear_faults(self) -> None:
+        """Undo every injected fault (cover closed, ribbon restored, cables plugged, ...)."""
+        with self._locked():
+            self.cover_open = False
+            if self.ribbon is None:
+                self.restore_ribbon()
+            if self.ribbon is not None:
+                self.ribbon.tag = TagState.PRESENT
+            self._jam_armed = None
+            self.clear_jam()
+            self._latched.clear()
+            self.sensor_drift_mm = self.sensor_dirt = 0.0
+            self.calibration_ok = True
+        self.plug_printer()
+        self.plug_encoder()
+
+    def set_cover(self, open_: bool) -> None:
+        with self._locked():
+            self.cover_open = open_
+
+    def jam(self, at: str = "print") -> None:
+        """Jam at a named position: now, if the card sits there; else the next card to reach
+        it jams there. Positions: feeder/input_hopper, contact, print, flipper, output, reject."""
+        location = jam_location(at)
+        with self._locked():
+            card = self.card
+            if (
+                card is not None
+                and not self._steps
+                and JAM_LOCATION.get(card.position) == location
+            ):
+                self._jam(card, location)
+            else:
+                self._jam_armed = location
+
+    def clear_jam(self) -> None:
+        """The operator pulls the jammed card out (it goes to the reject box)."""
+        with self._locked():
+            self._jam_armed = None
+            card = self.card
+            if card is not None and card.position is SimPosition.JAMMED:
+                card.position = SimPosition.REJECT
+                self.reject_box.append(card)
+                self.card = None
+            self._latched.pop("CardJam", None)
+
+    def set_ribbon(
+        self,
+        type: int = RibbonType.YMCKO,  # noqa: A002 - the ribbon's field name
+        remaining: int | None = None,
+        tag: TagState | str = TagState.PRESENT,
+        vendor_code: int = 0x1005,
+    ) -> Ribbon:
+        """Load a new ribbon."""
+        with self._locked():
+            rtype = RibbonType(type)
+            self.ribbon = Ribbon(
+                rtype,
+                RIBBON_CAPACITY.get(rtype, 200) if remaining is None else remaining,
+                TagState(tag),
+                vendor_code,
+            )
+            self._latched.pop("RibbonTypeMismatch", None)
+            return self.ribbon
+
+    def _ribbon_set(self, **fields: Any) -> None:
+        with self._locked():
+            if self.ribbon is None:
+                self.restore_ribbon()
+            assert self.ribbon is not None
+            for key, value in fields.items():
+                setattr(self.ribbon, key, value)
+            if "type" in fields:
+                self._latched.pop("RibbonTypeMismatch", None)
+
+    def remove_ribbon(self) -> None:
+        with self._locked():
+            if self.ribbon is not None:
+                self._saved_ribbon = self.ribbon
+            self.ribbon = None
+
+    def restore_ribbon(self) -> None:
+        with self._locked():
+            self.ribbon = self._saved_ribbon or Ribbon()
+            self._saved_ribbon = None
+
+    def empty_input(self) -> None:
+        with self._locked():
+            self.input_cards.clear()
+
+    def fill_reject_box(self) -> None:
+        with self._locked():
+            while len(self.reject_box) < self.reject_box_capacity:
+                self.reject_box.append(SimCard(position=SimPosition.REJECT))
+
+    def empty_reject_box(self) -> list[SimCard]:
+        with self._locked():
+            cards, self.reject_box = self.reject_box, []
+            self._latched.pop("RejectBoxFull", None)
+            return cards
+
+    def set_sensor(self, offset_mm: float | None = None, dirt: float | None = None) -> None:
+        """Ribbon sensor drift (mm) and dirt (0..1): colour offset, search fail beyond
+        SEARCH_FAIL_MM; dirt from CALIBRATION_FAIL_DIRT makes calibration fail."""
+        with self._locked():
+            if offset_mm is not None:
+                self.sensor_drift_mm = float(offset_mm)
+            if dirt is not None:
+                self.sensor_dirt = min(1.0, max(0.0, float(dirt)))
+
+    def clean_sensor(self) -> None:
+        with self._locked():
+            self.sensor_dirt = 0.0
+
+    def unplug_printer(self) -> None:
+        """Pull the printer's USB cable: open connections die (USB: ENODEV), the device
+        vanishes from enumeration. The printer itself keeps running."""
+        with self._locked():
+            if not self.printer_connected:
+                return
+            self.printer_connected = False
+            self.usb_generation += 1
+        for listener in list(self._plug_listeners):
+            listener(False)
+
+    def plug_printer(self) -> None:
+        with self._locked():
+            if self.printer_connected:
+                return
+            self.printer_connected = True
+        for listener in list(self._plug_listeners):
+            listener(True)
+
+    def unplug_encoder(self) -> None:
+        with self._locked():
+            if self.encoder_connected:
+                self.encoder_connected = False
+                self._emit("on_encoder_unplugged")
+
+    def plug_encoder(self) -> None:
+        with self._locked():
+            if not self.encoder_connected:
+                self.encoder_connected = True
+                self._emit("on_encoder_plugged")
+
+    def power_cycle(self) -> None:
+        """Switch off and on: the running operation stops where the card is, latched alerts
+        (except a jam, the card is still stuck) are cleared, the job queue is emptied."""
+        with self._locked():
+            self._steps.clear()
+            self._jobs.clear()
+            jam = self._latched.get("CardJam")
+            self._latched.clear()
+            if jam is not None:
+                self._latched["CardJam"] = jam
+
+    # -- inspection --------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a test or a person wants to see, JSON-ready."""
+        with self._locked():
+            return {
+                "busy": bool(self._steps),
+                "card": self.card.to_dict() if self.card else None,
+                "input_hopper": len(self.input_cards),
+                "output_hopper": len(self.output_hopper),
+                "reject_box": len(self.reject_box),
+                "ribbon": self.ribbon.to_dict() if self.ribbon else None,
+                "cover_open": self.cover_open,
+                "printer_connected": self.printer_connected,
+                "encoder_connected": self.encoder_connected,
+                "sensor": {
+                    "drift_mm": self.sensor_drift_mm,
+                    "dirt": self.sensor_dirt,
+                    "offset_px": self.panel_offsets(),
+                },
+                "alerts": [
+                    {"name": a.name, "code24": f"0x{a.code24:06X}", "cs_code": a.cs_code}
+                    for a in self.alerts()
+                ],
+                "jam_armed": self._jam_armed,
+                "print_count": self.print_count,
+                "print_log": [r.to_dict() for r in self.print_log],
+                "protocol_errors": list(self.protocol_errors),
+            }
+
+    def note_protocol_error(self, message: str) -> None:
+        with self._lock:
+            self.protocol_errors.append(message)
+        log.warning("printer simulator: %s", message)
