@@ -29,6 +29,19 @@ def pcscd() -> None:
         raise
 
 
+def restart_pcscd() -> None:
+    """Stop pcscd and start it again (vpcd links reconnect by themselves)."""
+    import subprocess
+    import time
+
+    subprocess.run(["pkill", "-x", "pcscd"], check=False)
+    for _ in range(50):
+        if subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True).returncode:
+            break
+        time.sleep(0.1)
+    ensure_running()
+
+
 @pytest.fixture
 def pcsc_context(pcscd: None) -> Iterator[object]:
     from cardstation.drivers.pcsc.readers import PcscContext

@@ -57,7 +57,7 @@ def test_reader_discovery_by_name_and_regex(pcsc_context) -> None:
     assert ENCODER_READER in names
     assert pcsc_context.find_reader(ENCODER_READER) == ENCODER_READER
     assert pcsc_context.find_reader(r"Desk.*00 00$") == "Virtual PCD Desk 00 00"
-    with pytest.raises(ReaderNotFound, match="connected readers: .*Virtual PCD 00 00"):
+    with pytest.raises(ReaderNotFound, match=r"connected readers: .*Virtual PCD 00 00"):
         pcsc_context.find_reader("OMNIKEY")
     with pytest.raises(ReaderNotFound, match="not a valid regex"):
         pcsc_context.find_reader("([")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from cardstation.personalization.rules import (
     SSC_AID,
     CardIdCode,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import string
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cardstation.personalization.rules import (
     card_number_check_char,
     check_card_number,
     is_valid_card_number,
     normalize_card_number,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 BODY = string.digits + string.ascii_uppercase
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from cardstation.personalization.rules import (
     check_birth_date,
     check_date,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cardstation.personalization.rules import (
     check_id_number,
     id_check_char,
@@ -12,8 +15,6 @@ from cardstation.personalization.rules import (
     normalize_id_number,
     parse_id_number,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 GB_EXAMPLE = "11010519491231002X"  # the worked example of GB 11643
 TODAY = dt.date(2025, 6, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from cardstation.personalization.rules import check_name, join_name_gbk, split_name_gbk
 
 ZHONG = b"\xd6\xd0"  # '中' in GBK

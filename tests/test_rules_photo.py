@@ -6,13 +6,14 @@ import io
 import random
 
 import pytest
+from PIL import Image, ImageDraw
+
 from cardstation.personalization.rules import (
     DEFAULT_PHOTO_SPEC,
     PHOTO_SPEC_SEED_001,
     PhotoSpec,
     check_photo,
 )
-from PIL import Image, ImageDraw
 
 
 def make_photo(

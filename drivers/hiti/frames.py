@@ -239,7 +239,7 @@ def build_status(
     busy: bool = False,
     resend: bool = False,
     power_on: bool = False,
-    input: bool = False,  # noqa: A002 - the bit's name in the reference
+    input: bool = False,
     jam: bool = False,
     supplies: bool = False,
     operator: bool = False,

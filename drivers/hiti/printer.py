@@ -34,6 +34,7 @@ from cardstation.drivers.hiti.frames import (
     STATUS_FAILED,
     AlertCS,
     Header,
+    Job,
     JobQueue,
     Opcode,
     RibbonInfo,
@@ -316,7 +317,8 @@ class Printer:
         if not asm.CARD_POSITION_QUERY:
             return self._position
         raw = self._exchange(Opcode.GET_INPUT_STATUS)
-        reported = asm.decode_card_position(asm.InputStatus.parse(raw.ljust(4, b"\x00")).card_position)
+        status = asm.InputStatus.parse(raw.ljust(asm.InputStatus.sizeof(), b"\x00"))
+        reported = asm.decode_card_position(status.card_position)
         boxes = (CardPosition.OUTPUT_HOPPER, CardPosition.REJECT_BOX)
         if reported == CardPosition.OUT and self._position in boxes:
             return self._position
@@ -468,8 +470,6 @@ class Printer:
 
 
 def _job_payload(jobid: int) -> bytes:
-    from cardstation.drivers.hiti.frames import Job
-
     return Job.build({"jobid": jobid})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import serial
 
 from cardstation.drivers.hiti.errors import PrinterNotConnected, PrinterTimeout
@@ -35,6 +37,18 @@ class StreamTransport(Transport):
             raise PrinterNotConnected(f"printer connection lost ({self.url}): {exc}") from exc
 
     def _close(self) -> None:
+        sock = getattr(self._port, "_socket", None)
+        if sock is not None:
+            # pyserial's socket:// close() sleeps 0.3 s "for quick reconnects"; closing the
+            # socket ourselves keeps reconnects (and tests) fast.
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # the peer closed first
+            sock.close()
+            self._port._socket = None
+            self._port.is_open = False
+            return
         try:
             self._port.close()
         except (serial.SerialException, OSError):

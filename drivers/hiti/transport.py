@@ -49,8 +49,9 @@ class Transport(ABC):
         while len(self._rx) < n:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                got = len(self._rx)
-                raise PrinterTimeout(f"timed out waiting for {n} bytes from the printer (got {got})")
+                raise PrinterTimeout(
+                    f"timed out waiting for {n} bytes from the printer ({len(self._rx)} came)"
+                )
             want = n - len(self._rx)
             if self.read_chunk_size:
                 want = self.read_chunk_size

@@ -20,6 +20,8 @@ SCARD_W_UNRESPONSIVE_CARD = 0x80100066
 SCARD_W_UNPOWERED_CARD = 0x80100067
 SCARD_W_RESET_CARD = 0x80100068
 SCARD_W_REMOVED_CARD = 0x80100069
+SCARD_E_NOT_TRANSACTED = 0x80100016
+SCARD_E_COMM_DATA_LOST = 0x8010002F
 
 
 class PcscError(Exception):
@@ -93,6 +95,13 @@ _PCSC_CLASSES: dict[int, tuple[type[PcscError], str]] = {
     ),
     SCARD_W_REMOVED_CARD: (CardRemoved, "the card was removed during the operation"),
     SCARD_W_RESET_CARD: (CardRemoved, "the card was reset by another program"),
+    # what pcscd answers when the card goes away in the middle of an exchange
+    SCARD_E_NOT_TRANSACTED: (
+        CardRemoved,
+        "the command did not complete: the card was removed or stopped answering "
+        "(read the card again before doing anything else to it)",
+    ),
+    SCARD_E_COMM_DATA_LOST: (CardRemoved, "communication with the card was lost"),
     SCARD_E_TIMEOUT: (CardWaitTimeout, "timed out"),
 }
 

@@ -51,7 +51,12 @@ class Psam:
     def mac(self, data: bytes) -> bytes:
         return self.t.command(b"\x80\xfa\x05\x00" + bytes([len(data)]) + data, "PSAM MAC")
 
-    def external_auth_data(self, key: int, atr: bytes, city6: str, challenge: bytes) -> bytes:
-        """C8 || R8 for `00 82 00 <kid> 10`, as S6 does it (X = the card's challenge)."""
+    def external_auth_data(
+        self, key: int, atr: bytes, city6: str, challenge: bytes, algorithm: int = 0x01
+    ) -> bytes:
+        """The 16-byte data of `00 82 00 <kid> 10`. 3DES cards (flag 01): C8 || R8 as S6 does
+        it (X = the card's challenge). SM4 cards (03, proposal): one block E(SK, R8 || R8)."""
         self.diversify(key, diversification_data(atr, city6, challenge))
+        if algorithm == 0x03:
+            return self.encrypt(challenge + challenge)
         return self.encrypt(challenge) + challenge

@@ -50,8 +50,14 @@ class ApduTransport(ABC):
         response = self._exchange(apdu)
         for observer in self.observers:
             observer(apdu, response)
+        if not response:  # the reader lost the card mid-exchange (vpcd reports it so)
+            raise CardRemoved(
+                "the command did not complete: the card was removed or stopped answering "
+                "(read the card again before doing anything else to it)",
+                reader=self.reader,
+            )
         if len(response) < 2:
-            raise PcscError(f"card answered {len(response)} bytes, no status word")
+            raise PcscError(f"card answered {len(response)} byte, no status word", self.reader)
         data, sw = response[:-2], (response[-2] << 8) | response[-1]
         if tracing:
             self._trace.response(data, sw)

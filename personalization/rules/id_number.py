@@ -17,14 +17,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from cardstation.logs import mask_id_number
 from cardstation.personalization.findings import Finding
 from cardstation.personalization.rules.codes import (
     EARLIEST_BIRTH_DATE,
     is_region_code_shape,
     parse_yyyymmdd,
 )
-
-from cardstation.logs import mask_id_number
 
 ID_NUMBER_LENGTH = 18
 # ISO 7064 MOD 11-2 weights 2^(17-i) mod 11 for the 17 body digits, left to right.

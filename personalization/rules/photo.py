@@ -16,8 +16,9 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from cardstation.personalization.findings import Finding
 from PIL import Image, ImageStat
+
+from cardstation.personalization.findings import Finding
 
 KB = 1024
 

@@ -9,15 +9,14 @@ from .apdu import Apdu, Response
 from .atr import AtrInfo, build_atr, historical_bytes, parse_atr
 from .base import CardOS, SmartCard
 from .profiles import PROFILES, SAMPLE_HOLDER, Holder, card_number_check_char, make_card
+from .psam import PSAM_AID, Psam
 from .sscard import INITIAL_PIN, CardConfig, KeySlot, SSCard, decode_pin, record_value
 from .sw import SW, SW_MEANINGS, SwError, describe
-
-# Imported last: the PSAM package builds on this one.
-from cardstation.simulators.psam import Psam  # isort: skip
 
 __all__ = [
     "INITIAL_PIN",
     "PROFILES",
+    "PSAM_AID",
     "SAMPLE_HOLDER",
     "SW",
     "SW_MEANINGS",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .files import DF, FREE, NEVER, AccessRule, ItemDef, RecordEF, TransparentEF, by_key
+from .files import DF, FREE, AccessRule, ItemDef, RecordEF, TransparentEF, by_key
 from .tlv import ber_tlv
 
 # --- names [C2 §3.1, §10] ----------------------------------------------------------------------
@@ -151,7 +151,6 @@ __all__ = [
     "KID_RK",
     "KID_UK",
     "KID_UK_EF0D",
-    "NEVER",
     "PSE_NAME",
     "SSSE_NAME",
     "CardTree",

@@ -25,22 +25,12 @@ from typing import Any
 
 from cardstation.personalization.keys import scheme
 from cardstation.personalization.keys.scheme import CARD_KEY_USAGES, TEST_MASTER_KEYS, KeyUsage
+from cardstation.personalization.rules.card_number import card_number_check_char
 
 from .atr import build_atr
 from .bank import luhn_check_digit
 from .sscard import INITIAL_PIN, CardConfig, KeySlot, SSCard
 from .tlv import digits_to_bcd
-
-_CARD_NUMBER_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
-
-
-def card_number_check_char(body: str) -> str:
-    """卡号 check character: 11 - (Σ Ci·Wi mod 11), letters A=10..., 10 -> X, 11 -> 0 [C §6]."""
-    if len(body) != 8:
-        raise ValueError("card number body is 8 characters")
-    total = sum(int(ch, 36) * w for ch, w in zip(body.upper(), _CARD_NUMBER_WEIGHTS, strict=True))
-    c = 11 - total % 11
-    return "X" if c == 10 else "0" if c == 11 else str(c)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -128,6 +128,9 @@ class SSCard(CardOS):
         self.current_df: DF = self.tree.mf
         self.current_ef: EF | None = None
         self.challenge: bytes | None = None
+        # Where GET CHALLENGE draws its bytes; tests swap in a deterministic source so a whole
+        # personalization transcript is byte-exact. Not part of the persisted chip state.
+        self.challenge_source: Callable[[int], bytes] = secrets.token_bytes
 
     # --- facts for tests and the station's expectations --------------------------------------
     @property
@@ -334,7 +337,7 @@ class SSCard(CardOS):
         le = apdu.require_le()
         if le not in CHALLENGE_LENGTHS:
             raise SwError(SW.WRONG_LENGTH)
-        self.challenge = secrets.token_bytes(le)
+        self.challenge = self.challenge_source(le)
         return Response(self.challenge)
 
     def _take_challenge(self) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from cardstation.drivers.hiti.frames import RibbonType
 from cardstation.drivers.hiti.state import CardPosition, TagState
 
 
-class Orientation(str, Enum):
+class Orientation(StrEnum):
     """How a card was put into the rear slot. Only RIGHT_WAY (face up, chip inwards) lets the
     encoder power the chip."""
 
@@ -22,7 +22,7 @@ class Orientation(str, Enum):
     FACE_DOWN = "face_down"
 
 
-class SimPosition(str, Enum):
+class SimPosition(StrEnum):
     INPUT = "input_hopper"  # rear slot / input hopper, not yet fed
     CONTACT = "contact"
     PRINT = "print"

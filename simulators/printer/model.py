@@ -126,7 +126,8 @@ class PrinterModel:
         self.reject_box_capacity = reject_box_capacity
         self.autorun = autorun
         self._lock = threading.RLock()
-        self._depth = 0
+        self._local = threading.local()  # per-thread lock depth
+        self._advancing = False
         self._events: list[tuple[Hook | None, tuple[Any, ...]]] = []
         self._wake = threading.Condition(self._lock)
         self._ticker: threading.Thread | None = None
@@ -171,15 +172,16 @@ class PrinterModel:
         """Hold the lock; fire queued hooks after the outermost release (hooks may block or
         call back into the model)."""
         with self._lock:
-            self._depth += 1
+            depth = getattr(self._local, "depth", 0)
+            self._local.depth = depth + 1
             try:
                 self._advance()
                 yield
             finally:
-                self._depth -= 1
-                events = self._events if self._depth == 0 else []
-                if self._depth == 0:
-                    self._events = []
+                self._local.depth = depth
+                events: list[tuple[Hook | None, tuple[Any, ...]]] = []
+                if depth == 0:
+                    events, self._events = self._events, []
         for hook, args in events:
             if hook is not None:
                 try:
@@ -196,10 +198,16 @@ class PrinterModel:
 
     # -- time --------------------------------------------------------------------------------
     def _advance(self) -> None:
-        now = self.clock()
-        while self._steps and self._steps[0].due <= now:
-            step = self._steps.popleft()
-            step.action()
+        if self._advancing:  # a step's action re-entered the model
+            return
+        self._advancing = True
+        try:
+            now = self.clock()
+            while self._steps and self._steps[0].due <= now:
+                step = self._steps.popleft()
+                step.action()
+        finally:
+            self._advancing = False
 
     def advance(self) -> None:
         """Run the steps that are due (for a fake clock)."""
@@ -322,6 +330,11 @@ class PrinterModel:
 
     def _latch(self, alert: AlertDef) -> None:
         self._latched[alert.name] = alert
+
+    def latch(self, alert: AlertDef) -> None:
+        """Raise an alert that stays until a reset (or the next job, for job errors)."""
+        with self._locked():
+            self._latch(alert)
 
     def clear_latched(self, *names: str) -> None:
         with self._locked():
@@ -646,7 +659,7 @@ class PrinterModel:
 
     def set_ribbon(
         self,
-        type: int = RibbonType.YMCKO,  # noqa: A002 - the ribbon's field name
+        type: int = RibbonType.YMCKO,
         remaining: int | None = None,
         tag: TagState | str = TagState.PRESENT,
         vendor_code: int = 0x1005,

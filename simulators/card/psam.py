@@ -31,13 +31,14 @@ from typing import ClassVar
 
 from cardstation.personalization.keys import scheme
 from cardstation.personalization.keys.scheme import PSAM_KEY_USAGES, TEST_MASTER_KEYS, KeyUsage
-from cardstation.simulators.card.apdu import Apdu, Response
-from cardstation.simulators.card.atr import build_atr
-from cardstation.simulators.card.base import CardOS, Command, cmd
-from cardstation.simulators.card.files import DF, EF, FREE, NEVER, TransparentEF
-from cardstation.simulators.card.layout import fci
-from cardstation.simulators.card.sw import SW, SwError, sw_wrong_le
-from cardstation.simulators.card.tlv import digits_to_bcd
+
+from .apdu import Apdu, Response
+from .atr import build_atr
+from .base import CardOS, Command, cmd
+from .files import DF, EF, FREE, NEVER, TransparentEF
+from .layout import fci
+from .sw import SW, SwError, sw_wrong_le
+from .tlv import digits_to_bcd
 
 PSAM_AID = bytes.fromhex("D15600000590")
 PSAM_DF_FID = 0xDF01
