@@ -47,7 +47,9 @@ demo: setup
 	$(PY) -m cardstation.pcscd ensure
 	$(VENV)/bin/cardstation demo
 
-bench: setup
+# stdout carries only the JSON lines; set-up chatter goes to stderr
+bench:
+	@$(MAKE) --no-print-directory setup >&2
 	@$(PY) -m cardstation.pcscd ensure >&2
 	@$(VENV)/bin/cardstation bench
 

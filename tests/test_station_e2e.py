@@ -1,0 +1,75 @@
+"""Whole simulated station: printer simulator coupled to the encoder's vpcd slot, real pcscd."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cardstation.drivers.hiti import Printer
+from cardstation.drivers.pcsc.errors import UnresponsiveCard
+from cardstation.drivers.pcsc.transport import PcscTransport
+from cardstation.simulators.card import make_card
+from cardstation.simulators.coupling import EncoderCoupler
+from cardstation.simulators.printer.model import PrinterModel
+from cardstation.simulators.printer.server import PrinterSimServer
+from tests.conftest import ENCODER_READER
+
+pytestmark = pytest.mark.pcscd
+
+
+def test_demo_makes_a_card_and_the_return_matches_the_chip(pcscd, tmp_path, capsys) -> None:
+    from cardstation.demo import run_demo
+
+    assert run_demo(str(tmp_path), "11010519491231002X", speed=0.0) == 0
+    out = capsys.readouterr().out
+    states = [line.split()[1] for line in out.splitlines() if line.startswith("[")]
+    assert states == ["FETCHED", "PREVIEWED", "FED", "CHIP_WRITTEN", "VERIFIED",
+                      "RETURN_QUEUED", "PRINTED", "EJECTED", "DONE"]
+    record = json.loads((tmp_path / "return.json").read_text())
+    chip = make_card("blank3", serial=0x30000101)  # the first blank the station loads
+    assert record["IdentifyNum"] == chip.card_identification_code.hex().upper()
+    assert record["CardATR"] == chip.atr.hex().upper()
+    assert record["BankNum"] == chip.pan
+    assert len(list((tmp_path / "printed").glob("*-front.png"))) == 1
+    assert record["CardID"] == "11010519491231002X"
+    assert "11010519491231002X" not in out  # the operator's screen shows it masked
+
+
+@pytest.mark.parametrize("orientation", ["chip_far_end", "face_down"])
+def test_wrong_way_card_reports_chip_power_on_failure(encoder_slot, orientation) -> None:
+    model = PrinterModel(speed=0)
+    EncoderCoupler(model, encoder_slot.link)
+    model.load_card(orientation, chip=make_card("blank3"))
+    server = PrinterSimServer(model).start()
+    printer = Printer.open(server.url, poll_interval=0.01)
+    try:
+        printer.move_to_contact()
+        encoder_slot.context.wait_for_card(ENCODER_READER, timeout=5)
+        with pytest.raises(UnresponsiveCard, match="wrong way"):
+            PcscTransport(ENCODER_READER).connect()
+        printer.reject()
+        encoder_slot.context.wait_for_removal(ENCODER_READER, timeout=5)
+        assert len(model.reject_box) == 1
+    finally:
+        printer.close()
+        server.close()
+
+
+def test_right_way_card_chip_follows_the_card(encoder_slot) -> None:
+    model = PrinterModel(speed=0)
+    EncoderCoupler(model, encoder_slot.link)
+    chip = make_card("blank3")
+    model.load_card("right_way", chip=chip)
+    server = PrinterSimServer(model).start()
+    printer = Printer.open(server.url, poll_interval=0.01)
+    try:
+        printer.move_to_contact()
+        atr = encoder_slot.context.wait_for_card(ENCODER_READER, timeout=5)
+        assert atr == chip.atr
+        printer.eject()
+        encoder_slot.context.wait_for_removal(ENCODER_READER, timeout=5)
+        assert len(model.output_hopper) == 1
+    finally:
+        printer.close()
+        server.close()
