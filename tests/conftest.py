@@ -59,6 +59,8 @@ class Slot:
         self.reader = reader
         self.link = VpcdLink(port=port)
         self.context = context
+        # start from an empty slot: pcscd may not yet have seen the last test's card leave
+        context.wait_for_removal(reader, timeout=5)  # type: ignore[attr-defined]
 
     def insert(self, card: object, wait: bool = True) -> None:
         self.link.insert(card)
