@@ -73,3 +73,27 @@ def test_right_way_card_chip_follows_the_card(encoder_slot) -> None:
     finally:
         printer.close()
         server.close()
+
+
+def test_encoder_cable_unplugged_shows_as_no_card_until_plugged_back(encoder_slot) -> None:
+    from cardstation.drivers.pcsc.errors import NoCard
+
+    model = PrinterModel(speed=0)
+    coupler = EncoderCoupler(model, encoder_slot.link)
+    chip = make_card("blank3")
+    model.load_card("right_way", chip=chip)
+    server = PrinterSimServer(model).start()
+    printer = Printer.open(server.url, poll_interval=0.01)
+    try:
+        printer.move_to_contact()
+        encoder_slot.context.wait_for_card(ENCODER_READER, timeout=5)
+        model.inject("encoder_unplugged")
+        encoder_slot.context.wait_for_removal(ENCODER_READER, timeout=5)
+        assert not coupler.encoder_plugged
+        with pytest.raises(NoCard):
+            PcscTransport(ENCODER_READER).connect()
+        model.clear("encoder_unplugged")
+        assert encoder_slot.context.wait_for_card(ENCODER_READER, timeout=5) == chip.atr
+    finally:
+        printer.close()
+        server.close()
