@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pytest
 
@@ -21,7 +20,7 @@ from cardstation.drivers.pcsc.errors import (
 )
 from cardstation.drivers.pcsc.transport import InProcessTransport, PcscTransport
 from cardstation.simulators.vpcd.nochip import NoChipUnderContacts
-from tests.conftest import ENCODER_READER
+from tests.conftest import ENCODER_READER, restart_pcscd
 from tests.fakecards import SSC_ATR, ScriptedCard
 
 pytestmark = pytest.mark.pcscd
@@ -129,18 +128,10 @@ def test_card_removed_mid_command(encoder_slot) -> None:
 
 
 def test_vpcd_link_reconnects_after_pcscd_restart(encoder_slot, pcsc_context) -> None:
-    import subprocess
-
-    from cardstation.pcscd import ensure_running
+    from cardstation.drivers.pcsc.readers import PcscContext
 
     encoder_slot.insert(ScriptedCard(t0_script()))
-    subprocess.run(["pkill", "-x", "pcscd"], check=False)
-    for _ in range(50):
-        if subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True).returncode:
-            break
-        time.sleep(0.1)
-    ensure_running()
-    from cardstation.drivers.pcsc.readers import PcscContext
+    restart_pcscd()
 
     with PcscContext() as ctx:
         ctx.wait_for_card(ENCODER_READER, timeout=10)

@@ -191,22 +191,24 @@ def test_writes_need_external_auth_and_wrong_cryptograms_block(encoder_slot) -> 
             ssc.external_authenticate(0x04, bytes(16))
 
 
+def uk_authenticate(ssc: SscCard, atr: bytes) -> None:
+    """External authentication with the update key, from the software test keys."""
+    ssc.select_ssse()
+    code = bytes.fromhex(ssc.read_item("card_id_code"))
+    challenge = ssc.get_challenge(8)
+    ssc.external_authenticate(0x04, compute_external_auth(
+        ssc.algorithm, TEST_MASTER_KEYS[KeyUsage.UK], atr, code[:3].hex().upper(), challenge))
+
+
 def test_card_removed_mid_write_leaves_every_record_whole(encoder_slot, desk_slot) -> None:
     card = make_card("blank3")
     encoder_slot.insert(card)
     old, new = "110105194912310000", "11010519491231002X"
 
-    def authenticate(ssc: SscCard, atr: bytes) -> None:
-        ssc.select_ssse()
-        code = bytes.fromhex(ssc.read_item("card_id_code"))
-        challenge = ssc.get_challenge(8)
-        ssc.external_authenticate(0x04, compute_external_auth(
-            ssc.algorithm, TEST_MASTER_KEYS[KeyUsage.UK], atr, code[:3].hex().upper(), challenge))
-
     try:
         with PcscTransport(ENCODER_READER) as t:
             ssc = SscCard(t)
-            authenticate(ssc, t.atr)
+            uk_authenticate(ssc, t.atr)
             ssc.write_item("id_number", old)
             timer = threading.Timer(0.05, encoder_slot.link.remove)
             timer.start()
@@ -267,11 +269,7 @@ def test_sim_card_command_keeps_the_chip_in_its_state_file(pcsc_context, tmp_pat
             pcsc_context.wait_for_removal(ENCODER_READER, timeout=10)
 
     def write(ssc: SscCard, atr: bytes) -> None:
-        ssc.select_ssse()
-        code = bytes.fromhex(ssc.read_item("card_id_code"))
-        challenge = ssc.get_challenge(8)
-        ssc.external_authenticate(0x04, compute_external_auth(
-            ssc.algorithm, TEST_MASTER_KEYS[KeyUsage.UK], atr, code[:3].hex().upper(), challenge))
+        uk_authenticate(ssc, atr)
         ssc.write_item("card_number", "D2143569X")
 
     def read(ssc: SscCard, atr: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -36,14 +37,24 @@ def test_demo_makes_a_card_and_the_return_matches_the_chip(pcscd, tmp_path, caps
     assert "11010519491231002X" not in out  # the operator's screen shows it masked
 
 
-@pytest.mark.parametrize("orientation", ["chip_far_end", "face_down"])
-def test_wrong_way_card_reports_chip_power_on_failure(encoder_slot, orientation) -> None:
+@contextlib.contextmanager
+def coupled_printer(slot, orientation: str, chip):
+    """A printer simulator whose contact station feeds `slot`, one card loaded."""
     model = PrinterModel(speed=0)
-    EncoderCoupler(model, encoder_slot.link)
-    model.load_card(orientation, chip=make_card("blank3"))
+    coupler = EncoderCoupler(model, slot.link)
+    model.load_card(orientation, chip=chip)
     server = PrinterSimServer(model).start()
     printer = Printer.open(server.url, poll_interval=0.01)
     try:
+        yield model, coupler, printer
+    finally:
+        printer.close()
+        server.close()
+
+
+@pytest.mark.parametrize("orientation", ["chip_far_end", "face_down"])
+def test_wrong_way_card_reports_chip_power_on_failure(encoder_slot, orientation) -> None:
+    with coupled_printer(encoder_slot, orientation, make_card("blank3")) as (model, _, printer):
         printer.move_to_contact()
         encoder_slot.context.wait_for_card(ENCODER_READER, timeout=5)
         with pytest.raises(UnresponsiveCard, match="wrong way"):
@@ -51,40 +62,24 @@ def test_wrong_way_card_reports_chip_power_on_failure(encoder_slot, orientation)
         printer.reject()
         encoder_slot.context.wait_for_removal(ENCODER_READER, timeout=5)
         assert len(model.reject_box) == 1
-    finally:
-        printer.close()
-        server.close()
 
 
 def test_right_way_card_chip_follows_the_card(encoder_slot) -> None:
-    model = PrinterModel(speed=0)
-    EncoderCoupler(model, encoder_slot.link)
     chip = make_card("blank3")
-    model.load_card("right_way", chip=chip)
-    server = PrinterSimServer(model).start()
-    printer = Printer.open(server.url, poll_interval=0.01)
-    try:
+    with coupled_printer(encoder_slot, "right_way", chip) as (model, _, printer):
         printer.move_to_contact()
         atr = encoder_slot.context.wait_for_card(ENCODER_READER, timeout=5)
         assert atr == chip.atr
         printer.eject()
         encoder_slot.context.wait_for_removal(ENCODER_READER, timeout=5)
         assert len(model.output_hopper) == 1
-    finally:
-        printer.close()
-        server.close()
 
 
 def test_encoder_cable_unplugged_shows_as_no_card_until_plugged_back(encoder_slot) -> None:
     from cardstation.drivers.pcsc.errors import NoCard
 
-    model = PrinterModel(speed=0)
-    coupler = EncoderCoupler(model, encoder_slot.link)
     chip = make_card("blank3")
-    model.load_card("right_way", chip=chip)
-    server = PrinterSimServer(model).start()
-    printer = Printer.open(server.url, poll_interval=0.01)
-    try:
+    with coupled_printer(encoder_slot, "right_way", chip) as (model, coupler, printer):
         printer.move_to_contact()
         encoder_slot.context.wait_for_card(ENCODER_READER, timeout=5)
         model.inject("encoder_unplugged")
@@ -94,6 +89,3 @@ def test_encoder_cable_unplugged_shows_as_no_card_until_plugged_back(encoder_slo
             PcscTransport(ENCODER_READER).connect()
         model.clear("encoder_unplugged")
         assert encoder_slot.context.wait_for_card(ENCODER_READER, timeout=5) == chip.atr
-    finally:
-        printer.close()
-        server.close()
