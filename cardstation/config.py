@@ -1,0 +1,165 @@
+"""Station configuration from `cardstation.toml` (stdlib tomllib), simulated devices by default.
+
+```toml
+[station]
+id = "410700-W01"           # claims at the CMS are made in this name
+data_dir = "var/station"    # SQLite journal, previews, audit log
+[cms]
+url = "http://127.0.0.1:8600"
+connect_timeout = 3.0
+read_timeout = 10.0
+[printer]
+device = "socket://127.0.0.1:9100"   # or usb://0d16:030a[?serial=...]
+[readers]                   # PC/SC reader names or regular expressions
+encoder = "Virtual PCD 00 00"
+psam = "Virtual PCD 00 01"
+desk = "Virtual PCD Desk 00 00"
+[keys]
+service = "psam"            # or "software" (test keys; needs test_keys = true)
+test_keys = false
+[photo]
+min_kb = 14
+max_kb = 70
+[returns]
+base_delay = 2.0
+max_delay = 300.0
+```
+Errors name the file, the key and what is wrong; unknown keys are errors (a typo must not fall
+back to a default silently).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StationSection:
+    id: str = "410700-W01"
+    data_dir: str = "var/station"
+
+
+@dataclass(frozen=True)
+class CmsSection:
+    url: str = "http://127.0.0.1:8600"
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class PrinterSection:
+    device: str = "socket://127.0.0.1:9100"
+
+
+@dataclass(frozen=True)
+class ReadersSection:
+    encoder: str = "Virtual PCD 00 00"
+    psam: str = "Virtual PCD 00 01"
+    desk: str = "Virtual PCD Desk 00 00"
+
+
+@dataclass(frozen=True)
+class KeysSection:
+    service: str = "psam"
+    test_keys: bool = False
+
+
+@dataclass(frozen=True)
+class PhotoSection:
+    min_kb: int = 14
+    max_kb: int = 70
+
+
+@dataclass(frozen=True)
+class ReturnsSection:
+    base_delay: float = 2.0
+    max_delay: float = 300.0
+
+
+@dataclass(frozen=True)
+class Config:
+    station: StationSection = field(default_factory=StationSection)
+    cms: CmsSection = field(default_factory=CmsSection)
+    printer: PrinterSection = field(default_factory=PrinterSection)
+    readers: ReadersSection = field(default_factory=ReadersSection)
+    keys: KeysSection = field(default_factory=KeysSection)
+    photo: PhotoSection = field(default_factory=PhotoSection)
+    returns: ReturnsSection = field(default_factory=ReturnsSection)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.station.data_dir)
+
+    def with_values(self, **sections: dict[str, Any]) -> Config:
+        """A copy with some section values replaced (validated like a file's)."""
+        return _build({**{f.name: {} for f in fields(self)}, **sections}, "<overrides>", self)
+
+
+def _coerce(section: str, key: str, value: Any, default: Any, where: str) -> Any:
+    want = type(default)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"{where}: [{section}] {key} must be {want.__name__}, got {type(value).__name__}"
+        )
+    return value
+
+
+def _build(data: dict[str, Any], where: str, base: Config | None = None) -> Config:
+    base = base or Config()
+    known = {f.name for f in fields(Config)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {sorted(unknown)}; known: {sorted(known)}")
+    sections: dict[str, Any] = {}
+    for name in known:
+        current = getattr(base, name)
+        values = data.get(name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table")
+        allowed = {f.name for f in fields(current)}
+        bad = set(values) - allowed
+        if bad:
+            raise ConfigError(f"{where}: [{name}] unknown key(s) {sorted(bad)}; "
+                              f"known: {sorted(allowed)}")
+        coerced = {k: _coerce(name, k, v, getattr(current, k), where) for k, v in values.items()}
+        sections[name] = replace(current, **coerced)
+    config = Config(**sections)
+    _check(config, where)
+    return config
+
+
+def _check(config: Config, where: str) -> None:
+    if config.keys.service not in ("psam", "software"):
+        raise ConfigError(f"{where}: [keys] service must be \"psam\" or \"software\"")
+    if not config.cms.url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: [cms] url must start with http:// or https://")
+    if not 0 < config.photo.min_kb < config.photo.max_kb:
+        raise ConfigError(f"{where}: [photo] needs 0 < min_kb < max_kb")
+    if config.cms.connect_timeout <= 0 or config.cms.read_timeout <= 0:
+        raise ConfigError(f"{where}: [cms] timeouts must be positive")
+
+
+def load(path: str | Path | None = None) -> Config:
+    """Read `path` (default: ./cardstation.toml if it exists, else built-in defaults)."""
+    if path is None:
+        candidate = Path("cardstation.toml")
+        if not candidate.exists():
+            return Config()
+        path = candidate
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return _build(data, str(path))

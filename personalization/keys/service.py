@@ -1,0 +1,128 @@
+"""Key services: where the station gets cryptograms for a card, never the keys themselves.
+
+Two implementations behind one interface:
+- `PsamKeyService`: a PSAM (reader-side key module) in a PC/SC reader; production path of
+  2nd-generation personalization, and the PSAM simulator on the second vpcd slot in tests.
+- `SoftwareKeyService`: computes with the TEST master keys of `scheme`; it refuses to exist
+  unless the configuration says `test_keys = true`, so a production station cannot fall back to
+  it by accident.
+Neither logs inputs or outputs; the APDU trace masks the PSAM's data and answers.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from cardstation.drivers.pcsc.psam import KEY_STK, Psam, diversification_data
+from cardstation.drivers.pcsc.transport import ApduTransport
+
+from .scheme import (
+    EXT_AUTH_KEY_IDS,
+    PSAM_KEY_USAGES,
+    TEST_MASTER_KEYS,
+    UNBLOCK_HEADER,
+    KeyUsage,
+    compute_external_auth,
+    compute_unblock_mac,
+)
+
+# card external-auth key id -> PSAM diversification selector (P1 P2 of BFDE)
+_SELECTOR_OF_USAGE = {usage: selector for selector, usage in PSAM_KEY_USAGES.items()}
+_PSAM_SELECTOR = {
+    key_id: _SELECTOR_OF_USAGE[usage]
+    for key_id, usage in EXT_AUTH_KEY_IDS.items()
+    if usage in _SELECTOR_OF_USAGE
+}
+
+
+class KeyServiceError(RuntimeError):
+    """The key service cannot produce what was asked (refused, unreachable, unknown key)."""
+
+
+class KeyService(ABC):
+    """Cryptograms for one card: `city6` = first 6 hex digits of its 卡识别码."""
+
+    @abstractmethod
+    def external_auth(self, key_id: int, atr: bytes, city6: str, challenge: bytes,
+                      algorithm: int) -> bytes:
+        """The 16-byte data field of `00 82 00 <key_id> 10`."""
+
+    @abstractmethod
+    def unblock_mac(self, atr: bytes, city6: str, challenge: bytes, algorithm: int) -> bytes:
+        """The 4-byte MAC of `84 24 00 00 04`."""
+
+    def close(self) -> None:
+        return None
+
+
+class SoftwareKeyService(KeyService):
+    """TEST-ONLY keys computed in software (scheme.TEST_MASTER_KEYS)."""
+
+    def __init__(self, test_keys_allowed: bool) -> None:
+        if not test_keys_allowed:
+            raise KeyServiceError(
+                "the software key service holds test keys only; set `test_keys = true` in the "
+                "[keys] section of cardstation.toml to use it (never on a production station)"
+            )
+
+    def external_auth(self, key_id: int, atr: bytes, city6: str, challenge: bytes,
+                      algorithm: int) -> bytes:
+        usage = EXT_AUTH_KEY_IDS.get(key_id)
+        if usage is None:
+            raise KeyServiceError(f"no key for external authentication key id {key_id:02X}")
+        return compute_external_auth(algorithm, TEST_MASTER_KEYS[usage], atr, city6, challenge)
+
+    def unblock_mac(self, atr: bytes, city6: str, challenge: bytes, algorithm: int) -> bytes:
+        return compute_unblock_mac(algorithm, TEST_MASTER_KEYS[KeyUsage.STK], atr, city6,
+                                   challenge)
+
+
+class PsamKeyService(KeyService):
+    """A PSAM in a PC/SC reader. `connect` opens the transport lazily (and again after a loss)."""
+
+    def __init__(self, connect: Callable[[], ApduTransport]) -> None:
+        self._connect = connect
+        self._transport: ApduTransport | None = None
+        self._psam: Psam | None = None
+
+    def _ready(self) -> Psam:
+        if self._psam is None:
+            self._transport = self._connect()
+            self._psam = Psam(self._transport)
+            self._psam.select()
+        return self._psam
+
+    def _call(self, action: Callable[[Psam], bytes]) -> bytes:
+        try:
+            return action(self._ready())
+        except Exception:
+            self.close()  # next call reconnects and reselects
+            raise
+
+    def external_auth(self, key_id: int, atr: bytes, city6: str, challenge: bytes,
+                      algorithm: int) -> bytes:
+        selector = _PSAM_SELECTOR.get(key_id)
+        if selector is None:
+            raise KeyServiceError(f"the PSAM has no key for key id {key_id:02X}")
+        return self._call(lambda p: p.external_auth_data(selector, atr, city6, challenge,
+                                                         algorithm))
+
+    def unblock_mac(self, atr: bytes, city6: str, challenge: bytes, algorithm: int) -> bytes:
+        def mac(p: Psam) -> bytes:
+            p.diversify(KEY_STK, diversification_data(atr, city6, challenge))
+            return p.mac(bytes(8) + UNBLOCK_HEADER + b"\x80\x00\x00")[:4]
+
+        return self._call(mac)
+
+    def terminal_number(self) -> str:
+        return self._ready().terminal_number()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            try:
+                self._transport.disconnect()
+            except Exception:
+                pass
+        self._transport = None
+        self._psam = None
