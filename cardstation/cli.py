@@ -18,6 +18,7 @@ from cardstation.logs import setup_logging
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES = (
     "validate",
+    "run",
     "sim",
     "printer",
     "card",

@@ -10,6 +10,7 @@ connect_timeout = 3.0
 read_timeout = 10.0
 [printer]
 device = "socket://127.0.0.1:9100"   # or usb://0d16:030a[?serial=...]
+poll_interval = 1.0
 [readers]                   # PC/SC reader names or regular expressions
 encoder = "Virtual PCD 00 00"
 psam = "Virtual PCD 00 01"
@@ -56,6 +57,7 @@ class CmsSection:
 @dataclass(frozen=True)
 class PrinterSection:
     device: str = "socket://127.0.0.1:9100"
+    poll_interval: float = 1.0  # status polling while the printer is busy (s)
 
 
 @dataclass(frozen=True)

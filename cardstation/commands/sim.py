@@ -3,6 +3,7 @@
   sim card  --vpcd HOST:PORT [--profile NAME] [--state FILE]   a social security card in a vpcd slot
   sim psam  --vpcd HOST:PORT                                  the PSAM in a vpcd slot
   sim printer --listen HOST:PORT --speed F                    the HiTi CS-220e over TCP
+  sim cms --listen HOST:PORT --seed N                         the CMS over HTTP/JSON
 
 Each prints one line saying where it serves, then runs until SIGINT/SIGTERM.
 """
@@ -32,7 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     psam.add_argument("--vpcd", default="127.0.0.1:35964", help="vpcd slot HOST:PORT")
     psam.set_defaults(func=run_psam)
 
+    from cardstation.simulators.cms import server as cms_server
     from cardstation.simulators.printer import server as printer_server
+
+    cms = kinds.add_parser("cms", help="the provincial card-management system over HTTP")
+    cms_server.add_arguments(cms)
+    cms.set_defaults(func=cms_server.run)
 
     printer = kinds.add_parser("printer", help="the HiTi CS-220e printer over TCP")
     printer_server.add_arguments(printer)

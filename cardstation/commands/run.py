@@ -1,0 +1,86 @@
+"""`cardstation run ID_NUMBER...`: make cards with the pipeline in this process (no server).
+
+Resumes unfinished jobs from the journal first, then makes one card per ID number, printing each
+state as it is reached; waits for the returns to reach the CMS before it exits. Exit 0 when
+every card is DONE. The gRPC server (`cardstation serve`) drives the same pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+
+from cardstation import config as config_module
+
+# Test-only fault injection for the crash drill: SIGKILL this process after N journal commits.
+KILL_AFTER_ENV = "CARDSTATION_TEST_KILL_AFTER_COMMITS"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("run", help="make cards in this process (no server)")
+    parser.add_argument("id_numbers", nargs="*", metavar="ID_NUMBER")
+    parser.add_argument("--config", help="cardstation.toml (default: ./cardstation.toml)")
+    parser.add_argument("--request-id-prefix", default=None,
+                        help="make each job idempotent: request id = PREFIX + ID number")
+    parser.add_argument("--returns-timeout", type=float, default=30.0,
+                        help="seconds to wait for queued returns to reach the CMS")
+    parser.set_defaults(func=run)
+
+
+def _kill_hook() -> object:
+    budget = os.environ.get(KILL_AFTER_ENV)
+    if not budget:
+        return None
+    remaining = [int(budget)]
+
+    def after_commit(_state: object) -> None:
+        remaining[0] -= 1
+        if remaining[0] <= 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return after_commit
+
+
+def run(args: argparse.Namespace) -> int:
+    from cardstation.logs import mask_id_number
+    from cardstation.personalization.cms import CmsError
+    from cardstation.personalization.journal import State
+    from cardstation.station import build_station
+
+    try:
+        cfg = config_module.load(args.config)
+    except config_module.ConfigError as exc:
+        print(f"configuration: {exc}", file=sys.stderr)
+        return 2
+
+    def show(issuance: object, message: str) -> None:
+        print(f"{mask_id_number(issuance.id_number)} {issuance.state.value:<14} {message}",  # type: ignore[attr-defined]
+              flush=True)
+
+    station = build_station(cfg, after_commit=_kill_hook(), on_event=show)  # type: ignore[arg-type]
+    results: dict[str, str] = {}
+    try:
+        station.worker.start()
+        for issuance in station.pipeline.recover():
+            results[issuance.id_number] = issuance.state.value
+        for id_number in args.id_numbers:
+            request = f"{args.request_id_prefix}{id_number}" if args.request_id_prefix else None
+            try:
+                issuance = station.pipeline.create(id_number, client_request_id=request)
+            except (CmsError, ValueError) as exc:
+                print(f"{mask_id_number(id_number)} not started: {exc}", file=sys.stderr)
+                results[id_number] = "NOT_STARTED"
+                continue
+            issuance = station.pipeline.run(issuance.id)
+            results[issuance.id_number] = issuance.state.value
+        left = station.drain_returns(args.returns_timeout)
+    finally:
+        station.close()
+    summary = {"cards": {mask_id_number(k): v for k, v in results.items()},
+               "returns_pending": left}
+    print(json.dumps(summary, ensure_ascii=False), flush=True)
+    ok = all(v == State.DONE.value for v in results.values()) and left == 0
+    return 0 if ok else 1

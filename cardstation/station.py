@@ -1,0 +1,98 @@
+"""Composition root: build the station (pipeline, outbox worker, devices) from configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cardstation.config import Config
+from cardstation.drivers.hiti import Printer
+from cardstation.drivers.pcsc.readers import PcscContext
+from cardstation.drivers.pcsc.transport import PcscTransport
+from cardstation.personalization.cms import CmsClient
+from cardstation.personalization.journal import Issuance, Journal, State
+from cardstation.personalization.keys.service import (
+    KeyService,
+    PsamKeyService,
+    SoftwareKeyService,
+)
+from cardstation.personalization.model import ReturnRecord
+from cardstation.personalization.outbox import Outbox, ReturnWorker
+from cardstation.personalization.pipeline import Devices, Pipeline
+from cardstation.personalization.rules import PhotoSpec
+
+
+@dataclass
+class Station:
+    config: Config
+    journal: Journal
+    outbox: Outbox
+    cms: CmsClient
+    printer: Printer
+    keys: KeyService
+    pipeline: Pipeline
+    worker: ReturnWorker
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.keys.close()
+        self.printer.close()
+        self.journal.close()
+
+    def drain_returns(self, timeout: float = 30.0) -> int:
+        """Deliver due returns now until none is pending or `timeout` passes; the count left."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.outbox.pending() and time.monotonic() < deadline:
+            if not self.worker.run_once():
+                time.sleep(0.1)
+        return len(self.outbox.pending())
+
+
+def _reader(context: PcscContext, pattern: str) -> str:
+    return context.find_reader(pattern)
+
+
+def build_station(config: Config,
+                  after_commit: Callable[[State], None] | None = None,
+                  on_event: Callable[[Issuance, str], None] | None = None) -> Station:
+    data = config.data_path
+    data.mkdir(parents=True, exist_ok=True)
+    journal = Journal(data / "journal.sqlite")
+    outbox = Outbox(journal)
+    cms = CmsClient(config.cms.url, config.station.id,
+                    connect_timeout=config.cms.connect_timeout,
+                    read_timeout=config.cms.read_timeout)
+    printer = Printer.open(config.printer.device, poll_interval=config.printer.poll_interval)
+    context = PcscContext()
+    encoder = _reader(context, config.readers.encoder)
+    keys: KeyService
+    if config.keys.service == "software":
+        keys = SoftwareKeyService(config.keys.test_keys)
+    else:
+        psam = _reader(context, config.readers.psam)
+
+        def open_psam() -> PcscTransport:
+            transport = PcscTransport(psam)
+            transport.connect()
+            return transport
+
+        keys = PsamKeyService(open_psam)
+
+    devices = Devices(
+        printer=printer,
+        open_encoder=lambda: PcscTransport(encoder),
+        wait_for_card=lambda timeout: context.wait_for_card(encoder, timeout),
+        keys=keys,
+    )
+
+    def deliver(record: dict, key: str) -> str:
+        return cms.submit_return(ReturnRecord.from_dict(record), key)
+
+    worker = ReturnWorker(outbox, deliver, base_delay=config.returns.base_delay,
+                          max_delay=config.returns.max_delay)
+    spec = PhotoSpec(min_bytes=config.photo.min_kb * 1024, max_bytes=config.photo.max_kb * 1024)
+    pipeline = Pipeline(journal, outbox, cms, devices, data, photo_spec=spec, on_event=on_event,
+                        after_commit=after_commit, wake_returns=worker.wake)
+    return Station(config, journal, outbox, cms, printer, keys, pipeline, worker)

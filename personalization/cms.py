@@ -1,0 +1,376 @@
+"""Client of the provincial card-management system (省卡管, "CMS") over HTTP/JSON.
+
+The station fetches an application by ID number, claims it (so two stations cannot make the
+same card), sends the return record (数据回盘) with an idempotency key, reports failures and
+restores applications (失败数据处理 → 恢复申请). Every failure is a `CmsError` whose `reason` is
+a machine code and whose message tells the operator the cause and the remedy; `retryable`
+says whether sending the same request again can succeed (the outbox worker relies on it).
+
+Each call opens its own connection, so one client is safe to share between threads. The
+connect and read timeouts are separate: a dead host should fail fast, while a CMS that is
+merely busy gets longer to answer. ID numbers are masked in every message and log line.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import socket
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from cardstation.logs import mask_id_number, redact
+from cardstation.personalization.model import Application, ReturnRecord
+
+log = logging.getLogger(__name__)
+
+_MAX_RESPONSE = 8 * 1024 * 1024  # an application with a photo is ~100 KB
+
+
+class CmsError(Exception):
+    """A CMS request failed. `reason`: machine code; str(exc): cause and remedy for operators.
+
+    `status` is the HTTP status when the CMS answered, else None. `retryable` is True when the
+    same request may succeed later unchanged (network trouble, server errors, garbled answers).
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.status = status
+        if retryable is not None:
+            self.retryable = retryable  # per instance, e.g. a 400 is not worth retrying
+
+
+class CmsUnavailable(CmsError):
+    """The CMS could not be reached or did not answer properly (refused, reset, timeout, 5xx)."""
+
+    retryable = True
+
+
+class ApplicationNotFound(CmsError):
+    """The CMS has no application for this ID number."""
+
+
+class NotMarkedForInstantIssuance(CmsError):
+    """The application lacks the fee registration or the instant-issuance mark."""
+
+
+class ClaimedElsewhere(CmsError):
+    """Another station holds the claim on this application. `station` names it if known."""
+
+    def __init__(
+        self, reason: str, message: str, *, status: int | None = None, station: str | None = None
+    ) -> None:
+        super().__init__(reason, message, status=status)
+        self.station = station
+
+
+class ReturnConflict(CmsError):
+    """The CMS holds a different record under this idempotency key or for this card."""
+
+
+class AlreadyMade(CmsError):
+    """A card for this application was already made (its return was received)."""
+
+
+class RestoreRequired(CmsError):
+    """The application has a failure report and must be restored in the CMS first."""
+
+
+class CmsProtocolError(CmsError):
+    """The CMS answered something this client cannot use (not JSON, wrong shape, 400).
+
+    A garbled answer to a request the CMS may have carried out is retryable: the idempotency
+    key makes the retry safe. A 400 (the CMS rejects what we sent) is not.
+    """
+
+    retryable = True
+
+
+class CmsClient:
+    """HTTP/JSON client of the CMS for one station (see module docstring)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        station_id: str,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+    ) -> None:
+        url = urlsplit(base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"CMS URL must be http(s)://host[:port][/path], got {base_url!r}")
+        if not station_id:
+            raise ValueError("station_id is required")
+        self.base_url = base_url.rstrip("/")
+        self.station_id = station_id
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._scheme = url.scheme
+        self._host = url.hostname
+        self._port = url.port
+        self._prefix = url.path.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"CmsClient({self.base_url!r}, station_id={self.station_id!r})"
+
+    # ---- operations --------------------------------------------------------------------
+
+    def fetch(self, id_number: str) -> Application:
+        """获取数据: the application for `id_number` (must be marked for instant issuance).
+
+        An application that is claimed, made or failed is still returned; `claim` is where a
+        station learns that it may not make the card.
+        """
+        data = self._call("GET", f"/applications/{_seg(id_number)}", None, "fetch", id_number)
+        try:
+            app = Application.from_dict(data)
+        except (ValueError, TypeError) as exc:
+            raise self._protocol(f"the application it sent is unusable ({exc})", "fetch") from None
+        if app.id_number != id_number:
+            raise self._protocol("it sent the application of a different ID number", "fetch")
+        log.info("CMS: fetched application %s", mask_id_number(id_number))
+        return app
+
+    def claim(self, id_number: str) -> None:
+        """Claim the application for this station; claiming it again is harmless."""
+        body = {"station": self.station_id}
+        self._call("POST", f"/applications/{_seg(id_number)}/claim", body, "claim", id_number)
+        log.info("CMS: claimed application %s", mask_id_number(id_number))
+
+    def submit_return(self, record: ReturnRecord, idempotency_key: str) -> str:
+        """数据回盘: deliver the return record; returns the CMS acknowledgement.
+
+        Sending the same record with the same key again is acknowledged again (the CMS keeps
+        one); a different record under the same key raises ReturnConflict.
+        """
+        body = {
+            "idempotency_key": idempotency_key,
+            "station": self.station_id,
+            "record": record.to_dict(),
+        }
+        data = self._call("POST", "/returns", body, "return", record.id_number)
+        ack = data.get("ack")
+        if not isinstance(ack, str) or not ack:
+            raise self._protocol("its answer to the return has no acknowledgement", "return")
+        log.info(
+            "CMS: return for %s acknowledged %s%s",
+            mask_id_number(record.id_number),
+            ack,
+            " (duplicate)" if data.get("duplicate") else "",
+        )
+        return ack
+
+    def report_failure(self, id_number: str, reason: str, idempotency_key: str) -> None:
+        """Report that making the card failed (failure return), keyed for safe retries."""
+        body = {
+            "idempotency_key": idempotency_key,
+            "station": self.station_id,
+            "id_number": id_number,
+            "reason": reason,
+        }
+        self._call("POST", "/failures", body, "failure", id_number)
+        log.info("CMS: failure reported for %s", mask_id_number(id_number))
+
+    def restore(self, id_number: str) -> None:
+        """恢复申请: put the application back to ready and release its claim."""
+        self._call("POST", f"/applications/{_seg(id_number)}/restore", {}, "restore", id_number)
+        log.info("CMS: application %s restored", mask_id_number(id_number))
+
+    # ---- transport ---------------------------------------------------------------------
+
+    def _connection(self) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        return cls(self._host, self._port, timeout=self.connect_timeout)
+
+    def _call(
+        self, method: str, path: str, body: dict[str, Any] | None, op: str, id_number: str
+    ) -> dict[str, Any]:
+        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        headers = {"Accept": "application/json", "Connection": "close"}
+        if payload is not None:
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        conn = self._connection()
+        try:
+            try:
+                conn.connect()
+            except TimeoutError:
+                raise self._unavailable("timeout", "the connection timed out", op) from None
+            except OSError as exc:
+                raise self._unavailable("unreachable", _os_cause(exc), op) from None
+            # Connected: from here the (longer) read timeout bounds each wait for the CMS.
+            if conn.sock is not None:
+                conn.sock.settimeout(self.read_timeout)
+            try:
+                conn.request(method, self._prefix + path, body=payload, headers=headers)
+                response = conn.getresponse()
+                raw = response.read(_MAX_RESPONSE + 1)
+            except TimeoutError:
+                raise self._unavailable(
+                    "timeout", f"no answer within {self.read_timeout:g} s", op
+                ) from None
+            except (OSError, http.client.RemoteDisconnected, http.client.IncompleteRead) as exc:
+                raise self._unavailable("unreachable", _os_cause(exc), op) from None
+            except http.client.HTTPException as exc:
+                cause = f"it broke the HTTP protocol ({type(exc).__name__})"
+                raise self._protocol(cause, op) from None
+        finally:
+            conn.close()
+        return self._decode(response.status, raw, op, id_number)
+
+    def _decode(self, status: int, raw: bytes, op: str, id_number: str) -> dict[str, Any]:
+        if len(raw) > _MAX_RESPONSE:
+            raise self._protocol("its answer is far too large", op, status)
+        try:
+            data = json.loads(raw.decode("utf-8")) if raw else None
+        except (UnicodeDecodeError, ValueError):
+            data = None
+        if status >= 500:
+            code = data.get("error") if isinstance(data, dict) else None
+            cause = f"the CMS answered HTTP {status}" + (f" ({code})" if code else "")
+            raise self._unavailable("server_error", cause, op, status)
+        if not isinstance(data, dict):
+            raise self._protocol(f"its answer (HTTP {status}) is not a JSON object", op, status)
+        if 200 <= status < 300:
+            return data
+        raise self._error(status, data, op, id_number)
+
+    # ---- errors ------------------------------------------------------------------------
+
+    def _unavailable(
+        self, reason: str, cause: str, op: str, status: int | None = None
+    ) -> CmsUnavailable:
+        if op in ("return", "failure"):
+            remedy = "check the network; the return is kept and retried"
+        else:
+            remedy = "check the network, then try again"
+        return CmsUnavailable(reason, f"CMS unreachable ({cause}) — {remedy}", status=status)
+
+    def _protocol(self, cause: str, op: str, status: int | None = None) -> CmsProtocolError:
+        remedy = (
+            "the return is kept and retried; if this persists, check the CMS URL and version"
+            if op in ("return", "failure")
+            else "check the CMS URL in the station configuration and the CMS version"
+        )
+        return CmsProtocolError(
+            "malformed_response", f"CMS answer not understood: {cause} — {remedy}", status=status
+        )
+
+    def _error(self, status: int, data: dict[str, Any], op: str, id_number: str) -> CmsError:
+        code = str(data.get("error") or "")
+        # The server's text is shown to operators: mask any ID or account number it carries.
+        detail = redact(str(data.get("message") or ""))
+        masked = mask_id_number(id_number)
+        if status == 404 and code == "unknown_application":
+            return ApplicationNotFound(
+                code,
+                f"The CMS has no application for ID number {masked} — check the number, or "
+                "have the application entered in the CMS first",
+                status=status,
+            )
+        if code == "not_marked":
+            return NotMarkedForInstantIssuance(
+                code,
+                f"Application {masked} is not ready for instant issuance ({detail}) — in the "
+                "CMS, complete the fee registration (交费登记) and the instant-issuance mark "
+                "(即制卡标注), then fetch again",
+                status=status,
+            )
+        if code == "claimed_elsewhere":
+            holder = data.get("station")
+            where = f"station {holder}" if isinstance(holder, str) and holder else "another station"
+            return ClaimedElsewhere(
+                code,
+                f"Application {masked} is being made at {where} — do not make it here; finish "
+                "or cancel it there (CMS: 失败数据处理 → 恢复申请 releases it)",
+                status=status,
+                station=holder if isinstance(holder, str) else None,
+            )
+        if code == "return_conflict":
+            return ReturnConflict(
+                code,
+                f"The CMS holds a different record for application {masked} ({detail}) — do "
+                "not resend; compare the card with the CMS record and call the CMS "
+                "administrator",
+                status=status,
+            )
+        if code == "already_made":
+            return AlreadyMade(
+                code,
+                f"A card for application {masked} was already made — check the card status in "
+                "the CMS; restore the application there only if a new card is really needed",
+                status=status,
+            )
+        if code == "restore_required":
+            return RestoreRequired(
+                code,
+                f"Application {masked} has a failure report — in the CMS use 失败数据处理 → "
+                "恢复申请 (restore the application), then fetch again",
+                status=status,
+            )
+        if status in (404, 405):
+            # Not "no such application": the URL does not reach the CMS API at all.
+            return CmsProtocolError(
+                code or "not_found",
+                f"The CMS URL {self.base_url} does not offer this request (HTTP {status}) — "
+                "check the CMS URL in the station configuration",
+                status=status,
+                retryable=False,
+            )
+        if status == 400:
+            return CmsProtocolError(
+                code or "bad_request",
+                f"The CMS rejected the station's request as malformed ({detail}) — report this "
+                "to the station supplier",
+                status=status,
+                retryable=False,
+            )
+        return CmsError(
+            code or f"http_{status}",
+            f"The CMS refused the {op} for application {masked} (HTTP {status}: "
+            f"{detail or code or 'no reason given'}) — check the application in the CMS",
+            status=status,
+        )
+
+
+def _seg(value: str) -> str:
+    # A path segment: an ID number never contains '/', but a typo must not change the route.
+    return quote(value, safe="")
+
+
+def _os_cause(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError):
+        return "the connection was closed without an answer"
+    if isinstance(exc, http.client.IncompleteRead):
+        return "the answer was cut off"
+    if isinstance(exc, socket.gaierror):
+        return "the CMS host name does not resolve"
+    return type(exc).__name__ + (f": {exc.strerror}" if getattr(exc, "strerror", None) else "")
+
+
+__all__ = [
+    "AlreadyMade",
+    "ApplicationNotFound",
+    "ClaimedElsewhere",
+    "CmsClient",
+    "CmsError",
+    "CmsProtocolError",
+    "CmsUnavailable",
+    "NotMarkedForInstantIssuance",
+    "RestoreRequired",
+    "ReturnConflict",
+]
