@@ -84,6 +84,7 @@ def build_station(config: Config,
         printer=printer,
         open_encoder=lambda: PcscTransport(encoder),
         wait_for_card=lambda timeout: context.wait_for_card(encoder, timeout),
+        wait_for_removal=lambda timeout: context.wait_for_removal(encoder, timeout),
         keys=keys,
     )
 

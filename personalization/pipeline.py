@@ -63,7 +63,9 @@ class Devices:
     printer: Any  # cardstation.drivers.hiti.Printer
     open_encoder: Callable[[], ApduTransport]
     wait_for_card: Callable[[float], None]
+    wait_for_removal: Callable[[float], None]
     keys: KeyService
+    settle_time: float = 1.0  # how long a fresh chip may stay silent before power-on fails
 
 
 EventSink = Callable[[Issuance, str], None]
@@ -143,7 +145,7 @@ class Pipeline:
             raise ReprintRefused("not_done", "only a finished card can be reprinted")
         printer = self.devices.printer
         try:
-            printer.move_to_contact()
+            self._feed()
             session = self._chip_session()
             holder = session.holder_id_number()
             if holder != issuance.id_number:
@@ -159,8 +161,9 @@ class Pipeline:
             printer.eject()
         finally:
             self._close_chip()
-        return self.journal.update_data(issuance.id, {"reprints": issuance.data.get(
-            "reprints", 0) + 1})
+        return self.journal.update_data(
+            issuance.id, {"reprints": issuance.data.get("reprints", 0) + 1}, "face reprinted"
+        )
 
     # -- steps ----------------------------------------------------------------------------
     def _step(self, issuance: Issuance) -> Issuance:
@@ -218,6 +221,10 @@ class Pipeline:
                             {"preview": str(preview)})
 
     def _feed(self) -> None:
+        if not self._card_in_printer():
+            # the last card must have left the encoder before the next arrives, or PC/SC could
+            # still be describing the old one
+            self.devices.wait_for_removal(5.0)
         self.devices.printer.move_to_contact()
         self.devices.wait_for_card(10.0)
 
@@ -309,12 +316,17 @@ class Pipeline:
     # -- plumbing -------------------------------------------------------------------------
     def _chip_session(self) -> ChipSession:
         if self._session is None:
-            try:
-                transport = self.devices.open_encoder()
-                transport.observers.append(self._count_apdu)
-                transport.connect()
-            except UnresponsiveCard as exc:
-                raise IssuanceError("chip_power_on_failed", str(exc)) from None
+            transport = self.devices.open_encoder()
+            transport.observers.append(self._count_apdu)
+            deadline = time.monotonic() + self.devices.settle_time
+            while True:
+                try:
+                    transport.connect()
+                    break
+                except UnresponsiveCard as exc:
+                    if time.monotonic() >= deadline:
+                        raise IssuanceError("chip_power_on_failed", str(exc)) from None
+                    time.sleep(0.1)  # contacts settling (real stations wait ~0.5 s)
             self._transport = transport
             self._session = ChipSession(transport, self.devices.keys)
             self._session.open()

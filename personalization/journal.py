@@ -1,0 +1,767 @@
+"""The durable issuance journal: one SQLite file (WAL), one row per card job, an event per change.
+
+Every state of an issuance is committed here before the next step starts, so after a crash
+(kill -9, power loss) the pipeline resumes from `Journal.unfinished()`. The return outbox lives
+in the same file (`outbox` table, see `cardstation.personalization.outbox`) so that the
+VERIFIED -> RETURN_QUEUED transition and the outbox row are one SQLite transaction: either both
+exist or neither does.
+
+States and transitions (`ALLOWED` / `Journal.transition`):
+
+* forward, one step at a time: FETCHED -> PREVIEWED -> FED -> CHIP_WRITTEN -> VERIFIED ->
+  RETURN_QUEUED -> PRINTED -> EJECTED -> DONE;
+* any non-terminal state (FAILED included) -> REJECTED, with a reason;
+* any non-terminal state except FAILED itself -> FAILED, with a reason; the state it failed
+  from is kept (`Issuance.failed_from`);
+* resume: FAILED -> S, where S is a forward state (FETCHED .. EJECTED) no later than the state
+  it failed from. Once a return is queued (failed from RETURN_QUEUED or later) S must be
+  RETURN_QUEUED or later: the chip of that card is bound to the queued return record, and
+  going back to write again would need a second, different record (refused);
+* DONE and REJECTED are terminal.
+
+Entering RETURN_QUEUED from VERIFIED requires `return_record`; `return_record` is refused
+anywhere else. A return is never enqueued twice for one issuance (UNIQUE issuance_id and
+idempotency_key in the outbox).
+
+Writes run under `BEGIN IMMEDIATE` (the SQLite write lock is taken before the current state is
+read), so a check-then-update cannot interleave with another writer, in this process or another.
+One connection per database object, shared by threads behind a lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from cardstation.logs import mask_id_number
+from cardstation.personalization.model import ReturnRecord
+
+SCHEMA_VERSION = 1
+SCHEMA_APPLICATION = "cardstation-journal"
+
+
+class State(StrEnum):
+    """The states of one issuance (one card job)."""
+
+    FETCHED = "FETCHED"
+    PREVIEWED = "PREVIEWED"
+    FED = "FED"
+    CHIP_WRITTEN = "CHIP_WRITTEN"
+    VERIFIED = "VERIFIED"
+    RETURN_QUEUED = "RETURN_QUEUED"
+    PRINTED = "PRINTED"
+    EJECTED = "EJECTED"
+    DONE = "DONE"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+
+
+FORWARD: tuple[State, ...] = (
+    State.FETCHED,
+    State.PREVIEWED,
+    State.FED,
+    State.CHIP_WRITTEN,
+    State.VERIFIED,
+    State.RETURN_QUEUED,
+    State.PRINTED,
+    State.EJECTED,
+    State.DONE,
+)
+TERMINAL: frozenset[State] = frozenset({State.DONE, State.REJECTED})
+#: States the pipeline may resume to from FAILED (bounded by the state it failed from).
+RESUMABLE: tuple[State, ...] = FORWARD[:-1]
+_RANK = {state: i for i, state in enumerate(FORWARD)}
+
+
+def _allowed() -> dict[State, frozenset[State]]:
+    table: dict[State, set[State]] = {s: set() for s in State}
+    for a, b in itertools.pairwise(FORWARD):
+        table[a].add(b)
+    for s in State:
+        if s not in TERMINAL:
+            table[s].add(State.REJECTED)
+            if s is not State.FAILED:
+                table[s].add(State.FAILED)
+    table[State.FAILED].update(RESUMABLE)  # further bounded by failed_from, see _check
+    return {s: frozenset(t) for s, t in table.items()}
+
+
+#: Every transition the journal accepts before the per-issuance checks (failed_from, outbox).
+ALLOWED: dict[State, frozenset[State]] = _allowed()
+
+
+class JournalError(Exception):
+    """Base class of the journal's and outbox's errors."""
+
+
+class IssuanceNotFound(JournalError, KeyError):
+    """No issuance with that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "issuance not found"
+
+
+class IllegalTransition(JournalError):
+    """The issuance's current state does not allow the requested transition."""
+
+    def __init__(
+        self, issuance_id: str, from_state: State | None, to_state: State, detail: str = ""
+    ) -> None:
+        self.issuance_id = issuance_id
+        self.from_state = from_state
+        self.to_state = to_state
+        self.detail = detail
+        text = f"illegal transition {from_state} -> {to_state} for issuance {issuance_id}"
+        super().__init__(f"{text}: {detail}" if detail else text)
+
+
+class ReturnAlreadyQueued(IllegalTransition):
+    """A return record exists for this issuance (or its idempotency key is taken)."""
+
+
+class RequestIdConflict(JournalError, ValueError):
+    """A client request id reused for a different ID number."""
+
+
+class JournalCorrupt(JournalError):
+    """The file is not a journal this version understands (corrupt, foreign or newer schema)."""
+
+
+@dataclass
+class Issuance:
+    """One card job as the journal holds it. `data` holds facts gathered by the steps."""
+
+    id: str
+    client_request_id: str | None
+    id_number: str
+    state: State
+    application: dict[str, Any]
+    data: dict[str, Any]
+    created_at: float
+    updated_at: float
+    reason: str = ""
+    failed_from: State | None = None
+
+    def __repr__(self) -> str:  # never the full ID number, never the photo
+        return (
+            f"Issuance(id={self.id!r}, state={self.state.value}, "
+            f"id_number={mask_id_number(self.id_number)!r}, "
+            f"client_request_id={self.client_request_id!r}, reason={self.reason!r})"
+        )
+
+
+@dataclass
+class Event:
+    """One committed change: a transition, or a data update (`from_state == to_state`).
+    The first event of every issuance has `from_state` None and `to_state` FETCHED."""
+
+    issuance_id: str
+    seq: int
+    at: float
+    from_state: State | None
+    to_state: State
+    reason: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+_STATES_SQL = ", ".join(f"'{s.value}'" for s in State)
+
+_SCHEMA = f"""
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE issuances (
+    id TEXT PRIMARY KEY,
+    client_request_id TEXT UNIQUE,
+    id_number TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ({_STATES_SQL})),
+    application TEXT NOT NULL CHECK (json_valid(application)),
+    data TEXT NOT NULL CHECK (json_valid(data)),
+    reason TEXT NOT NULL DEFAULT '',
+    failed_from TEXT CHECK (failed_from IS NULL OR failed_from IN ({_STATES_SQL})),
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX issuances_order ON issuances (created_at, id);
+CREATE INDEX issuances_state ON issuances (state, created_at, id);
+CREATE TABLE events (
+    issuance_id TEXT NOT NULL REFERENCES issuances (id),
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    from_state TEXT CHECK (from_state IS NULL OR from_state IN ({_STATES_SQL})),
+    to_state TEXT NOT NULL CHECK (to_state IN ({_STATES_SQL})),
+    reason TEXT NOT NULL DEFAULT '',
+    data TEXT NOT NULL CHECK (json_valid(data)),
+    PRIMARY KEY (issuance_id, seq)
+);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    issuance_id TEXT NOT NULL UNIQUE REFERENCES issuances (id),
+    idempotency_key TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL CHECK (json_valid(record)),
+    status TEXT NOT NULL
+        CHECK (status IN ('pending', 'delivering', 'delivered', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    total_attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_until REAL,
+    claimed_by TEXT,
+    last_error TEXT NOT NULL DEFAULT '',
+    ack TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    delivered_at REAL
+);
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+"""
+
+_EXPECTED_TABLES = {"meta", "issuances", "events", "outbox"}
+#: Migrations from version N to N+1, run in one transaction each. None yet.
+_MIGRATIONS: dict[int, str] = {}
+
+
+def dumps(value: Any, what: str) -> str:
+    """JSON-encode `value` strictly (no NaN, no non-JSON types); ValueError naming `what`."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not JSON-serialisable: {exc}") from None
+
+
+def loads(text: str, what: str) -> Any:
+    """Decode a JSON column; a bad value means a damaged file (JournalCorrupt)."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise JournalCorrupt(f"{what} holds invalid JSON: {exc}") from None
+
+
+def _json_object(value: Any, what: str) -> str:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a dict, not {type(value).__name__}")
+    return dumps(value, what)
+
+
+class Database:
+    """One SQLite connection to a journal file, shared by threads behind a lock.
+
+    Internal to the journal and outbox: `Journal` and `Outbox` on the same object share the
+    connection, so the outbox insert joins the journal's transaction.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 10.0,
+        durable: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.closed = False
+        try:
+            self.conn = sqlite3.connect(
+                str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise JournalCorrupt(f"cannot open journal {self.path}: {exc}") from exc
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self.conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            # FULL: a commit is on disk before it returns (power loss included). NORMAL (in WAL)
+            # survives a process crash but may lose the last commits on power loss.
+            self.conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self._prepare_schema()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise JournalCorrupt(f"{self.path} is not a usable journal: {exc}") from exc
+        except JournalCorrupt:
+            self.conn.close()
+            raise
+
+    def _prepare_schema(self) -> None:
+        with self.write() as conn:
+            tables = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%'"
+                )
+            }
+            if not tables:
+                for statement in _split_sql(_SCHEMA):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('application', ?), "
+                    "('schema_version', ?)",
+                    (SCHEMA_APPLICATION, str(SCHEMA_VERSION)),
+                )
+                return
+            if "meta" not in tables:
+                raise JournalCorrupt(
+                    f"{self.path} is an SQLite file without a journal schema "
+                    f"(tables: {', '.join(sorted(tables))})"
+                )
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("application") != SCHEMA_APPLICATION:
+                raise JournalCorrupt(
+                    f"{self.path} belongs to {meta.get('application')!r}, not the journal"
+                )
+            try:
+                version = int(meta.get("schema_version", ""))
+            except ValueError:
+                raise JournalCorrupt(f"{self.path} has no valid schema version") from None
+            if version > SCHEMA_VERSION:
+                raise JournalCorrupt(
+                    f"{self.path} has journal schema version {version}; this software "
+                    f"understands up to {SCHEMA_VERSION} (downgrade refused)"
+                )
+            while version < SCHEMA_VERSION:
+                if version not in _MIGRATIONS:
+                    raise JournalCorrupt(f"no migration from journal schema version {version}")
+                for statement in _split_sql(_MIGRATIONS[version]):
+                    conn.execute(statement)
+                version += 1
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
+                )
+            tables = {
+                row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            missing = _EXPECTED_TABLES - tables
+            if missing:
+                raise JournalCorrupt(
+                    f"{self.path} lacks journal tables: {', '.join(sorted(missing))}"
+                )
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise JournalError(f"journal {self.path} is closed")
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE): commit on success, roll back on any error."""
+        with self.lock:
+            self._check_open()
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read (one deferred transaction over all statements inside)."""
+        with self.lock:
+            self._check_open()
+            self.conn.execute("BEGIN")
+            try:
+                yield self.conn
+            finally:
+                self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.conn.close()
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+_ISSUANCE_COLUMNS = (
+    "id, client_request_id, id_number, state, application, data, reason, failed_from, "
+    "created_at, updated_at"
+)
+
+
+def _issuance(row: tuple[Any, ...]) -> Issuance:
+    try:
+        state = State(row[3])
+        failed_from = State(row[7]) if row[7] is not None else None
+    except ValueError as exc:
+        raise JournalCorrupt(f"issuance {row[0]} has an unknown state: {exc}") from None
+    application = loads(row[4], f"issuance {row[0]} application")
+    data = loads(row[5], f"issuance {row[0]} data")
+    if not isinstance(application, dict) or not isinstance(data, dict):
+        raise JournalCorrupt(f"issuance {row[0]} application/data is not a JSON object")
+    return Issuance(
+        id=row[0],
+        client_request_id=row[1],
+        id_number=row[2],
+        state=state,
+        application=application,
+        data=data,
+        reason=row[6],
+        failed_from=failed_from,
+        created_at=row[8],
+        updated_at=row[9],
+    )
+
+
+class Journal:
+    """The issuance journal on an SQLite file. Thread-safe; several processes may share the file.
+
+    `clock` (epoch seconds) stamps every row and event; tests inject a fake one. `timeout` is
+    how long a write waits for another process's write lock. `durable=False` (synchronous=NORMAL)
+    keeps crash safety against kill -9 but not against power loss; it is for tests and
+    benchmarks, a station keeps the default.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 10.0,
+        durable: bool = True,
+    ) -> None:
+        self._db = Database(path, clock=clock, timeout=timeout, durable=durable)
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    @property
+    def database(self) -> Database:
+        """The shared connection (for `Outbox`)."""
+        return self._db
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- creation and lookup -------------------------------------------------------------------
+
+    def create(
+        self, application: dict[str, Any], id_number: str, client_request_id: str | None = None
+    ) -> Issuance:
+        """A new issuance in FETCHED (with its first event). With a `client_request_id` already
+        used, the existing issuance is returned and nothing is written (idempotent); reusing it
+        for another ID number raises RequestIdConflict."""
+        if not isinstance(id_number, str) or not id_number:
+            raise ValueError("id_number must be a non-empty string")
+        if client_request_id is not None and (
+            not isinstance(client_request_id, str) or not client_request_id
+        ):
+            raise ValueError("client_request_id must be a non-empty string or None")
+        app_json = _json_object(application, "application")
+        with self._db.write() as conn:
+            if client_request_id is not None:
+                row = conn.execute(
+                    f"SELECT {_ISSUANCE_COLUMNS} FROM issuances WHERE client_request_id = ?",
+                    (client_request_id,),
+                ).fetchone()
+                if row is not None:
+                    existing = _issuance(row)
+                    if existing.id_number != id_number:
+                        raise RequestIdConflict(
+                            f"client request id {client_request_id!r} is already used by "
+                            f"issuance {existing.id} for another ID number"
+                        )
+                    return existing
+            now = self._db.clock()
+            issuance_id = uuid.uuid4().hex
+            conn.execute(
+                "INSERT INTO issuances (id, client_request_id, id_number, state, application, "
+                "data, reason, failed_from, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, '{}', '', NULL, ?, ?)",
+                (
+                    issuance_id,
+                    client_request_id,
+                    id_number,
+                    State.FETCHED.value,
+                    app_json,
+                    now,
+                    now,
+                ),
+            )
+            self._append_event(conn, issuance_id, now, None, State.FETCHED, "", {})
+            return self._get(conn, issuance_id)
+
+    def get(self, issuance_id: str) -> Issuance:
+        """The issuance; IssuanceNotFound (a KeyError) if there is none."""
+        with self._db.read() as conn:
+            return self._get(conn, issuance_id)
+
+    def find_by_request_id(self, client_request_id: str) -> Issuance | None:
+        with self._db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_ISSUANCE_COLUMNS} FROM issuances WHERE client_request_id = ?",
+                (client_request_id,),
+            ).fetchone()
+        return _issuance(row) if row is not None else None
+
+    def list(
+        self, state: State | None = None, limit: int = 50, after: str | None = None
+    ) -> list[Issuance]:
+        """Issuances in (created_at, id) order, optionally in one state. `after` is the id of the
+        last issuance of the previous page (a cursor); IssuanceNotFound if it does not exist."""
+        if limit <= 0:
+            return []
+        where: list[str] = []
+        params: list[Any] = []
+        with self._db.read() as conn:
+            if state is not None:
+                where.append("state = ?")
+                params.append(State(state).value)
+            if after is not None:
+                cursor = conn.execute(
+                    "SELECT created_at, id FROM issuances WHERE id = ?", (after,)
+                ).fetchone()
+                if cursor is None:
+                    raise IssuanceNotFound(f"cursor issuance {after} not found")
+                where.append("(created_at, id) > (?, ?)")
+                params.extend(cursor)
+            clause = f"WHERE {' AND '.join(where)}" if where else ""
+            rows = conn.execute(
+                f"SELECT {_ISSUANCE_COLUMNS} FROM issuances {clause} "
+                "ORDER BY created_at, id LIMIT ?",
+                (*params, int(limit)),
+            ).fetchall()
+        return [_issuance(r) for r in rows]
+
+    def unfinished(self) -> list[Issuance]:
+        """Every issuance not DONE or REJECTED (FAILED included), oldest first: the input of
+        restart recovery."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_ISSUANCE_COLUMNS} FROM issuances WHERE state NOT IN (?, ?) "
+                "ORDER BY created_at, id",
+                (State.DONE.value, State.REJECTED.value),
+            ).fetchall()
+        return [_issuance(r) for r in rows]
+
+    def events(self, issuance_id: str) -> list[Event]:
+        """The issuance's events in order; IssuanceNotFound if there is no such issuance."""
+        with self._db.read() as conn:
+            self._get(conn, issuance_id)
+            rows = conn.execute(
+                "SELECT issuance_id, seq, at, from_state, to_state, reason, data FROM events "
+                "WHERE issuance_id = ? ORDER BY seq",
+                (issuance_id,),
+            ).fetchall()
+        events = []
+        for r in rows:
+            data = loads(r[6], f"event {r[0]}/{r[1]} data")
+            try:
+                from_state = State(r[3]) if r[3] is not None else None
+                to_state = State(r[4])
+            except ValueError as exc:
+                raise JournalCorrupt(f"event {r[0]}/{r[1]} has an unknown state: {exc}") from None
+            events.append(Event(r[0], r[1], r[2], from_state, to_state, r[5], data))
+        return events
+
+    # -- changes -----------------------------------------------------------------------------
+
+    def transition(
+        self,
+        issuance_id: str,
+        to: State,
+        reason: str = "",
+        data: dict[str, Any] | None = None,
+        return_record: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        *,
+        expect: State | None = None,
+    ) -> Issuance:
+        """Move the issuance to `to` in one SQLite transaction: check the transition, merge `data`
+        (shallow) into issuance.data, append an event and, for VERIFIED -> RETURN_QUEUED, insert
+        the outbox row for `return_record` (idempotency key default f"{issuance_id}:return").
+
+        `expect` (optional): the state the caller believes the issuance is in; if another
+        writer moved it, IllegalTransition. REJECTED and FAILED need a non-empty reason.
+        """
+        to = State(to)
+        reason = reason or ""
+        delta = {} if data is None else data
+        _json_object(delta, "data")
+        if to in (State.REJECTED, State.FAILED) and not reason.strip():
+            raise ValueError(f"a transition to {to} needs a reason")
+        record_json: str | None = None
+        if return_record is not None:
+            record_json = _json_object(return_record, "return_record")
+            try:
+                ReturnRecord.from_dict(return_record)
+            except ValueError as exc:
+                raise ValueError(f"return_record is not a valid return record: {exc}") from None
+        with self._db.write() as conn:
+            current = self._get(conn, issuance_id)
+            if expect is not None and current.state != State(expect):
+                raise IllegalTransition(
+                    issuance_id,
+                    current.state,
+                    to,
+                    f"expected it in {State(expect)}; another writer moved it",
+                )
+            self._check(conn, current, to, return_record)
+            now = self._db.clock()
+            merged = {**current.data, **delta}
+            new_reason = reason if to in (State.REJECTED, State.FAILED) else current.reason
+            failed_from = current.state if to is State.FAILED else None
+            cur = conn.execute(
+                "UPDATE issuances SET state = ?, data = ?, reason = ?, failed_from = ?, "
+                "updated_at = ? WHERE id = ? AND state = ?",
+                (
+                    to.value,
+                    dumps(merged, "data"),
+                    new_reason,
+                    failed_from.value if failed_from else None,
+                    now,
+                    issuance_id,
+                    current.state.value,
+                ),
+            )
+            if cur.rowcount != 1:  # cannot happen under BEGIN IMMEDIATE; kept as a guard
+                raise IllegalTransition(issuance_id, current.state, to, "state changed underneath")
+            self._append_event(conn, issuance_id, now, current.state, to, reason, delta)
+            if record_json is not None:
+                key = idempotency_key or f"{issuance_id}:return"
+                self._insert_return(conn, issuance_id, key, record_json, now, current.state, to)
+            return self._get(conn, issuance_id)
+
+    def update_data(self, issuance_id: str, data: dict[str, Any], reason: str = "") -> Issuance:
+        """Merge facts (shallow) without a state change; recorded as an event with
+        to_state == from_state. Allowed on finished issuances too: what happens to a card
+        after it is made (a reprint of its face) belongs to its history."""
+        _json_object(data, "data")
+        with self._db.write() as conn:
+            current = self._get(conn, issuance_id)
+            now = self._db.clock()
+            merged = {**current.data, **data}
+            conn.execute(
+                "UPDATE issuances SET data = ?, updated_at = ? WHERE id = ?",
+                (dumps(merged, "data"), now, issuance_id),
+            )
+            self._append_event(
+                conn, issuance_id, now, current.state, current.state, reason, data
+            )
+            return self._get(conn, issuance_id)
+
+    def close(self) -> None:
+        """Close the connection (an Outbox sharing it is closed too). Idempotent."""
+        self._db.close()
+
+    # -- internals -------------------------------------------------------------------------
+
+    @staticmethod
+    def _get(conn: sqlite3.Connection, issuance_id: str) -> Issuance:
+        row = conn.execute(
+            f"SELECT {_ISSUANCE_COLUMNS} FROM issuances WHERE id = ?", (issuance_id,)
+        ).fetchone()
+        if row is None:
+            raise IssuanceNotFound(f"issuance {issuance_id} not found")
+        return _issuance(row)
+
+    @staticmethod
+    def _check(
+        conn: sqlite3.Connection,
+        current: Issuance,
+        to: State,
+        return_record: dict[str, Any] | None,
+    ) -> None:
+        frm = current.state
+        if to not in ALLOWED[frm]:
+            detail = "the issuance is finished" if frm in TERMINAL else "not an allowed step"
+            raise IllegalTransition(current.id, frm, to, detail)
+        queued = (
+            conn.execute("SELECT 1 FROM outbox WHERE issuance_id = ?", (current.id,)).fetchone()
+            is not None
+        )
+        if frm is State.FAILED and to in RESUMABLE:
+            limit = current.failed_from
+            if limit is None or _RANK[to] > _RANK.get(limit, -1):
+                raise IllegalTransition(
+                    current.id, frm, to, f"cannot resume past the state it failed from ({limit})"
+                )
+            if queued and _RANK[to] < _RANK[State.RETURN_QUEUED]:
+                raise IllegalTransition(
+                    current.id,
+                    frm,
+                    to,
+                    "a return record is queued for this card; resume at RETURN_QUEUED or later",
+                )
+            if not queued and _RANK[to] >= _RANK[State.RETURN_QUEUED]:
+                raise IllegalTransition(current.id, frm, to, "no return record is queued")
+        if return_record is not None:
+            if not (frm is State.VERIFIED and to is State.RETURN_QUEUED):
+                raise IllegalTransition(
+                    current.id,
+                    frm,
+                    to,
+                    "a return record is only accepted with VERIFIED -> RETURN_QUEUED",
+                )
+            if queued:
+                raise ReturnAlreadyQueued(current.id, frm, to, "a return record is already queued")
+            if str(return_record.get("id_number")) != current.id_number:
+                raise ValueError("the return record is for another ID number")
+        elif frm is State.VERIFIED and to is State.RETURN_QUEUED:
+            raise IllegalTransition(current.id, frm, to, "RETURN_QUEUED needs a return_record")
+
+    def _insert_return(
+        self,
+        conn: sqlite3.Connection,
+        issuance_id: str,
+        key: str,
+        record_json: str,
+        now: float,
+        frm: State,
+        to: State,
+    ) -> None:
+        try:
+            conn.execute(
+                "INSERT INTO outbox (issuance_id, idempotency_key, record, status, attempts, "
+                "total_attempts, next_attempt_at, last_error, created_at, updated_at) "
+                "VALUES (?, ?, ?, 'pending', 0, 0, ?, '', ?, ?)",
+                (issuance_id, key, record_json, now, now, now),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ReturnAlreadyQueued(
+                issuance_id, frm, to, f"idempotency key {key!r} is already used ({exc})"
+            ) from None
+
+    @staticmethod
+    def _append_event(
+        conn: sqlite3.Connection,
+        issuance_id: str,
+        at: float,
+        frm: State | None,
+        to: State,
+        reason: str,
+        data: dict[str, Any],
+    ) -> None:
+        conn.execute(
+            "INSERT INTO events (issuance_id, seq, at, from_state, to_state, reason, data) "
+            "SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ? FROM events "
+            "WHERE issuance_id = ?",
+            (
+                issuance_id,
+                at,
+                frm.value if frm else None,
+                to.value,
+                reason,
+                dumps(data, "data"),
+                issuance_id,
+            ),
+        )

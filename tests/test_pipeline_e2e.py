@@ -1,0 +1,158 @@
+"""The issuance pipeline on every simulator through the real pcscd stack (issue 5 scenarios)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image, ImageChops, ImageStat
+
+from cardstation.personalization.face import FaceData, render_front
+from cardstation.personalization.journal import State
+from cardstation.personalization.pipeline import ReprintRefused
+from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
+from cardstation.station import Station, build_station
+from tests.conftest import ENCODER_READER, PSAM_READER
+from tests.world import World, make_world
+
+pytestmark = pytest.mark.pcscd
+
+
+@pytest.fixture
+def world(pcsc_context, tmp_path) -> Iterator[World]:
+    for reader in (ENCODER_READER, PSAM_READER):  # the last test's cards must have left
+        pcsc_context.wait_for_removal(reader, timeout=5)
+    w = make_world(tmp_path)
+    pcsc_context.wait_for_card(PSAM_READER, timeout=5)
+    yield w
+    w.close()
+    for reader in (ENCODER_READER, PSAM_READER):
+        pcsc_context.wait_for_removal(reader, timeout=5)
+
+
+@pytest.fixture
+def station(world) -> Iterator[Station]:
+    s = build_station(world.config())
+    yield s
+    s.close()
+
+
+def ledger_returns(world: World, id_number: str) -> list[dict]:
+    return [r for r in world.cms.ledger(photos=False)["returns"]
+            if r["record"]["id_number"] == id_number]
+
+
+def face_difference(png: str, face: FaceData) -> float:
+    printed = Image.open(png).convert("L")
+    expected = render_front(face).convert("L")
+    return sum(ImageStat.Stat(ImageChops.difference(printed, expected)).mean)
+
+
+def test_a_card_is_made_and_returned_once(world, station) -> None:
+    (chip,) = world.load_blank()
+    issuance = station.pipeline.issue(EXAMPLE_ID_NUMBER)
+    assert issuance.state is State.DONE, issuance.reason
+    assert station.drain_returns(10) == 0
+    (ret,) = ledger_returns(world, EXAMPLE_ID_NUMBER)
+    record = ret["record"]
+    assert record["bank_account"] == chip.card.pan
+    assert record["card_id_code"] == chip.card.card_identification_code.hex().upper()
+    assert record["atr"] == chip.card.atr.hex().upper()
+    assert max(chip.writes.values()) == 1  # every item written once
+    assert len(world.model.output_hopper) == 1
+    # the printed face is the one rendered from the chip's data, not anything else
+    chip_data = station.journal.get(issuance.id).data["chip"]
+    front = next(p for p in (world.data_dir.parent / "printed").glob("*-front.png"))
+    app = station.cms.fetch(EXAMPLE_ID_NUMBER)
+    same = FaceData(chip_data["name"], chip_data["id_number"], chip_data["card_number"],
+                    app.issue_date, app.bank_name, app.photo)
+    other = FaceData("王二", "11010519491231003X", chip_data["card_number"], app.issue_date,
+                     app.bank_name, app.photo)
+    assert chip_data["id_number"] == EXAMPLE_ID_NUMBER
+    assert face_difference(str(front), same) < face_difference(str(front), other) / 2
+
+
+def test_cms_down_during_return_card_printed_return_delivered_once(world, station) -> None:
+    world.load_blank()
+    # the fetch itself needs the CMS: fetch first, then take it down for the return
+    created = station.pipeline.create(EXAMPLE_ID_NUMBER)
+    world.cms.inject("down")
+    issuance = station.pipeline.run(created.id)
+    assert issuance.state is State.DONE  # printing did not wait for the network
+    station.worker.run_once()
+    assert station.outbox.pending() and not ledger_returns(world, EXAMPLE_ID_NUMBER)
+    world.cms.clear_faults()
+    assert station.drain_returns(10) == 0
+    station.worker.run_once()
+    assert len(ledger_returns(world, EXAMPLE_ID_NUMBER)) == 1
+
+
+def test_wrong_way_card_is_rejected_and_nothing_written(world, station) -> None:
+    (chip,) = world.load_blank(orientation="chip_far_end")
+    issuance = station.pipeline.issue(EXAMPLE_ID_NUMBER)
+    assert issuance.state is State.REJECTED
+    assert issuance.data["reason_code"] == "chip_power_on_failed"
+    assert "wrong way" in issuance.reason
+    assert not chip.writes
+    assert len(world.model.reject_box) == 1
+    assert not station.outbox.pending()
+
+
+def test_ribbon_out_mid_print_fails_then_resumes_without_rewriting(world) -> None:
+    (chip,) = world.load_blank()
+
+    def ribbon_runs_out(state: State) -> None:
+        if state is State.RETURN_QUEUED:
+            world.model.inject("ribbon_out")
+
+    station = build_station(world.config(), after_commit=ribbon_runs_out)
+    try:
+        issuance = station.pipeline.issue(EXAMPLE_ID_NUMBER)
+        assert issuance.state is State.FAILED
+        assert issuance.data["reason_code"].startswith("printer_Ribbon")
+        writes_before = dict(chip.writes)
+        world.model.clear("ribbon_out")  # the operator changes the ribbon
+        station.pipeline.after_commit = None
+        issuance = station.pipeline.run(issuance.id)
+        assert issuance.state is State.DONE
+        assert dict(chip.writes) == writes_before  # the chip was not written again
+        assert station.drain_returns(10) == 0
+        assert len(ledger_returns(world, EXAMPLE_ID_NUMBER)) == 1
+    finally:
+        station.close()
+
+
+def test_chip_of_another_person_is_refused(world, station) -> None:
+    (chip,) = world.load_blank(profile="personalised")  # carries 11010519491231002X
+    other = world.cms.samples["ready"][1]
+    issuance = station.pipeline.issue(other)
+    assert issuance.state is State.REJECTED
+    assert issuance.data["reason_code"] == "chip_belongs_to_another_holder"
+    assert not chip.writes
+    assert len(world.model.reject_box) == 1
+
+
+def test_reprint_refuses_another_holders_card_and_prints_the_right_one(world, station) -> None:
+    (chip,) = world.load_blank()
+    done = station.pipeline.issue(EXAMPLE_ID_NUMBER)
+    assert done.state is State.DONE
+    # another card (its chip does not carry this holder) put into the printer by mistake
+    other_done = world.load_blank()[0]
+    with pytest.raises(ReprintRefused, match="another holder"):
+        station.pipeline.reprint(done.id)
+    assert not other_done.writes
+    # the right card back in the printer: it is reprinted
+    world.model.load_card("right_way", chip=chip)
+    prints_before = len(world.model.print_log)
+    again = station.pipeline.reprint(done.id)
+    assert again.data["reprints"] == 1
+    assert len(world.model.print_log) == prints_before + 1
+
+
+def test_bad_photo_stops_at_preview_and_feeds_nothing(world, station) -> None:
+    world.load_blank()
+    issuance = station.pipeline.issue(world.cms.samples["bad_photo"])
+    assert issuance.state is State.REJECTED
+    assert issuance.reason.startswith("stopped at preview")
+    assert any(f["field"] == "photo" for f in issuance.data["findings"])
+    assert len(world.model.input_cards) == 1  # the blank card was never fed
