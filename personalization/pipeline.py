@@ -143,22 +143,19 @@ class Pipeline:
         issuance = self.journal.get(issuance_id)
         if issuance.state is not State.DONE:
             raise ReprintRefused("not_done", "only a finished card can be reprinted")
-        printer = self.devices.printer
         try:
             self._feed()
             session = self._chip_session()
             holder = session.holder_id_number()
             if holder != issuance.id_number:
-                self._close_chip()
-                printer.eject()
+                self._move_away("eject")
                 raise ReprintRefused(
                     "wrong_card",
                     "the card in the printer belongs to another holder: nothing was printed; "
                     "put in the card of this job",
                 )
-            self._close_chip()
             self._print(issuance)
-            printer.eject()
+            self._move_away("eject")
         finally:
             self._close_chip()
         return self.journal.update_data(
@@ -190,7 +187,7 @@ class Pipeline:
                 return self._commit(issuance, State.PRINTED, started, "face printed")
             if state is State.PRINTED:
                 if self._card_in_printer():
-                    self.devices.printer.eject()
+                    self._move_away("eject")
                 return self._commit(issuance, State.EJECTED, started, "card in the output hopper")
             if state is State.EJECTED:
                 return self._commit(issuance, State.DONE, started, "done")
@@ -275,7 +272,8 @@ class Pipeline:
         return issuance
 
     def _print(self, issuance: Issuance) -> None:
-        """Print from what the chip says (face-to-chip binding), photo from the application."""
+        """Print from what the chip says (face-to-chip binding), photo from the application.
+        The chip is unpowered first: printing moves the card off the contacts."""
         self._close_chip()
         app = Application.from_dict(issuance.application)
         face = _face(app, issuance.data.get("chip"))
@@ -309,6 +307,12 @@ class Pipeline:
                 "the card in the printer carries another holder's data"))
         self._emit(issuance, "card in the printer read again after a restart")
         return issuance
+
+    def _move_away(self, where: str) -> None:
+        """Eject or reject the card — after closing the PC/SC connection to its chip: a card
+        must never leave the contacts while the encoder holds it powered."""
+        self._close_chip()
+        getattr(self.devices.printer, where)()
 
     def _card_in_printer(self) -> bool:
         return self.devices.printer.card_position() in _IN_PRINTER_POSITIONS
@@ -374,7 +378,7 @@ class Pipeline:
                                      "resume_from": issuance.state.value})
         if card_fed or self._card_in_printer_safe():
             try:
-                self.devices.printer.reject()
+                self._move_away("reject")
             except PrinterError as move_error:
                 return self._transition(issuance, State.FAILED,
                                         f"{exc} — and the card could not be moved to the reject "
