@@ -11,6 +11,7 @@ read_timeout = 10.0
 [printer]
 device = "socket://127.0.0.1:9100"   # or usb://0d16:030a[?serial=...]
 poll_interval = 1.0
+panel_pause = 0.2
 [readers]                   # PC/SC reader names or regular expressions
 encoder = "Virtual PCD 00 00"
 psam = "Virtual PCD 00 01"
@@ -58,6 +59,7 @@ class CmsSection:
 class PrinterSection:
     device: str = "socket://127.0.0.1:9100"
     poll_interval: float = 1.0  # status polling while the printer is busy (s)
+    panel_pause: float = 0.2  # pause after each panel upload (gutenprint's 200 ms for HiTi)
 
 
 @dataclass(frozen=True)

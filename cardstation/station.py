@@ -64,7 +64,8 @@ def build_station(config: Config,
     cms = CmsClient(config.cms.url, config.station.id,
                     connect_timeout=config.cms.connect_timeout,
                     read_timeout=config.cms.read_timeout)
-    printer = Printer.open(config.printer.device, poll_interval=config.printer.poll_interval)
+    printer = Printer.open(config.printer.device, poll_interval=config.printer.poll_interval,
+                           panel_pause=config.printer.panel_pause)
     context = PcscContext()
     encoder = _reader(context, config.readers.encoder)
     keys: KeyService

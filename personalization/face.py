@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -23,6 +24,7 @@ class FontMissing(RuntimeError):
     pass
 
 
+@lru_cache(maxsize=16)  # loading a .ttc costs milliseconds; every card uses the same sizes
 def cjk_font(size: int) -> ImageFont.FreeTypeFont:
     for path in FONT_PATHS:
         if Path(path).exists():

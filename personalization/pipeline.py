@@ -116,6 +116,45 @@ class Pipeline:
         self._emit(issuance, "application fetched")
         return issuance
 
+    def prepare(self, id_number: str, client_request_id: str | None = None) -> Issuance:
+        """Fetch, claim and preview: the steps that touch no device. Safe to run on another
+        thread while the devices work on the previous card (see run_batch)."""
+        issuance = self.create(id_number, client_request_id=client_request_id)
+        if issuance.state is State.FETCHED:
+            issuance = self._step(issuance)
+        return issuance
+
+    def run_batch(self, id_numbers: list[str], prefetch: bool = True,
+                  request_id_prefix: str | None = None) -> list[Issuance]:
+        """Make one card per ID number. With `prefetch`, the next application is fetched and
+        previewed while the printer works on the current card, so the printer never waits
+        for the CMS. Returns the issuances of the cards that started (a card whose application
+        cannot be fetched is logged and skipped)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def request_id(id_number: str) -> str | None:
+            return f"{request_id_prefix}{id_number}" if request_id_prefix else None
+
+        results: list[Issuance] = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as pool:
+            upcoming = None
+            for index, id_number in enumerate(id_numbers):
+                try:
+                    if upcoming is not None:
+                        issuance = upcoming.result()
+                    else:
+                        issuance = self.prepare(id_number, request_id(id_number))
+                except (CmsError, ValueError) as exc:  # this card cannot start; go on
+                    log.error("card for %s not started: %s", id_number, exc)
+                    issuance = None
+                upcoming = None
+                if prefetch and index + 1 < len(id_numbers):
+                    following = id_numbers[index + 1]
+                    upcoming = pool.submit(self.prepare, following, request_id(following))
+                if issuance is not None:
+                    results.append(self.run(issuance.id))
+        return results
+
     def issue(self, id_number: str, client_request_id: str | None = None) -> Issuance:
         return self.run(self.create(id_number, client_request_id=client_request_id).id)
 

@@ -1,15 +1,20 @@
-"""A whole simulated station in one process: printer model + TCP server, encoder and PSAM slots.
+"""A whole simulated station in one process: CMS, printer (TCP), encoder and PSAM vpcd slots.
 
-Used by `cardstation demo` and end-to-end tests. The card and PSAM simulators reach the station
-through the real pcscd + vpcd path; the printer through its TCP server (socket://).
+Used by `cardstation demo`, the benchmarks and the end-to-end tests. The station software
+reaches the simulators only through their real interfaces: HTTP for the CMS, `socket://` for
+the printer, pcscd + vpcd for the chips and the PSAM.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
+from cardstation.config import Config
 from cardstation.personalization.keys.scheme import Alg
-from cardstation.simulators.card import Psam, make_card
+from cardstation.simulators.card import Psam, SSCard, make_card
+from cardstation.simulators.cms.server import CmsSimulator
 from cardstation.simulators.coupling import EncoderCoupler
 from cardstation.simulators.printer.model import PrinterModel
 from cardstation.simulators.printer.server import PrinterSimServer
@@ -19,23 +24,51 @@ ENCODER_PORT = 35963
 PSAM_PORT = 35964
 
 
-class SimulatedStation:
-    def __init__(self, output_dir: Path, speed: float = 0.0, blank_cards: int = 3,
-                 first_serial: int = 0x30000101) -> None:
-        self.model = PrinterModel(speed=speed, output_dir=output_dir)
-        self.encoder = VpcdLink(port=ENCODER_PORT)
-        self.psam = VpcdLink(Psam(alg=Alg.SM4), port=PSAM_PORT)
-        self.coupler = EncoderCoupler(self.model, self.encoder)
-        self.chips = [make_card("blank3", serial=first_serial + i) for i in range(blank_cards)]
-        for chip in self.chips:
-            self.model.load_card("right_way", chip=chip)
-        self.server = PrinterSimServer(self.model, "127.0.0.1:0")
+class CountingChip:
+    """A card simulator that counts successful UPDATE RECORDs per tag (writes per item)."""
+
+    def __init__(self, card: SSCard) -> None:
+        self.card = card
+        self.writes: Counter[int] = Counter()
 
     @property
-    def printer_url(self) -> str:
-        return self.server.url
+    def atr(self) -> bytes:
+        return self.card.atr
+
+    def power_on(self) -> bytes:
+        return self.card.power_on()
+
+    def power_off(self) -> None:
+        self.card.power_off()
+
+    def reset(self) -> bytes:
+        return self.card.reset()
+
+    def process_apdu(self, apdu: bytes) -> bytes:
+        response = self.card.process_apdu(apdu)
+        if apdu[:2] == b"\x00\xdc" and response[-2:] == b"\x90\x00":
+            self.writes[apdu[2]] += 1
+        return response
+
+
+class SimulatedStation:
+    """Every simulator of one station. `config()` points a station's configuration at them."""
+
+    def __init__(self, folder: Path, speed: float = 0.0, extra_applicants: int = 0,
+                 cms_seed: int = 1) -> None:
+        folder = Path(folder)
+        self.data_dir = folder / "station"
+        self.cms = CmsSimulator(seed=cms_seed, extra_applicants=extra_applicants)
+        self.model = PrinterModel(speed=speed, output_dir=folder / "printed")
+        self.encoder = VpcdLink(port=ENCODER_PORT)
+        self.coupler = EncoderCoupler(self.model, self.encoder)
+        self.psam = VpcdLink(Psam(alg=Alg.SM4), port=PSAM_PORT)
+        self.server = PrinterSimServer(self.model)
+        self.chips: list[CountingChip] = []
+        self.speed = speed
 
     def start(self) -> SimulatedStation:
+        self.cms.start()
         self.encoder.start()
         self.psam.start()
         self.server.start()
@@ -45,9 +78,52 @@ class SimulatedStation:
         self.server.close()
         self.encoder.stop()
         self.psam.stop()
+        self.cms.stop()
 
     def __enter__(self) -> SimulatedStation:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def printer_url(self) -> str:
+        return self.server.url
+
+    def load_blank(self, count: int = 1, orientation: str = "right_way",
+                   profile: str = "blank3", **overrides: Any) -> list[CountingChip]:
+        """Put blank pre-made cards (each with its own chip) into the printer's input."""
+        loaded = []
+        for _ in range(count):
+            serial = 0x30001000 + len(self.chips)
+            chip = CountingChip(make_card(profile, serial=serial, **overrides))
+            self.chips.append(chip)
+            self.model.load_card(orientation, chip=chip)
+            loaded.append(chip)
+        return loaded
+
+    def config(self, **sections: dict[str, Any]) -> Config:
+        """A station configuration using these simulators (PSAM key service, fast polling)."""
+        base = Config().with_values(
+            station={"id": "410700-SIM", "data_dir": str(self.data_dir)},
+            cms={"url": self.cms.base_url, "read_timeout": 2.0, "connect_timeout": 1.0},
+            # the driver's pause after each panel upload is device time: scaled like the rest
+            printer={"device": self.server.url, "poll_interval": 0.01,
+                     "panel_pause": 0.2 * self.speed},
+            returns={"base_delay": 0.05, "max_delay": 0.2},
+        )
+        return base.with_values(**sections) if sections else base
+
+    def toml(self) -> str:
+        """config() as the text of a cardstation.toml, for a station in another process."""
+        cfg = self.config()
+        return (
+            f'[station]\nid = "{cfg.station.id}"\ndata_dir = "{cfg.station.data_dir}"\n'
+            f'[cms]\nurl = "{cfg.cms.url}"\nread_timeout = {cfg.cms.read_timeout}\n'
+            f"connect_timeout = {cfg.cms.connect_timeout}\n"
+            f'[printer]\ndevice = "{cfg.printer.device}"\n'
+            f"poll_interval = {cfg.printer.poll_interval}\n"
+            f"panel_pause = {cfg.printer.panel_pause}\n"
+            f"[returns]\nbase_delay = {cfg.returns.base_delay}\n"
+            f"max_delay = {cfg.returns.max_delay}\n"
+        )

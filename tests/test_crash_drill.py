@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -23,16 +22,6 @@ from tests.world import make_world
 pytestmark = [pytest.mark.pcscd, pytest.mark.slow]
 CARDS = 20
 COMMITS_PER_CARD = 8  # PREVIEWED FED CHIP_WRITTEN VERIFIED RETURN_QUEUED PRINTED EJECTED DONE
-
-
-def write_config(world, path: Path) -> None:
-    cfg = world.config()
-    path.write_text(
-        f'[station]\nid = "{cfg.station.id}"\ndata_dir = "{cfg.station.data_dir}"\n'
-        f'[cms]\nurl = "{cfg.cms.url}"\nread_timeout = 2.0\nconnect_timeout = 1.0\n'
-        f'[printer]\ndevice = "{cfg.printer.device}"\npoll_interval = 0.01\n'
-        f'[returns]\nbase_delay = 0.05\nmax_delay = 0.2\n'
-    )
 
 
 def test_sigkill_at_every_boundary_and_random_points(pcsc_context, tmp_path) -> None:
@@ -46,7 +35,7 @@ def test_sigkill_at_every_boundary_and_random_points(pcsc_context, tmp_path) -> 
         assert len(ids) == CARDS
         world.load_blank(CARDS)
         config = tmp_path / "cardstation.toml"
-        write_config(world, config)
+        config.write_text(world.toml())
         cmd = [sys.executable, "-m", "cardstation", "run", "--config", str(config),
                "--request-id-prefix", "drill:", "--returns-timeout", "10", *ids]
         # kills at each of the 8 boundaries (after k commits of a run), then at random moments
@@ -89,6 +78,6 @@ def test_sigkill_at_every_boundary_and_random_points(pcsc_context, tmp_path) -> 
             assert all(n == 1 for n in chip.writes.values()), chip.writes
         assert len(world.model.output_hopper) == len(done)
     finally:
-        world.close()
+        world.stop()
         for reader in (ENCODER_READER, PSAM_READER):
             pcsc_context.wait_for_removal(reader, timeout=5)

@@ -25,7 +25,7 @@ def world(pcsc_context, tmp_path) -> Iterator[World]:
     w = make_world(tmp_path)
     pcsc_context.wait_for_card(PSAM_READER, timeout=5)
     yield w
-    w.close()
+    w.stop()
     for reader in (ENCODER_READER, PSAM_READER):
         pcsc_context.wait_for_removal(reader, timeout=5)
 

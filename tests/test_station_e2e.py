@@ -19,7 +19,7 @@ from tests.conftest import ENCODER_READER
 pytestmark = pytest.mark.pcscd
 
 
-def test_demo_makes_a_card_and_the_return_matches_the_chip(pcscd, tmp_path, capsys) -> None:
+def test_demo_makes_a_card_and_the_cms_has_its_return(pcscd, tmp_path, capsys) -> None:
     from cardstation.demo import run_demo
 
     assert run_demo(str(tmp_path), "11010519491231002X", speed=0.0) == 0
@@ -27,13 +27,13 @@ def test_demo_makes_a_card_and_the_return_matches_the_chip(pcscd, tmp_path, caps
     states = [line.split()[1] for line in out.splitlines() if line.startswith("[")]
     assert states == ["FETCHED", "PREVIEWED", "FED", "CHIP_WRITTEN", "VERIFIED",
                       "RETURN_QUEUED", "PRINTED", "EJECTED", "DONE"]
-    record = json.loads((tmp_path / "return.json").read_text())
-    chip = make_card("blank3", serial=0x30000101)  # the first blank the station loads
-    assert record["IdentifyNum"] == chip.card_identification_code.hex().upper()
-    assert record["CardATR"] == chip.atr.hex().upper()
-    assert record["BankNum"] == chip.pan
-    assert len(list((tmp_path / "printed").glob("*-front.png"))) == 1
-    assert record["CardID"] == "11010519491231002X"
+    summary = json.loads(out[out.index("{"):])
+    chip = make_card("blank3", serial=0x30001000)  # the blank the demo loads
+    record = summary["cms_ledger_return"]
+    assert record["card_id_code"] == chip.card_identification_code.hex().upper()
+    assert record["atr"] == chip.atr.hex().upper()
+    assert record["bank_account"].endswith(chip.pan[-4:])
+    assert len([p for p in summary["printed"] if p.endswith("-front.png")]) == 1
     assert "11010519491231002X" not in out  # the operator's screen shows it masked
 
 
