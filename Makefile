@@ -53,8 +53,13 @@ bench:
 	@$(PY) -m cardstation.pcscd ensure >&2
 	@$(VENV)/bin/cardstation bench
 
-lint: $(STAMP)
+BUF := .tools/node_modules/.bin/buf
+$(BUF):
+	npm install --prefix .tools --silent --no-audit --no-fund @bufbuild/buf@1.75.0
+
+lint: $(STAMP) $(BUF)
 	$(VENV)/bin/ruff check .
+	$(BUF) lint protos
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

@@ -19,6 +19,9 @@ from cardstation.logs import setup_logging
 COMMAND_MODULES = (
     "validate",
     "run",
+    "serve",
+    "client",
+    "audit",
     "sim",
     "printer",
     "card",

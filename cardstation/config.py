@@ -25,6 +25,14 @@ max_kb = 70
 [returns]
 base_delay = 2.0
 max_delay = 300.0
+[server]
+listen = "127.0.0.1:50051"
+tls_cert = ""               # PEM files; TLS is required on any non-loopback address
+tls_key = ""
+client_ca = ""              # set to accept client certificates (mTLS)
+tokens_file = ""            # hashed bearer tokens with roles and expiry
+client_roles = ""           # "console-01=operator,hub=upstream" for mTLS callers
+audit_log = ""              # default <data_dir>/audit.jsonl
 ```
 Errors name the file, the key and what is wrong; unknown keys are errors (a typo must not fall
 back to a default silently).
@@ -88,6 +96,17 @@ class ReturnsSection:
 
 
 @dataclass(frozen=True)
+class ServerSection:
+    listen: str = "127.0.0.1:50051"
+    tls_cert: str = ""  # PEM; required off loopback
+    tls_key: str = ""
+    client_ca: str = ""  # PEM; when set, callers may present client certificates (mTLS)
+    tokens_file: str = ""  # JSON of hashed bearer tokens (see cardstation.server.auth)
+    client_roles: str = ""  # "CN=role,CN=role" for mTLS callers
+    audit_log: str = ""  # default: <data_dir>/audit.jsonl
+
+
+@dataclass(frozen=True)
 class Config:
     station: StationSection = field(default_factory=StationSection)
     cms: CmsSection = field(default_factory=CmsSection)
@@ -96,6 +115,7 @@ class Config:
     keys: KeysSection = field(default_factory=KeysSection)
     photo: PhotoSection = field(default_factory=PhotoSection)
     returns: ReturnsSection = field(default_factory=ReturnsSection)
+    server: ServerSection = field(default_factory=ServerSection)
 
     @property
     def data_path(self) -> Path:

@@ -13,6 +13,7 @@ brought to the contact station and its chip is read before anything else is done
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,6 +97,9 @@ class Pipeline:
         self._session: ChipSession | None = None
         self._transport: ApduTransport | None = None
         self.apdus = 0
+        # Set on shutdown: the job stops after the step in progress (already committed) and
+        # is resumed from the journal at the next start. A step is never cut in half.
+        self.park = threading.Event()
 
     # -- public ---------------------------------------------------------------------------
     def create(self, id_number: str | None = None, application: Application | None = None,
@@ -167,6 +171,9 @@ class Pipeline:
             elif issuance.state in _CARD_IN_PRINTER:
                 issuance = self._reacquire(issuance)  # after a crash: read the card first
             while issuance.state not in (State.DONE, State.REJECTED, State.FAILED):
+                if self.park.is_set():
+                    self._emit(issuance, "parked for shutdown; resumes at the next start")
+                    break
                 issuance = self._step(issuance)
         finally:
             self._close_chip()

@@ -1,0 +1,133 @@
+"""`cardstation serve`: the station's gRPC server.
+
+  cardstation serve [--config F] [--listen HOST:PORT]
+  cardstation serve --simulate [--listen 127.0.0.1:PORT] [--speed F] [--blank-cards N]
+
+With --simulate every device is a simulator in this process (pcscd started if needed) and
+credential-less callers on loopback act as the built-in admin, so a client can make a card at
+once; it only listens on loopback. Otherwise TLS is required on any non-loopback address and
+callers authenticate by token or client certificate. SIGTERM/SIGINT finish or park the step in
+progress (never half a chip write), then stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("serve", help="run the station's gRPC server")
+    parser.add_argument("--config", help="cardstation.toml (default: ./cardstation.toml)")
+    parser.add_argument("--listen", help="HOST:PORT (default: [server] listen)")
+    parser.add_argument("--simulate", action="store_true",
+                        help="every device simulated in this process (loopback only)")
+    parser.add_argument("--speed", type=float, default=0.05,
+                        help="simulated printer time scale (1 = real, 0 = instant)")
+    parser.add_argument("--blank-cards", type=int, default=20,
+                        help="blank cards loaded into the simulated printer")
+    parser.add_argument("--folder", default="var/simulated",
+                        help="where the simulated station keeps its files")
+    parser.set_defaults(func=run)
+
+
+def _client_roles(text: str) -> dict[str, str]:
+    roles: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, role = part.partition("=")
+        if not sep:
+            raise ValueError(f"[server] client_roles entry {part!r} is not NAME=role")
+        roles[name.strip()] = role.strip()
+    return roles
+
+
+class RunningServer:
+    """A started server with its runtime; `stop()` parks the job and shuts both down."""
+
+    def __init__(self, server: Any, port: int, runtime: Any, stack: ExitStack,
+                 simulated: Any = None) -> None:
+        self.server, self.port, self.runtime, self._stack = server, port, runtime, stack
+        self.simulated = simulated  # the SimulatedStation behind --simulate, else None
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Park the job in progress, stop the server, then the runtime and simulators."""
+        self.runtime.pipeline.park.set()
+        self.server.stop(grace).wait()
+        self._stack.close()  # runtime.stop, then the simulators (LIFO)
+
+
+def start_server(config: Any, listen: str, simulate: bool = False, speed: float = 0.05,
+                 blank_cards: int = 20, folder: str = "var/simulated") -> RunningServer:
+    """Start everything; used by `serve`, `demo` and the tests."""
+    from cardstation.server.audit import AuditLog
+    from cardstation.server.auth import AuthInterceptor, TokenStore
+    from cardstation.server.runtime import StationRuntime
+    from cardstation.server.serve import build_server
+    from cardstation.server.tls import check_listen_security, server_credentials
+    from cardstation.station import build_station
+
+    tls = bool(config.server.tls_cert)
+    check_listen_security(listen, tls, simulate)
+    stack = ExitStack()
+    sim = None
+    try:
+        if simulate:
+            from cardstation.drivers.pcsc.readers import PcscContext
+            from cardstation.pcscd import ensure_running
+            from cardstation.simulators.station import SimulatedStation
+
+            ensure_running()
+            with PcscContext() as pcsc:
+                for reader in (config.readers.encoder, config.readers.psam):
+                    pcsc.wait_for_removal(reader, timeout=10)
+                sim = stack.enter_context(SimulatedStation(Path(folder), speed=speed))
+                sim.load_blank(blank_cards)
+                pcsc.wait_for_card(config.readers.psam, timeout=10)
+            config = sim.config(server=vars(config.server))
+        runtime = StationRuntime(lambda **kw: build_station(config, **kw)).start()
+        stack.callback(runtime.stop)
+        audit_path = config.server.audit_log or str(config.data_path / "audit.jsonl")
+        tokens = TokenStore.load(config.server.tokens_file) if config.server.tokens_file \
+            else None
+        audit = AuditLog(audit_path)
+        stack.callback(audit.close)
+        interceptor = AuthInterceptor(tokens, _client_roles(config.server.client_roles),
+                                      audit, simulate_loopback=simulate)
+        credentials = None
+        if tls:
+            credentials = server_credentials(config.server.tls_cert, config.server.tls_key,
+                                             config.server.client_ca or None)
+        server, port = build_server(runtime, listen, credentials, [interceptor])
+        server.start()
+        return RunningServer(server, port, runtime, stack, sim)
+    except BaseException:
+        stack.close()
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    from cardstation import config as config_module
+    from cardstation.server.tls import InsecureListenError
+
+    try:
+        cfg = config_module.load(args.config)
+        listen = args.listen or cfg.server.listen
+        running = start_server(cfg, listen, args.simulate, args.speed, args.blank_cards,
+                               args.folder)
+    except (config_module.ConfigError, InsecureListenError, ValueError, OSError) as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
+    host = listen.rpartition(":")[0] or "127.0.0.1"
+    print(f"listening on {host}:{running.port}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    print("stopping: finishing the step in progress", flush=True)
+    running.stop()
+    return 0

@@ -1,0 +1,75 @@
+"""gRPC errors with a machine-readable reason (google.rpc.ErrorInfo via grpcio-status).
+
+Servers call `abort_with(context, code, reason, message)`; the client sees the status code, the
+human message, and in the `grpc-status-details-bin` trailer a google.rpc.Status whose details
+hold one google.rpc.ErrorInfo (reason, domain "cardstation.v1", metadata). Clients and tests read
+it back with `error_info(rpc_error)`.
+
+Reasons are UPPER_SNAKE strings, e.g. "UNAUTHENTICATED", "TOKEN_EXPIRED", "TOKEN_INVALID",
+"ROLE_NOT_ALLOWED", "TLS_REQUIRED". Never put secrets (tokens, full ID numbers) in the message
+or the metadata: both travel to the client and may be logged there.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from cardstation.protos.cardstation.v1 import issuance_pb2 as _issuance_pb2
+
+DOMAIN = "cardstation.v1"
+
+# The package name the protos declare, used to tell our methods from health/reflection.
+PACKAGE = _issuance_pb2.DESCRIPTOR.package
+
+ErrorInfo = error_details_pb2.ErrorInfo
+
+
+def build_status(
+    code: grpc.StatusCode,
+    reason: str,
+    message: str,
+    metadata: dict[str, str] | None = None,
+) -> grpc.Status:
+    """The grpc.Status (with an ErrorInfo detail) that `abort_with` sends."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN)
+    for key, value in (metadata or {}).items():
+        info.metadata[str(key)] = str(value)
+    status = status_pb2.Status(code=code.value[0], message=message)
+    status.details.add().Pack(info)
+    return rpc_status.to_status(status)
+
+
+def abort_with(
+    context: grpc.ServicerContext,
+    code: grpc.StatusCode,
+    reason: str,
+    message: str,
+    metadata: dict[str, str] | None = None,
+) -> NoReturn:
+    """End the call with `code`, `message` and an ErrorInfo(reason, DOMAIN, metadata).
+
+    Raises (as grpc's `abort_with_status` does) so the servicer stops here.
+    """
+    context.abort_with_status(build_status(code, reason, message, metadata))
+    # abort_with_status always raises; this keeps type checkers and NoReturn honest.
+    raise RuntimeError("abort_with_status returned")  # pragma: no cover
+
+
+def error_info(rpc_error: grpc.RpcError) -> ErrorInfo | None:
+    """The ErrorInfo detail of a failed call, or None when the server sent none."""
+    try:
+        status = rpc_status.from_call(rpc_error)  # type: ignore[arg-type]
+    except (ValueError, AttributeError):
+        return None
+    if status is None:
+        return None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    return None

@@ -1,0 +1,77 @@
+"""Assemble and run the gRPC server: servicers, health (per device), reflection, auth, audit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from cardstation.protos.cardstation.v1 import (
+    issuance_pb2,
+    issuance_pb2_grpc,
+    returns_pb2,
+    returns_pb2_grpc,
+    station_pb2,
+    station_pb2_grpc,
+)
+
+from .runtime import StationRuntime, StationSnapshot
+from .servicers import IssuanceServicer, ReturnServicer, StationServicer
+
+SERVICE_NAMES = (
+    issuance_pb2.DESCRIPTOR.services_by_name["IssuanceService"].full_name,
+    station_pb2.DESCRIPTOR.services_by_name["StationService"].full_name,
+    returns_pb2.DESCRIPTOR.services_by_name["ReturnService"].full_name,
+)
+# Streams (WatchIssuance, WatchStation) hold a thread each; size the pool for the many
+# consoles and upstream watchers a county centre has, plus headroom for unary calls.
+MAX_WORKERS = 1024
+
+
+def _health_updater(health_servicer: health.HealthServicer):
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+
+    def update(snapshot: StationSnapshot) -> None:
+        ready = {d.name: d.status in ("READY", "BUSY") for d in snapshot.devices}
+        for name, ok in ready.items():
+            health_servicer.set(f"cardstation.{name}", serving if ok else not_serving)
+        overall = serving if ready.get("printer") and ready.get("encoder") else not_serving
+        health_servicer.set("", overall)
+        for service in SERVICE_NAMES:
+            health_servicer.set(service, overall)
+
+    return update
+
+
+def build_server(
+    runtime: StationRuntime,
+    listen: str,
+    credentials: grpc.ServerCredentials | None = None,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
+) -> tuple[grpc.Server, int]:
+    """A started-ready (not yet started) server bound to `listen`; returns (server, port)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS,
+                                                    thread_name_prefix="grpc"),
+                         interceptors=list(interceptors),
+                         maximum_concurrent_rpcs=MAX_WORKERS - 24)
+    issuance_pb2_grpc.add_IssuanceServiceServicer_to_server(IssuanceServicer(runtime), server)
+    station_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(runtime), server)
+    returns_pb2_grpc.add_ReturnServiceServicer_to_server(ReturnServicer(runtime), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    update = _health_updater(health_servicer)
+    update(runtime.snapshot)
+    runtime.on_snapshot = update
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    if credentials is None:
+        port = server.add_insecure_port(listen)
+    else:
+        port = server.add_secure_port(listen, credentials)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    return server, port
