@@ -1,9 +1,10 @@
-"""`cardstation demo`: a whole simulated station making one card, each step shown.
+"""`cardstation demo`: a whole simulated station making one card through the gRPC API.
 
-Simulators: the CMS (HTTP), the CS-220e (TCP) whose contact station feeds the encoder's vpcd
-slot, the card's chip and the PSAM behind the real pcscd. The station itself is the production
-pipeline (journal, outbox, PSAM key service) built from configuration, as `cardstation serve`
-builds it.
+Starts pcscd if needed and `serve --simulate` in this process: the CMS (HTTP), the CS-220e
+(TCP) whose contact station feeds the encoder's vpcd slot, the card's chip and the PSAM behind
+the real pcscd, and the production station behind the gRPC server. Then, as any operator
+console would, it creates the job over a real port, watches it step by step, and prints where
+the preview and printed faces are and the CMS ledger's return. Exit 0 only if the card is DONE.
 """
 
 from __future__ import annotations
@@ -11,51 +12,60 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
+import uuid
 
 from cardstation.logs import mask_id_number
 
-STEPS = ("FETCHED", "PREVIEWED", "FED", "CHIP_WRITTEN", "VERIFIED", "RETURN_QUEUED", "PRINTED",
-         "EJECTED", "DONE")
+STEPS = ("QUEUED", "FETCHED", "PREVIEWED", "FED", "CHIP_WRITTEN", "VERIFIED", "RETURN_QUEUED",
+         "PRINTED", "EJECTED", "DONE")
 
 
 def run_demo(output: str, id_number: str, speed: float = 0.05) -> int:
-    from cardstation.drivers.pcsc.readers import PcscContext
-    from cardstation.pcscd import ensure_running
-    from cardstation.personalization.journal import Issuance, State
-    from cardstation.simulators.station import SimulatedStation
-    from cardstation.station import build_station
+    import grpc
 
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
+    from cardstation.commands.serve import start_server
+    from cardstation.config import Config
+    from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
+    from cardstation.protos.cardstation.v1 import issuance_pb2_grpc
+
     started = time.monotonic()
-    ensure_running()
-
-    def show(issuance: Issuance, message: str) -> None:
-        state = issuance.state.value
-        number = f"{STEPS.index(state) + 1}/{len(STEPS)}" if state in STEPS else "-"
-        print(f"[{number}] {state:<14} {message}", flush=True)
-
-    with SimulatedStation(out, speed=speed) as sim, PcscContext() as pcsc:
-        sim.load_blank(1)
-        config = sim.config()
-        pcsc.wait_for_card(config.readers.psam, timeout=10)
-        print(f"simulated station: CMS {sim.cms.base_url}, printer {sim.printer_url}, "
-              f"encoder '{config.readers.encoder}', PSAM '{config.readers.psam}'", flush=True)
-        print(f"making a card for the sample applicant {mask_id_number(id_number)}", flush=True)
-        station = build_station(config, on_event=show)
-        try:
-            station.worker.start()
-            issuance = station.pipeline.issue(id_number)
-            left = station.drain_returns(10)
-            issuance = station.journal.get(issuance.id)
-        finally:
-            station.close()
-        returns = [r for r in sim.cms.ledger(photos=False)["returns"]
-                   if r["record"]["id_number"] == id_number]
-        pngs = sorted(str(p) for p in (out / "printed").glob("*.png"))
-    if issuance.state is not State.DONE:
-        print(f"card not made: {issuance.state.value}: {issuance.reason}", file=sys.stderr)
+    print("starting the simulated station (pcscd, vpcd card + PSAM, CS-220e, CMS) and the "
+          "gRPC server ...", flush=True)
+    running = start_server(Config(), "127.0.0.1:0", simulate=True, speed=speed, blank_cards=3,
+                           folder=output)
+    sim = running.simulated
+    try:
+        address = f"127.0.0.1:{running.port}"
+        print(f"server on {address}; CMS {sim.cms.base_url}; printer {sim.printer_url}",
+              flush=True)
+        print(f"making a card for the sample applicant {mask_id_number(id_number)} "
+              "(generated photo, not a real person)", flush=True)
+        with grpc.insecure_channel(address) as channel:
+            stub = issuance_pb2_grpc.IssuanceServiceStub(channel)
+            created = stub.CreateIssuance(ipb.CreateIssuanceRequest(
+                client_request_id=str(uuid.uuid4()), id_number=id_number), timeout=30)
+            last = ""
+            for response in stub.WatchIssuance(ipb.WatchIssuanceRequest(
+                    id=created.issuance.id), timeout=300):
+                event = response.event
+                last = ipb.IssuanceState.Name(event.state).removeprefix("ISSUANCE_STATE_")
+                step = f"{STEPS.index(last) + 1}/{len(STEPS)}" if last in STEPS else "-"
+                print(f"[{step:>5}] {last:<14} {event.message}", flush=True)
+                if event.final:
+                    break
+            issuance = stub.GetIssuance(ipb.GetIssuanceRequest(id=created.issuance.id),
+                                        timeout=10).issuance
+        deadline = time.monotonic() + 15
+        returns: list[dict] = []
+        while time.monotonic() < deadline and not returns:
+            returns = [r for r in sim.cms.ledger(photos=False)["returns"]
+                       if r["record"]["id_number"] == id_number]
+            time.sleep(0.1)
+        pngs = sorted(str(p) for p in (sim.data_dir.parent / "printed").glob("*.png"))
+    finally:
+        running.stop()
+    if last != "DONE":
+        print(f"card not made: {last}: {issuance.reason}", file=sys.stderr)
         return 1
     record = dict(returns[0]["record"]) if returns else {}
     if record:
@@ -63,12 +73,7 @@ def run_demo(output: str, id_number: str, speed: float = 0.05) -> int:
         account = record["bank_account"]
         record["bank_account"] = account[:6] + "*" * (len(account) - 10) + account[-4:]
     print(f"card made in {time.monotonic() - started:.1f} s", flush=True)
-    print(json.dumps({
-        "state": issuance.state.value,
-        "preview": issuance.data.get("preview"),
-        "printed": pngs,
-        "cms_ledger_return": record,
-        "returns_pending": left,
-        "journal": str(config.data_path / "journal.sqlite"),
-    }, ensure_ascii=False, indent=2))
-    return 0 if record and left == 0 else 1
+    print(json.dumps({"state": last, "issuance": issuance.id,
+                      "preview": issuance.preview_path, "printed": pngs,
+                      "cms_ledger_return": record}, ensure_ascii=False, indent=2))
+    return 0 if record else 1

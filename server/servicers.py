@@ -43,6 +43,7 @@ from cardstation.protos.cardstation.v1 import (
 from .errors import abort_with
 from .runtime import StationRuntime, StationSnapshot
 
+_DEFAULT_MESSAGES = {"FETCHED": "application fetched from the CMS and claimed"}
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 JOB_WAIT = 600.0  # seconds a synchronous job RPC waits when the caller set no deadline
@@ -234,8 +235,8 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
             last_at = 0.0
             for event in self.rt.journal.events(issuance.id):
                 last_at = event.at
-                yield self._event(issuance.id, event.to_state.value, event.reason, event.at,
-                                  False)
+                message = event.reason or _DEFAULT_MESSAGES.get(event.to_state.value, "")
+                yield self._event(issuance.id, event.to_state.value, message, event.at, False)
             current = self.rt.journal.get(issuance.id)
             if current.state in (State.DONE, State.REJECTED, State.FAILED):
                 yield self._event(current.id, current.state.value, current.reason or "",

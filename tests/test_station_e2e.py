@@ -24,9 +24,11 @@ def test_demo_makes_a_card_and_the_cms_has_its_return(pcscd, tmp_path, capsys) -
 
     assert run_demo(str(tmp_path), "11010519491231002X", speed=0.0) == 0
     out = capsys.readouterr().out
-    states = [line.split()[1] for line in out.splitlines() if line.startswith("[")]
+    states = [line.split("]")[1].split()[0] for line in out.splitlines()
+              if line.startswith("[")]
     assert states == ["FETCHED", "PREVIEWED", "FED", "CHIP_WRITTEN", "VERIFIED",
                       "RETURN_QUEUED", "PRINTED", "EJECTED", "DONE"]
+    assert "application fetched" in out
     summary = json.loads(out[out.index("{"):])
     chip = make_card("blank3", serial=0x30001000)  # the blank the demo loads
     record = summary["cms_ledger_return"]
