@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import queue
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any, NoReturn
@@ -311,11 +312,22 @@ def station_to_proto(runtime: StationRuntime, snap: StationSnapshot) -> spb.Stat
 
 
 class StationServicer(station_pb2_grpc.StationServiceServicer):
+    # Many consoles poll GetStation; a picture this old is still current for a person, and
+    # building it costs two journal queries.
+    CACHE_SECONDS = 0.25
+
     def __init__(self, runtime: StationRuntime) -> None:
         self.rt = runtime
+        self._cache_lock = threading.Lock()
+        self._cached: tuple[float, spb.GetStationResponse] | None = None
 
     def GetStation(self, request, context):
-        return spb.GetStationResponse(station=station_to_proto(self.rt, self.rt.snapshot))
+        now = time.monotonic()
+        with self._cache_lock:
+            if self._cached is None or now - self._cached[0] > self.CACHE_SECONDS:
+                self._cached = (now, spb.GetStationResponse(
+                    station=station_to_proto(self.rt, self.rt.snapshot)))
+            return self._cached[1]
 
     def WatchStation(self, request, context):
         interval = max(0.2, request.interval_seconds or 1.0)
