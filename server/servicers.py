@@ -312,22 +312,26 @@ def station_to_proto(runtime: StationRuntime, snap: StationSnapshot) -> spb.Stat
 
 
 class StationServicer(station_pb2_grpc.StationServiceServicer):
-    # Many consoles poll GetStation; a picture this old is still current for a person, and
-    # building it costs two journal queries.
+    # Many consoles poll GetStation. Device changes show at once (a new snapshot object);
+    # the queue figures, which cost two journal queries, may be up to this old.
     CACHE_SECONDS = 0.25
 
     def __init__(self, runtime: StationRuntime) -> None:
         self.rt = runtime
         self._cache_lock = threading.Lock()
-        self._cached: tuple[float, spb.GetStationResponse] | None = None
+        self._cached: tuple[float, object, spb.GetStationResponse] | None = None
 
     def GetStation(self, request, context):
         now = time.monotonic()
+        snapshot = self.rt.snapshot
         with self._cache_lock:
-            if self._cached is None or now - self._cached[0] > self.CACHE_SECONDS:
-                self._cached = (now, spb.GetStationResponse(
-                    station=station_to_proto(self.rt, self.rt.snapshot)))
-            return self._cached[1]
+            cached = self._cached
+            if (cached is None or cached[1] is not snapshot
+                    or now - cached[0] > self.CACHE_SECONDS):
+                cached = (now, snapshot, spb.GetStationResponse(
+                    station=station_to_proto(self.rt, snapshot)))
+                self._cached = cached
+            return cached[2]
 
     def WatchStation(self, request, context):
         interval = max(0.2, request.interval_seconds or 1.0)
