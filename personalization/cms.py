@@ -89,6 +89,14 @@ class RestoreRequired(CmsError):
     """The application has a failure report and must be restored in the CMS first."""
 
 
+class TemporaryCardOutstanding(CmsError):
+    """The holder already has a temporary card that was not returned."""
+
+
+class TemporaryCardUnknown(CmsError):
+    """The CMS has no temporary card with this card identification code."""
+
+
 class CmsProtocolError(CmsError):
     """The CMS answered something this client cannot use (not JSON, wrong shape, 400).
 
@@ -188,6 +196,29 @@ class CmsClient:
         """恢复申请: put the application back to ready and release its claim."""
         self._call("POST", f"/applications/{_seg(id_number)}/restore", {}, "restore", id_number)
         log.info("CMS: application %s restored", mask_id_number(id_number))
+
+    # ---- temporary cards (临时卡) -------------------------------------------------------
+
+    def record_temporary_card(self, card_id_code: str, holder_id: str, holder_name: str,
+                              valid_from: str, valid_to: str, agent_id: str = "",
+                              agent_name: str = "") -> bool:
+        """Record an issued temporary card; True if the CMS already had this very card
+        (a rewrite). Raises TemporaryCardOutstanding if the holder has another one out."""
+        body = {"station": self.station_id, "card_id_code": card_id_code,
+                "holder_id": holder_id, "holder_name": holder_name, "valid_from": valid_from,
+                "valid_to": valid_to, "agent_id": agent_id, "agent_name": agent_name}
+        data = self._call("POST", "/temporary-cards", body, "temporary card", holder_id)
+        log.info("CMS: temporary card recorded for %s", mask_id_number(holder_id))
+        return bool(data.get("duplicate"))
+
+    def get_temporary_card(self, card_id_code: str) -> dict[str, Any]:
+        return self._call("GET", f"/temporary-cards/{_seg(card_id_code)}", None,
+                          "temporary card", "")
+
+    def recall_temporary_card(self, card_id_code: str) -> None:
+        self._call("POST", f"/temporary-cards/{_seg(card_id_code)}/recall",
+                   {"station": self.station_id}, "temporary card recall", "")
+        log.info("CMS: temporary card %s recalled", card_id_code)
 
     # ---- transport ---------------------------------------------------------------------
 
@@ -304,6 +335,20 @@ class CmsClient:
                 f"The CMS holds a different record for application {masked} ({detail}) — do "
                 "not resend; compare the card with the CMS record and call the CMS "
                 "administrator",
+                status=status,
+            )
+        if code == "temporary_card_outstanding":
+            return TemporaryCardOutstanding(
+                code,
+                f"Holder {masked} already has a temporary card that was not returned — recall "
+                "it (收回) before issuing another",
+                status=status,
+            )
+        if code == "temporary_card_unknown":
+            return TemporaryCardUnknown(
+                code,
+                "The CMS has no temporary card with this card identification code — it was "
+                "not issued as a temporary card here; check the card in the CMS",
                 status=status,
             )
         if code == "already_made":

@@ -23,8 +23,10 @@ from .scheme import (
     TEST_MASTER_KEYS,
     UNBLOCK_HEADER,
     KeyUsage,
+    block_size,
     compute_external_auth,
     compute_unblock_mac,
+    pad_iso9797_m2,
 )
 
 # card external-auth key id -> PSAM diversification selector (P1 P2 of BFDE)
@@ -110,8 +112,10 @@ class PsamKeyService(KeyService):
 
     def unblock_mac(self, atr: bytes, city6: str, challenge: bytes, algorithm: int) -> bytes:
         def mac(p: Psam) -> bytes:
+            # MAC mode takes IV || data padded to the cipher's block (ISO 9797-1 method 2)
+            bs = block_size(algorithm)
             p.diversify(KEY_STK, diversification_data(atr, city6, challenge))
-            return p.mac(bytes(8) + UNBLOCK_HEADER + b"\x80\x00\x00")[:4]
+            return p.mac(bytes(bs) + pad_iso9797_m2(UNBLOCK_HEADER, bs))[:4]
 
         return self._call(mac)
 

@@ -67,6 +67,7 @@ class Ledger:
         self._failures: list[dict[str, Any]] = []
         self._failures_by_key: dict[str, dict[str, Any]] = {}
         self._conflicts: list[dict[str, Any]] = []
+        self._temporary: dict[str, dict[str, Any]] = {}  # card id code -> temporary card
 
     # ---- persistence -------------------------------------------------------------------
 
@@ -92,12 +93,14 @@ class Ledger:
             failures = list(data["failures"])
             failures_by_key = {f["idempotency_key"]: f for f in failures}
             conflicts = list(data["conflicts"])
+            temporary = dict(data.get("temporary_cards", {}))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"CMS state file {self._state_path} is damaged: {exc}") from exc
         with self._lock:
             self._apps, self._returns, self._returns_by_key = apps, returns, returns_by_key
             self._failures, self._failures_by_key = failures, failures_by_key
             self._conflicts = conflicts
+            self._temporary = temporary
         return True
 
     def _save(self) -> None:
@@ -132,6 +135,7 @@ class Ledger:
             "returns": copy.deepcopy(self._returns),
             "failures": copy.deepcopy(self._failures),
             "conflicts": copy.deepcopy(self._conflicts),
+            "temporary_cards": copy.deepcopy(self._temporary),
         }
 
     def snapshot(self, *, photos: bool = True) -> dict[str, Any]:
@@ -370,6 +374,48 @@ class Ledger:
             )
             self._save()
             return {"status": "ready"}
+
+    # ---- temporary cards (临时卡) ---------------------------------------------------------
+
+    def record_temporary(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A temporary card was issued. One outstanding temporary card per holder: the holder
+        must return it before another is issued (business-flows.md section 3)."""
+        with self._lock:
+            code, holder = record["card_id_code"], record["holder_id"]
+            for existing in self._temporary.values():
+                if existing["holder_id"] == holder and existing["status"] == "issued":
+                    if existing["card_id_code"] == code:
+                        existing.update(valid_to=record["valid_to"], rewritten_at=_now())
+                        self._save()
+                        return {"status": "issued", "duplicate": True}
+                    raise LedgerError(
+                        409, "temporary_card_outstanding",
+                        f"holder {mask_id_number(holder)} already has a temporary card that was "
+                        "not returned; recall it first")
+            self._temporary[code] = {**record, "status": "issued", "issued_at": _now(),
+                                     "recalled_at": None}
+            self._save()
+            return {"status": "issued", "duplicate": False}
+
+    def get_temporary(self, card_id_code: str) -> dict[str, Any]:
+        with self._lock:
+            entry = self._temporary.get(card_id_code)
+            if entry is None:
+                raise LedgerError(404, "temporary_card_unknown",
+                                  "no temporary card with this card identification code")
+            return copy.deepcopy(entry)
+
+    def recall_temporary(self, card_id_code: str, station: str) -> dict[str, Any]:
+        with self._lock:
+            entry = self._temporary.get(card_id_code)
+            if entry is None:
+                raise LedgerError(404, "temporary_card_unknown",
+                                  "no temporary card with this card identification code")
+            if entry["status"] == "recalled":
+                return {"status": "recalled", "duplicate": True}
+            entry.update(status="recalled", recalled_at=_now(), recalled_by=station)
+            self._save()
+            return {"status": "recalled", "duplicate": False}
 
     def _conflict(
         self,

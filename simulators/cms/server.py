@@ -384,6 +384,19 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _BadRequest("invalid_field", "fee_registered must be true or false")
                 store.put_application(app, status, fee_registered=fee)
                 return 200, {"status": status}
+            case "POST", ["temporary-cards"]:
+                data = _object(body)
+                record = {k: _text(data, k) for k in (
+                    "station", "card_id_code", "holder_id", "holder_name", "valid_from",
+                    "valid_to")}
+                for optional in ("agent_id", "agent_name"):
+                    record[optional] = str(data.get(optional) or "")
+                return 200, store.record_temporary(record)
+            case "GET", ["temporary-cards", card_id_code]:
+                return 200, store.get_temporary(card_id_code)
+            case "POST", ["temporary-cards", card_id_code, "recall"]:
+                return 200, store.recall_temporary(card_id_code,
+                                                   _text(_object(body), "station"))
             case "GET", ["ledger"]:
                 photos = query.get("photos", ["1"])[-1] not in ("0", "false", "no")
                 return 200, sim.ledger(photos=photos)
@@ -411,6 +424,7 @@ class _Handler(BaseHTTPRequestHandler):
             ["ledger"],
             ["_faults"],
             ["health"],
+            ["temporary-cards"],
         )
         if known:
             raise LedgerError(405, "method_not_allowed", f"{method} is not allowed here")
