@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "serve",
     "client",
     "audit",
+    "read_id",
     "sim",
     "printer",
     "card",

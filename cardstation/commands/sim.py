@@ -4,6 +4,7 @@
   sim psam  --vpcd HOST:PORT                                  the PSAM in a vpcd slot
   sim printer --listen HOST:PORT --speed F                    the HiTi CS-220e over TCP
   sim cms --listen HOST:PORT --seed N                         the CMS over HTTP/JSON
+  sim idreader [--card ID_NUMBER]                             the GA 467 reader on a pty
 
 Each prints one line saying where it serves, then runs until SIGINT/SIGTERM.
 """
@@ -34,7 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     psam.set_defaults(func=run_psam)
 
     from cardstation.simulators.cms import server as cms_server
+    from cardstation.simulators.idreader import server as idreader_server
     from cardstation.simulators.printer import server as printer_server
+
+    idreader = kinds.add_parser("idreader", help="the GA 467 ID-card reader on a pty")
+    idreader_server.add_arguments(idreader)
+    idreader.set_defaults(func=idreader_server.run)
 
     cms = kinds.add_parser("cms", help="the provincial card-management system over HTTP")
     cms_server.add_arguments(cms)

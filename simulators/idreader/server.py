@@ -1,0 +1,63 @@
+"""`cardstation sim idreader [--card ID_NUMBER]`: the simulated GA 467 reader on a pty.
+
+The first stdout line is the serial device path (`/dev/pts/N`) for `cardstation read-id --port`;
+the simulator serves until SIGINT or SIGTERM. The card is generated (never a real person): by
+default the sample card with the GB 11643 example number; `--card` generates one for another
+valid ID number (birth date and sex follow from the number). The CLI calls `add_arguments` and
+`run`; `python -m cardstation.simulators.idreader` runs it standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from cardstation.simulators.idreader.model import make_card
+from cardstation.simulators.idreader.pty import IdReaderSimulator
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `sim idreader` options to `parser`."""
+    parser.add_argument(
+        "--card", metavar="ID_NUMBER", default=None,
+        help="put a generated card with this ID number on the reader (default: the sample "
+             "card, 11010519491231002X)",
+    )
+    parser.add_argument("--empty", action="store_true", help="start with no card on the reader")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; print the device path first. Exit 2 on a bad --card."""
+    try:
+        card = None if getattr(args, "empty", False) else (
+            make_card(args.card) if args.card else make_card()
+        )
+    except ValueError as exc:
+        print(f"sim idreader: {exc}", file=sys.stderr)
+        return 2
+    sim = IdReaderSimulator(card)
+    path = sim.start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(path, flush=True)
+    what = "no card" if card is None else f"card {card.masked_id_number}"
+    print(f"GA 467 ID-card reader simulator on {path} ({what})", flush=True)
+    try:
+        stop.wait()
+    finally:
+        sim.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cardstation sim idreader", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
