@@ -5,6 +5,7 @@
   sim printer --listen HOST:PORT --speed F                    the HiTi CS-220e over TCP
   sim cms --listen HOST:PORT --seed N                         the CMS over HTTP/JSON
   sim idreader [--card ID_NUMBER]                             the GA 467 reader on a pty
+  sim pinpad                                                  the PIN pad on a pty
 
 Each prints one line saying where it serves, then runs until SIGINT/SIGTERM.
 """
@@ -36,11 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     from cardstation.simulators.cms import server as cms_server
     from cardstation.simulators.idreader import server as idreader_server
+    from cardstation.simulators.pinpad import server as pinpad_server
     from cardstation.simulators.printer import server as printer_server
 
     idreader = kinds.add_parser("idreader", help="the GA 467 ID-card reader on a pty")
     idreader_server.add_arguments(idreader)
     idreader.set_defaults(func=idreader_server.run)
+
+    pinpad = kinds.add_parser("pinpad", help="the PIN pad on a pty (type keystrokes on stdin)")
+    pinpad_server.add_arguments(pinpad)
+    pinpad.set_defaults(func=pinpad_server.run)
 
     cms = kinds.add_parser("cms", help="the provincial card-management system over HTTP")
     cms_server.add_arguments(cms)
