@@ -25,6 +25,10 @@ max_kb = 70
 [returns]
 base_delay = 2.0
 max_delay = 300.0
+[window]
+idreader = "/dev/ttyUSB0"   # GA 467 ID-card reader ("" = none)
+pinpad = "/dev/ttyUSB1"     # PIN pad ("" = none)
+pin_timeout = 30
 [server]
 listen = "127.0.0.1:50051"
 tls_cert = ""               # PEM files; TLS is required on any non-loopback address
@@ -96,6 +100,14 @@ class ReturnsSection:
 
 
 @dataclass(frozen=True)
+class WindowSection:
+    idreader: str = ""  # GA 467 serial port or pyserial URL ("" = none)
+    idreader_baud: int = 115200
+    pinpad: str = ""  # PIN pad serial port or URL ("" = none)
+    pin_timeout: int = 30  # seconds the holder has to type a PIN
+
+
+@dataclass(frozen=True)
 class ServerSection:
     listen: str = "127.0.0.1:50051"
     tls_cert: str = ""  # PEM; required off loopback
@@ -116,6 +128,7 @@ class Config:
     photo: PhotoSection = field(default_factory=PhotoSection)
     returns: ReturnsSection = field(default_factory=ReturnsSection)
     server: ServerSection = field(default_factory=ServerSection)
+    window: WindowSection = field(default_factory=WindowSection)
 
     @property
     def data_path(self) -> Path:

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from cardstation.config import Config
 from cardstation.drivers.hiti import Printer
+from cardstation.drivers.idreader import Ga467Reader
 from cardstation.drivers.pcsc.readers import PcscContext
 from cardstation.drivers.pcsc.transport import PcscTransport
+from cardstation.drivers.pinpad.pinpad import PinPad
 from cardstation.personalization.cms import CmsClient
 from cardstation.personalization.journal import Issuance, Journal, State
 from cardstation.personalization.keys.service import (
@@ -18,8 +20,54 @@ from cardstation.personalization.keys.service import (
 )
 from cardstation.personalization.model import ReturnRecord
 from cardstation.personalization.outbox import Outbox, ReturnWorker
+from cardstation.personalization.pinentry import PinPadEntry
 from cardstation.personalization.pipeline import Devices, Pipeline
 from cardstation.personalization.rules import PhotoSpec
+from cardstation.personalization.window import WindowError, WindowServices
+
+
+class Window:
+    """The window's devices: the desk reader (through `services`), the ID-card reader and the
+    PIN pad, opened on first use (a device that is unplugged at start-up must not stop the
+    station) and opened again after a failure."""
+
+    def __init__(self, config: Config, services: WindowServices, keys: KeyService) -> None:
+        self.config = config
+        self.services = services
+        self.keys = keys
+        self._idreader: Ga467Reader | None = None
+        self._pins: PinPadEntry | None = None
+
+    def idreader(self) -> Ga467Reader:
+        if not self.config.window.idreader:
+            raise WindowError("no_idreader", "no ID-card reader is configured ([window] "
+                              "idreader in cardstation.toml)")
+        if self._idreader is None:
+            self._idreader = Ga467Reader(self.config.window.idreader,
+                                         self.config.window.idreader_baud)
+        return self._idreader
+
+    def pins(self) -> PinPadEntry:
+        if not self.config.window.pinpad:
+            raise WindowError("no_pinpad", "no PIN pad is configured ([window] pinpad in "
+                              "cardstation.toml)")
+        if self._pins is None:
+            self._pins = PinPadEntry(PinPad(self.config.window.pinpad), self.keys.pinpad_kek(),
+                                     timeout_s=self.config.window.pin_timeout)
+        return self._pins
+
+    def reset(self) -> None:
+        """Forget the serial devices after an error; the next use opens them again."""
+        self.close()
+
+    def close(self) -> None:
+        if self._pins is not None:
+            self._pins.close()
+            self._pins.pad.close()
+            self._pins = None
+        if self._idreader is not None:
+            self._idreader.close()
+            self._idreader = None
 
 
 @dataclass
@@ -32,8 +80,11 @@ class Station:
     keys: KeyService
     pipeline: Pipeline
     worker: ReturnWorker
+    window: Window | None = None
 
     def close(self) -> None:
+        if self.window is not None:
+            self.window.close()
         self.worker.stop()
         self.keys.close()
         self.printer.close()
@@ -79,7 +130,7 @@ def build_station(config: Config,
             transport.connect()
             return transport
 
-        keys = PsamKeyService(open_psam)
+        keys = PsamKeyService(open_psam, test_pinpad_kek=config.keys.test_keys)
 
     devices = Devices(
         printer=printer,
@@ -97,4 +148,16 @@ def build_station(config: Config,
     spec = PhotoSpec(min_bytes=config.photo.min_kb * 1024, max_bytes=config.photo.max_kb * 1024)
     pipeline = Pipeline(journal, outbox, cms, devices, data, photo_spec=spec, on_event=on_event,
                         after_commit=after_commit, wake_returns=worker.wake)
-    return Station(config, journal, outbox, cms, printer, keys, pipeline, worker)
+    window = _build_window(config, context, keys, cms)
+    return Station(config, journal, outbox, cms, printer, keys, pipeline, worker, window)
+
+
+def _build_window(config: Config, context: PcscContext, keys: KeyService,
+                  cms: CmsClient) -> Window:
+    """Desk reader always (found when used); ID reader and PIN pad when configured."""
+    pattern = config.readers.desk
+
+    def open_desk() -> PcscTransport:
+        return PcscTransport(context.find_reader(pattern))
+
+    return Window(config, WindowServices(open_desk, keys, cms), keys)

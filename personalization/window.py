@@ -102,8 +102,8 @@ class WindowServices:
 
     @contextmanager
     def _card(self) -> Iterator[ChipSession]:
-        transport = self.open_desk()
         try:
+            transport = self.open_desk()
             transport.connect()
         except PcscError as exc:
             raise WindowError("no_card", f"{exc} — insert the card into the desk reader, chip "

@@ -103,6 +103,10 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     # ReturnService
     _m("ReturnService", "ListReturns"): _UPSTREAM,
     _m("ReturnService", "RetryReturns"): _ADMIN,
+    # WindowService: the operator at the window (reads, PINs, temporary cards)
+    **{_m("WindowService", name): _OPERATOR for name in (
+        "ReadIdCard", "ReadCard", "VerifyReturnedCard", "VerifyPin", "ChangePin", "UnblockPin",
+        "ResetPin", "IssueTemporaryCard", "RewriteTemporaryCard", "RecallTemporaryCard")},
 }
 
 # Methods whose every call is written to the audit log.
@@ -116,6 +120,12 @@ STATE_CHANGING: frozenset[str] = frozenset(
         _m("StationService", "CalibrateRibbonSensor"),
         _m("StationService", "CleanCardPath"),
         _m("StationService", "ResetPrinter"),
+        _m("WindowService", "ChangePin"),
+        _m("WindowService", "UnblockPin"),
+        _m("WindowService", "ResetPin"),
+        _m("WindowService", "IssueTemporaryCard"),
+        _m("WindowService", "RewriteTemporaryCard"),
+        _m("WindowService", "RecallTemporaryCard"),
     }
 )
 

@@ -16,15 +16,19 @@ from cardstation.protos.cardstation.v1 import (
     returns_pb2_grpc,
     station_pb2,
     station_pb2_grpc,
+    window_pb2,
+    window_pb2_grpc,
 )
 
 from .runtime import StationRuntime, StationSnapshot
 from .servicers import IssuanceServicer, ReturnServicer, StationServicer
+from .window_servicer import WindowServicer
 
 SERVICE_NAMES = (
     issuance_pb2.DESCRIPTOR.services_by_name["IssuanceService"].full_name,
     station_pb2.DESCRIPTOR.services_by_name["StationService"].full_name,
     returns_pb2.DESCRIPTOR.services_by_name["ReturnService"].full_name,
+    window_pb2.DESCRIPTOR.services_by_name["WindowService"].full_name,
 )
 # Streams (WatchIssuance, WatchStation) hold a thread each; size the pool for the many
 # consoles and upstream watchers a county centre has, plus headroom for unary calls.
@@ -61,6 +65,7 @@ def build_server(
     issuance_pb2_grpc.add_IssuanceServiceServicer_to_server(IssuanceServicer(runtime), server)
     station_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(runtime), server)
     returns_pb2_grpc.add_ReturnServiceServicer_to_server(ReturnServicer(runtime), server)
+    window_pb2_grpc.add_WindowServiceServicer_to_server(WindowServicer(runtime), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     update = _health_updater(health_servicer)

@@ -16,12 +16,15 @@ from cardstation.personalization.keys.scheme import Alg
 from cardstation.simulators.card import Psam, SSCard, make_card
 from cardstation.simulators.cms.server import CmsSimulator
 from cardstation.simulators.coupling import EncoderCoupler
+from cardstation.simulators.idreader import IdReaderSimulator
+from cardstation.simulators.pinpad import PinPadSimulator
 from cardstation.simulators.printer.model import PrinterModel
 from cardstation.simulators.printer.server import PrinterSimServer
 from cardstation.simulators.vpcd.link import VpcdLink
 
 ENCODER_PORT = 35963
 PSAM_PORT = 35964
+DESK_PORT = 35965
 
 
 class CountingChip:
@@ -64,6 +67,10 @@ class SimulatedStation:
         self.coupler = EncoderCoupler(self.model, self.encoder)
         self.psam = VpcdLink(Psam(alg=Alg.SM4), port=PSAM_PORT)
         self.server = PrinterSimServer(self.model)
+        # the window: desk reader slot (cards are put in with desk.insert), ID reader, PIN pad
+        self.desk = VpcdLink(port=DESK_PORT)
+        self.idreader = IdReaderSimulator()
+        self.pinpad = PinPadSimulator()
         self.chips: list[CountingChip] = []
         self.speed = speed
 
@@ -72,12 +79,18 @@ class SimulatedStation:
         self.encoder.start()
         self.psam.start()
         self.server.start()
+        self.desk.start()
+        self.idreader_path = self.idreader.start()
+        self.pinpad_path = self.pinpad.start()
         return self
 
     def stop(self) -> None:
         self.server.close()
         self.encoder.stop()
         self.psam.stop()
+        self.desk.stop()
+        self.idreader.stop()
+        self.pinpad.stop()
         self.cms.stop()
 
     def __enter__(self) -> SimulatedStation:
@@ -111,6 +124,8 @@ class SimulatedStation:
             printer={"device": self.server.url, "poll_interval": 0.01,
                      "panel_pause": 0.2 * self.speed},
             returns={"base_delay": 0.05, "max_delay": 0.2},
+            keys={"test_keys": True},  # the PIN pad's key-encryption key is the test one
+            window={"idreader": self.idreader_path, "pinpad": self.pinpad_path},
         )
         return base.with_values(**sections) if sections else base
 
@@ -126,4 +141,6 @@ class SimulatedStation:
             f"panel_pause = {cfg.printer.panel_pause}\n"
             f"[returns]\nbase_delay = {cfg.returns.base_delay}\n"
             f"max_delay = {cfg.returns.max_delay}\n"
+            f"[keys]\ntest_keys = true\n"
+            f'[window]\nidreader = "{cfg.window.idreader}"\npinpad = "{cfg.window.pinpad}"\n'
         )

@@ -26,6 +26,8 @@ from cardstation.protos.cardstation.v1 import (
     returns_pb2_grpc,
     station_pb2,
     station_pb2_grpc,
+    window_pb2,
+    window_pb2_grpc,
 )
 from cardstation.server.auth import (
     METHOD_ROLES,
@@ -44,6 +46,7 @@ SERVICES = [
     issuance_pb2.DESCRIPTOR.services_by_name["IssuanceService"],
     station_pb2.DESCRIPTOR.services_by_name["StationService"],
     returns_pb2.DESCRIPTOR.services_by_name["ReturnService"],
+    window_pb2.DESCRIPTOR.services_by_name["WindowService"],
 ]
 
 
@@ -120,6 +123,17 @@ class FakeReturns(returns_pb2_grpc.ReturnServiceServicer):
         return returns_pb2.RetryReturnsResponse(scheduled=1)
 
 
+class FakeWindow(window_pb2_grpc.WindowServiceServicer):
+    """Every window RPC answers its empty response (the real ones are tested elsewhere)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        service = window_pb2.DESCRIPTOR.services_by_name["WindowService"]
+        if name in service.methods_by_name:
+            response = getattr(window_pb2, service.methods_by_name[name].output_type.name)
+            return lambda request, context: response()
+        return super().__getattribute__(name)
+
+
 def full_name(service: Any, method: Any) -> str:
     return f"/{service.full_name}/{method.name}"
 
@@ -149,6 +163,7 @@ class Harness:
         issuance_pb2_grpc.add_IssuanceServiceServicer_to_server(FakeIssuance(), self.server)
         station_pb2_grpc.add_StationServiceServicer_to_server(FakeStation(), self.server)
         returns_pb2_grpc.add_ReturnServiceServicer_to_server(FakeReturns(), self.server)
+        window_pb2_grpc.add_WindowServiceServicer_to_server(FakeWindow(), self.server)
         health_servicer = health.HealthServicer()
         health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
@@ -256,10 +271,14 @@ def test_role_table_matches_the_brief() -> None:
     upstream = {m for m, r in METHOD_ROLES.items() if Role.UPSTREAM in r}
     i = "/cardstation.v1.IssuanceService/"
     s = "/cardstation.v1.StationService/"
+    w = "/cardstation.v1.WindowService/"
+    window = {w + n for n in ("ReadIdCard", "ReadCard", "VerifyReturnedCard", "VerifyPin",
+                              "ChangePin", "UnblockPin", "ResetPin", "IssueTemporaryCard",
+                              "RewriteTemporaryCard", "RecallTemporaryCard")}
     assert operator == {i + n for n in ("GetApplication", "PreviewCard", "CreateIssuance",
                                         "GetIssuance", "ListIssuances", "WatchIssuance",
                                         "CancelIssuance", "ResumeIssuance", "ReprintFace")} | {
-        s + "GetStation", s + "WatchStation"}
+        s + "GetStation", s + "WatchStation"} | window
     assert upstream == {i + n for n in ("GetApplication", "CreateIssuance", "GetIssuance",
                                         "ListIssuances", "WatchIssuance")} | {
         s + "GetStation", s + "WatchStation", M_LIST_RETURNS}

@@ -88,7 +88,8 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
                 sim = stack.enter_context(SimulatedStation(Path(folder), speed=speed))
                 sim.load_blank(blank_cards)
                 pcsc.wait_for_card(config.readers.psam, timeout=10)
-            config = sim.config(server=vars(config.server))
+            config = sim.config(server=vars(config.server),
+                                window={"pin_timeout": config.window.pin_timeout})
         runtime = StationRuntime(lambda **kw: build_station(config, **kw)).start()
         stack.callback(runtime.stop)
         audit_path = config.server.audit_log or str(config.data_path / "audit.jsonl")

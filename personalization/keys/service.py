@@ -54,8 +54,18 @@ class KeyService(ABC):
     def unblock_mac(self, atr: bytes, city6: str, challenge: bytes, algorithm: int) -> bytes:
         """The 4-byte MAC of `84 24 00 00 04`."""
 
+    def pinpad_kek(self) -> bytes:
+        """The key-encryption key the PIN pad's session keys are wrapped under."""
+        raise KeyServiceError("this key service holds no PIN pad key: configure one")
+
     def close(self) -> None:
         return None
+
+
+def _test_pinpad_kek() -> bytes:
+    from cardstation.drivers.pinpad.pinblock import TEST_PINPAD_KEK
+
+    return TEST_PINPAD_KEK
 
 
 class SoftwareKeyService(KeyService):
@@ -79,12 +89,17 @@ class SoftwareKeyService(KeyService):
         return compute_unblock_mac(algorithm, TEST_MASTER_KEYS[KeyUsage.STK], atr, city6,
                                    challenge)
 
+    def pinpad_kek(self) -> bytes:
+        return _test_pinpad_kek()  # TEST-ONLY, like every key of this service
+
 
 class PsamKeyService(KeyService):
     """A PSAM in a PC/SC reader. `connect` opens the transport lazily (and again after a loss)."""
 
-    def __init__(self, connect: Callable[[], ApduTransport]) -> None:
+    def __init__(self, connect: Callable[[], ApduTransport],
+                 test_pinpad_kek: bool = False) -> None:
         self._connect = connect
+        self._test_pinpad_kek = test_pinpad_kek
         self._transport: ApduTransport | None = None
         self._psam: Psam | None = None
 
@@ -118,6 +133,14 @@ class PsamKeyService(KeyService):
             return p.mac(bytes(bs) + pad_iso9797_m2(UNBLOCK_HEADER, bs))[:4]
 
         return self._call(mac)
+
+    def pinpad_kek(self) -> bytes:
+        """A PSAM holds no PIN pad key; with `test_keys = true` the TEST key is used (a
+        production station gets its pad key from the HSM, not implemented here)."""
+        if not self._test_pinpad_kek:
+            raise KeyServiceError("no PIN pad key-encryption key: the PSAM holds none and "
+                                  "`test_keys` is off")
+        return _test_pinpad_kek()
 
     def terminal_number(self) -> str:
         return self._ready().terminal_number()

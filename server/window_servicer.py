@@ -1,0 +1,138 @@
+"""WindowService: the desk reader, the ID-card reader and the PIN pad, one operation at a time.
+
+PINs never travel over this API: the holder types them on the station's PIN pad.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+
+from cardstation.drivers.idreader.errors import IdReaderError, NoCard, ReaderNotResponding
+from cardstation.drivers.pinpad.errors import PinPadException
+from cardstation.logs import mask_id_number
+from cardstation.personalization.keys.service import KeyServiceError
+from cardstation.personalization.window import CardReading, WindowError
+from cardstation.protos.cardstation.v1 import window_pb2 as wpb
+from cardstation.protos.cardstation.v1 import window_pb2_grpc
+
+from .errors import abort_with
+from .runtime import StationRuntime
+
+T = TypeVar("T")
+
+
+def _reason(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
+
+
+def card_info(reading: CardReading) -> wpb.CardBasicInfo:
+    i = reading.info
+    return wpb.CardBasicInfo(
+        region=i.region, id_number_masked=mask_id_number(i.id_number) if i.id_number else "",
+        card_number=i.card_number, card_id_code=i.card_id_code, name=i.name,
+        atr_historical=i.atr_historical, spec_version=i.spec_version,
+        issue_date=i.issue_date, expiry_date=i.expiry_date,
+        terminal_number=i.terminal_number, terminal_device=i.terminal_device,
+    )  # fmt: skip
+
+
+class WindowServicer(window_pb2_grpc.WindowServiceServicer):
+    def __init__(self, runtime: StationRuntime) -> None:
+        self.rt = runtime
+        self._lock = threading.Lock()  # one window operation at a time on these devices
+
+    @property
+    def window(self) -> Any:
+        return self.rt.station.window
+
+    def _run(self, context: grpc.ServicerContext, action: Callable[[], T]) -> T:
+        if self.window is None:
+            abort_with(context, grpc.StatusCode.FAILED_PRECONDITION, "NO_WINDOW_DEVICES",
+                       "this station has no window devices configured")
+        with self._lock:
+            try:
+                return action()
+            except WindowError as exc:
+                self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, exc.reason.upper(),
+                            str(exc))
+            except NoCard as exc:
+                self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, "NO_ID_CARD", str(exc))
+            except ReaderNotResponding as exc:
+                self.window.reset()
+                self._abort(context, grpc.StatusCode.UNAVAILABLE, "IDREADER_NOT_RESPONDING",
+                            str(exc))
+            except IdReaderError as exc:
+                self.window.reset()
+                self._abort(context, grpc.StatusCode.FAILED_PRECONDITION,
+                            "IDREADER_" + _reason(type(exc).__name__), str(exc))
+            except PinPadException as exc:
+                self.window.reset()
+                self._abort(context, grpc.StatusCode.UNAVAILABLE,
+                            "PINPAD_" + _reason(type(exc).__name__), str(exc))
+            except KeyServiceError as exc:
+                self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, "KEY_SERVICE",
+                            str(exc))
+
+    @staticmethod
+    def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, reason: str,
+               message: str) -> NoReturn:
+        abort_with(context, code, reason, message)
+
+    def ReadIdCard(self, request, context):
+        card = self._run(context, lambda: self.window.idreader().read_id_card())
+        return wpb.ReadIdCardResponse(id_card=wpb.IdCard(
+            name=card.name, sex=card.sex, nation=card.nation, birth_date=card.birth_date,
+            address=card.address, id_number=card.id_number, issuer=card.issuer,
+            valid_from=card.valid_from, valid_to=card.valid_to))
+
+    def ReadCard(self, request, context):
+        reading = self._run(context, self.window.services.read_card)
+        kind = wpb.CARD_KIND_TEMPORARY if reading.kind == "temporary" else wpb.CARD_KIND_FORMAL
+        return wpb.ReadCardResponse(info=card_info(reading), kind=kind,
+                                    generation=reading.generation)
+
+    def VerifyReturnedCard(self, request, context):
+        reading = self._run(context, lambda: self.window.services.verify_returned_card(
+            request.id_number))
+        return wpb.VerifyReturnedCardResponse(info=card_info(reading))
+
+    def VerifyPin(self, request, context):
+        self._run(context, lambda: self.window.services.verify_pin(self.window.pins()))
+        return wpb.VerifyPinResponse()
+
+    def ChangePin(self, request, context):
+        self._run(context, lambda: self.window.services.change_pin(self.window.pins()))
+        return wpb.ChangePinResponse()
+
+    def UnblockPin(self, request, context):
+        self._run(context, self.window.services.unblock_pin)
+        return wpb.UnblockPinResponse()
+
+    def ResetPin(self, request, context):
+        self._run(context, lambda: self.window.services.reset_pin(self.window.pins()))
+        return wpb.ResetPinResponse()
+
+    def IssueTemporaryCard(self, request, context):
+        card = self._run(context, lambda: self.window.services.issue_temporary(
+            request.holder_id_number, request.holder_name, self.window.pins(),
+            request.agent_id_number, request.agent_name))
+        return wpb.IssueTemporaryCardResponse(card=self._temporary(card))
+
+    def RewriteTemporaryCard(self, request, context):
+        self._run(context, lambda: self.window.services.rewrite_temporary(self.window.pins()))
+        return wpb.RewriteTemporaryCardResponse()
+
+    def RecallTemporaryCard(self, request, context):
+        card = self._run(context, self.window.services.recall_temporary)
+        return wpb.RecallTemporaryCardResponse(card=self._temporary(card))
+
+    @staticmethod
+    def _temporary(card: Any) -> wpb.TemporaryCard:
+        return wpb.TemporaryCard(card_id_code=card.card_id_code,
+                                 holder_id_masked=card.holder_id_masked,
+                                 valid_from=card.valid_from, valid_to=card.valid_to)

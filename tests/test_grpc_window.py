@@ -1,0 +1,151 @@
+"""WindowService over a real port: ID reader (pty), desk reader (pcscd + vpcd), PIN pad (pty),
+CMS. Ends with a scan of every log record and the audit log: no PIN, no full ID number."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from cardstation.config import Config
+from cardstation.drivers.pcsc.readers import PcscContext
+from cardstation.protos.cardstation.v1 import window_pb2 as wpb
+from cardstation.protos.cardstation.v1 import window_pb2_grpc
+from cardstation.server.errors import error_info
+from cardstation.simulators.card import make_card
+from tests.conftest import DESK_READER, ENCODER_READER, PSAM_READER
+
+pytestmark = pytest.mark.pcscd
+HOLDER = "11010519491231002X"
+PINS = ("802514", "470125", "246810", "135790")
+
+
+@pytest.fixture(scope="module")
+def window(tmp_path_factory) -> Iterator[object]:
+    from cardstation.commands.serve import start_server
+    from cardstation.pcscd import ensure_running
+
+    ensure_running()
+    with PcscContext() as pcsc:
+        for reader in (ENCODER_READER, PSAM_READER, DESK_READER):
+            pcsc.wait_for_removal(reader, timeout=10)
+    config = Config().with_values(window={"pin_timeout": 2})
+    folder = tmp_path_factory.mktemp("window")
+    running = start_server(config, "127.0.0.1:0", simulate=True, speed=0.0, blank_cards=1,
+                           folder=str(folder))
+    running.channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")  # type: ignore
+    running.folder = folder  # type: ignore[attr-defined]
+    yield running
+    running.channel.close()
+    running.stop()
+    with PcscContext() as pcsc:
+        for reader in (ENCODER_READER, PSAM_READER, DESK_READER):
+            pcsc.wait_for_removal(reader, timeout=10)
+
+
+def put_on_desk(window, card) -> None:
+    with PcscContext() as pcsc:
+        if window.simulated.desk.card is not None:
+            window.simulated.desk.remove()
+            pcsc.wait_for_removal(DESK_READER, timeout=10)
+        window.simulated.desk.insert(card)
+        pcsc.wait_for_card(DESK_READER, timeout=10)
+
+
+def keys(window, *entries: str) -> None:
+    """The holder types PINs on the pad: each entry then the confirm key."""
+    script: list[str] = []
+    for entry in entries:
+        script += [entry, "ENTER"]
+    window.simulated.pinpad.script(script)
+
+
+def failure(call) -> str:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    details = error_info(info.value)
+    return details.reason if details else info.value.code().name
+
+
+def test_every_window_operation_and_no_secret_in_any_log(window, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    stub = window_pb2_grpc.WindowServiceStub(window.channel)
+    # ID card on the GA 467 reader: the number goes to the operator console, not to logs
+    id_card = stub.ReadIdCard(wpb.ReadIdCardRequest(), timeout=20).id_card
+    assert id_card.id_number == HOLDER and id_card.name == "李秀英"
+    window.simulated.idreader.inject("no_card")
+    assert failure(lambda: stub.ReadIdCard(wpb.ReadIdCardRequest(), timeout=20)) == "NO_ID_CARD"
+    window.simulated.idreader.clear_faults()
+    window.simulated.idreader.inject("sam_failure")
+    assert failure(lambda: stub.ReadIdCard(wpb.ReadIdCardRequest(), timeout=20)).startswith(
+        "IDREADER_")
+    window.simulated.idreader.clear_faults()
+
+    # a formal card in the desk reader
+    assert failure(lambda: stub.ReadCard(wpb.ReadCardRequest(), timeout=20)) == "NO_CARD"
+    put_on_desk(window, make_card("personalised"))
+    read = stub.ReadCard(wpb.ReadCardRequest(), timeout=20)
+    assert read.kind == wpb.CARD_KIND_FORMAL and read.info.id_number_masked == "110105********002X"
+    stub.VerifyReturnedCard(wpb.VerifyReturnedCardRequest(id_number=HOLDER), timeout=20)
+    assert failure(lambda: stub.VerifyReturnedCard(wpb.VerifyReturnedCardRequest(
+        id_number="110105198001010016"), timeout=20)) == "WRONG_CARD"
+
+    # PINs, typed on the pad
+    keys(window, "123456")
+    stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)
+    keys(window, "123456", "123456")
+    assert failure(lambda: stub.ChangePin(wpb.ChangePinRequest(), timeout=20)) == \
+        "PIN_NOT_ALLOWED"
+    keys(window, "123456", PINS[0], PINS[0])
+    stub.ChangePin(wpb.ChangePinRequest(), timeout=20)
+    reasons = []
+    for _ in range(6):
+        keys(window, "000000")
+        reasons.append(failure(lambda: stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)))
+    assert reasons == ["WRONG_PIN"] * 5 + ["PIN_LOCKED"]
+    stub.UnblockPin(wpb.UnblockPinRequest(), timeout=20)
+    keys(window, PINS[0])
+    stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)
+    keys(window, PINS[1], PINS[1])
+    stub.ResetPin(wpb.ResetPinRequest(), timeout=20)
+    keys(window, PINS[1])
+    stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)
+    # the holder cancels on the pad; nobody types (timeout)
+    window.simulated.pinpad.script(["CANCEL"])
+    assert failure(lambda: stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)) == \
+        "PIN_ENTRY_CANCELLED"
+    assert failure(lambda: stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)) == \
+        "PIN_ENTRY_TIMEOUT"
+
+    # temporary cards
+    temporary = make_card("temporary")
+    put_on_desk(window, temporary)
+    keys(window, PINS[2], PINS[2])
+    issued = stub.IssueTemporaryCard(wpb.IssueTemporaryCardRequest(
+        holder_id_number=HOLDER, holder_name="李秀英"), timeout=20).card
+    assert issued.holder_id_masked == "110105********002X"
+    put_on_desk(window, make_card("temporary", serial=0x30000098))
+    keys(window, PINS[2], PINS[2])
+    assert failure(lambda: stub.IssueTemporaryCard(wpb.IssueTemporaryCardRequest(
+        holder_id_number=HOLDER, holder_name="李秀英"), timeout=20)) == \
+        "TEMPORARY_CARD_OUTSTANDING"
+    assert failure(lambda: stub.RecallTemporaryCard(wpb.RecallTemporaryCardRequest(),
+                                                    timeout=20)) == "TEMPORARY_CARD_UNKNOWN"
+    put_on_desk(window, temporary)
+    keys(window, PINS[3], PINS[3])
+    stub.RewriteTemporaryCard(wpb.RewriteTemporaryCardRequest(), timeout=20)
+    recalled = stub.RecallTemporaryCard(wpb.RecallTemporaryCardRequest(), timeout=20).card
+    assert recalled.card_id_code == issued.card_id_code
+    window.simulated.desk.remove()
+
+    # the scan: every log record (DEBUG, APDU and device traces included) and the audit log
+    audit = (window.folder / "station" / "audit.jsonl").read_text()
+    assert audit.count("WindowService") >= 8
+    text = caplog.text + audit
+    assert "cardstation.apdu" in {r.name for r in caplog.records}  # the trace did run
+    for pin in PINS:
+        assert pin not in text, pin
+        assert pin.encode().hex() not in text.lower()
+    assert HOLDER not in text and "110105198001010016" not in text
