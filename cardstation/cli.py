@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "run",
     "serve",
     "client",
+    "window",
     "audit",
     "read_id",
     "sim",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -21,6 +22,7 @@ from cardstation.drivers.pcsc.errors import (
     FunctionNotSupported,
     IncorrectParameters,
     PcscError,
+    UnresponsiveCard,
     VerificationFailed,
 )
 from cardstation.drivers.pcsc.ssc import ITEMS, BasicInfo, bcd_pin, decode_value
@@ -104,7 +106,7 @@ class WindowServices:
     def _card(self) -> Iterator[ChipSession]:
         try:
             transport = self.open_desk()
-            transport.connect()
+            self._connect(transport)
         except PcscError as exc:
             raise WindowError("no_card", f"{exc} — insert the card into the desk reader, chip "
                               "first and facing up") from None
@@ -117,6 +119,19 @@ class WindowServices:
                               "card that still cannot be read is treated as broken") from None
         finally:
             transport.disconnect()
+
+    @staticmethod
+    def _connect(transport: ApduTransport, settle: float = 1.0) -> None:
+        """Connect, giving a card just pushed into the reader a moment to answer."""
+        deadline = time.monotonic() + settle
+        while True:
+            try:
+                transport.connect()
+                return
+            except UnresponsiveCard:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
 
     # -- reading --------------------------------------------------------------------------
     def _authenticator(self, session: ChipSession) -> Callable[..., None]:

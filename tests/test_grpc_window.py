@@ -49,7 +49,7 @@ def put_on_desk(window, card) -> None:
     with PcscContext() as pcsc:
         if window.simulated.desk.card is not None:
             window.simulated.desk.remove()
-            pcsc.wait_for_removal(DESK_READER, timeout=10)
+        pcsc.wait_for_removal(DESK_READER, timeout=10)  # also after an earlier test's removal
         window.simulated.desk.insert(card)
         pcsc.wait_for_card(DESK_READER, timeout=10)
 
@@ -127,7 +127,7 @@ def test_every_window_operation_and_no_secret_in_any_log(window, caplog) -> None
         holder_id_number=HOLDER, holder_name="李秀英"), timeout=20).card
     assert issued.holder_id_masked == "110105********002X"
     put_on_desk(window, make_card("temporary", serial=0x30000098))
-    keys(window, PINS[2], PINS[2])
+    # refused by the CMS before the pad prompts: nobody types
     assert failure(lambda: stub.IssueTemporaryCard(wpb.IssueTemporaryCardRequest(
         holder_id_number=HOLDER, holder_name="李秀英"), timeout=20)) == \
         "TEMPORARY_CARD_OUTSTANDING"
@@ -136,6 +136,8 @@ def test_every_window_operation_and_no_secret_in_any_log(window, caplog) -> None
     put_on_desk(window, temporary)
     keys(window, PINS[3], PINS[3])
     stub.RewriteTemporaryCard(wpb.RewriteTemporaryCardRequest(), timeout=20)
+    keys(window, PINS[3])
+    stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)  # the rewritten PIN is the card's now
     recalled = stub.RecallTemporaryCard(wpb.RecallTemporaryCardRequest(), timeout=20).card
     assert recalled.card_id_code == issued.card_id_code
     window.simulated.desk.remove()
@@ -149,3 +151,25 @@ def test_every_window_operation_and_no_secret_in_any_log(window, caplog) -> None
         assert pin not in text, pin
         assert pin.encode().hex() not in text.lower()
     assert HOLDER not in text and "110105198001010016" not in text
+
+
+def test_window_commands(window, capsys) -> None:
+    from cardstation.cli import main
+
+    server = ["--server", f"127.0.0.1:{window.port}"]
+    put_on_desk(window, make_card("personalised"))
+    assert main(["read-card", *server]) == 0
+    out = capsys.readouterr().out
+    assert '"kind": "CARD_KIND_FORMAL"' in out and HOLDER not in out
+    keys(window, "123456")
+    assert main(["pin", "verify", *server]) == 0
+    keys(window, "000000")
+    assert main(["pin", "verify", *server]) == 1
+    assert '"WRONG_PIN"' in capsys.readouterr().err
+    temporary = make_card("temporary", serial=0x30000097)
+    put_on_desk(window, temporary)
+    keys(window, "975310", "975310")
+    assert main(["temp", "issue", "110105198001010016", "王二", *server]) == 0
+    assert '"holder_id_masked": "110105********0016"' in capsys.readouterr().out
+    assert main(["temp", "recall", *server]) == 0
+    window.simulated.desk.remove()
