@@ -58,7 +58,8 @@ class ChipSession:
         )
         return self.facts
 
-    def _authenticate(self, key_id: int) -> None:
+    def authenticate(self, key_id: int) -> None:
+        """External authentication with `key_id`; the key service computes the cryptogram."""
         assert self.facts is not None, "open() first"
         challenge = self.card.get_challenge(8)
         data = self.keys.external_auth(key_id, self.card.t.atr, self.facts.city6, challenge,
@@ -70,7 +71,7 @@ class ChipSession:
         assert self.profile is not None, "open() first"
         self.card.select_ssse()  # a fresh security state, then the read key if one is needed
         if self.profile.read_key is not None:
-            self._authenticate(self.profile.read_key)
+            self.authenticate(self.profile.read_key)
         values: dict[str, bytes] = {}
         for item in items:
             try:
@@ -97,7 +98,7 @@ class ChipSession:
         if todo:
             assert self.profile is not None
             self.card.select_ssse()
-            self._authenticate(self.profile.write_key)
+            self.authenticate(self.profile.write_key)
             for item in todo:
                 self.card.write_item(item, values[item])
         return todo

@@ -259,7 +259,7 @@ class Pipeline:
                                     {"findings": [f.to_dict() for f in findings]})
         preview = self.data_dir / "previews" / f"{issuance.id}.png"
         preview.parent.mkdir(parents=True, exist_ok=True)
-        render_preview(_face(app, None)).save(preview)
+        render_preview(face_data(app, None)).save(preview)
         return self._commit(issuance, State.PREVIEWED, started, "preview rendered",
                             {"preview": str(preview)})
 
@@ -322,7 +322,7 @@ class Pipeline:
         The chip is unpowered first: printing moves the card off the contacts."""
         self._close_chip()
         app = Application.from_dict(issuance.application)
-        face = _face(app, issuance.data.get("chip"))
+        face = face_data(app, issuance.data.get("chip"))
         self.devices.printer.print_faces(render_front(face), render_back(face))
 
     # -- resume ---------------------------------------------------------------------------
@@ -445,7 +445,9 @@ class Pipeline:
             self.on_event(issuance, message)
 
 
-def _face(app: Application, chip: dict[str, str] | None) -> FaceData:
+def face_data(app: Application, chip: dict[str, str] | None) -> FaceData:
+    """What goes on the face: the chip's values when the chip was read (face-to-chip binding),
+    else the application's (preview)."""
     source = chip or {}
     return FaceData(
         name=source.get("name", app.name),

@@ -136,7 +136,7 @@ class WindowServices:
     # -- reading --------------------------------------------------------------------------
     def _authenticator(self, session: ChipSession) -> Callable[..., None]:
         def authenticate(_card: object, key_id: int) -> None:
-            session._authenticate(key_id)
+            session.authenticate(key_id)
 
         return authenticate
 
@@ -219,7 +219,7 @@ class WindowServices:
         """PIN reload after external authentication with the PIN-reload key (06).
         APDU `80 5E 00 00 Lc <new BCD>`: the simulator's proposal (ssc-chip.md has no bytes)."""
         session.card.select_ssse()
-        session._authenticate(0x06)
+        session.authenticate(0x06)
         block = bcd_pin(new)
         session.card.t.command(bytes([0x80, 0x5E, 0x00, 0x00, len(block)]) + block,
                                "reload PIN")

@@ -21,7 +21,7 @@ from cardstation.personalization import cms as cms_errors
 from cardstation.personalization.face import render_back, render_front
 from cardstation.personalization.journal import Issuance, IssuanceNotFound, State
 from cardstation.personalization.model import Application
-from cardstation.personalization.pipeline import IssuanceError, ReprintRefused, _face
+from cardstation.personalization.pipeline import IssuanceError, ReprintRefused, face_data
 from cardstation.personalization.validation import validate_application
 from cardstation.protos.cardstation.v1 import (
     issuance_pb2 as ipb,
@@ -42,7 +42,7 @@ from cardstation.protos.cardstation.v1 import (
 )
 
 from .errors import abort_with
-from .runtime import StationRuntime, StationSnapshot
+from .runtime import VERSION, StationRuntime, StationSnapshot
 
 _DEFAULT_MESSAGES = {"FETCHED": "application fetched from the CMS and claimed"}
 MAX_PAGE = 500
@@ -170,7 +170,7 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
             photo_spec=self.rt.pipeline.photo_spec, birth_date=app.birth_date, sex=app.sex,
             nation=app.nation, region=app.birthplace,
         )  # fmt: skip
-        face = _face(app, None)
+        face = face_data(app, None)
         front = back = b""
         try:
             front, back = _png(render_front(face)), _png(render_back(face))
@@ -298,7 +298,7 @@ def station_to_proto(runtime: StationRuntime, snap: StationSnapshot) -> spb.Stat
     pending = len(runtime.station.outbox.pending())
     return spb.Station(
         id=runtime.station.config.station.id,
-        version=__import__("cardstation").__version__,
+        version=VERSION,
         devices=[spb.Device(name=d.name, address=d.address,
                             status=spb.DeviceStatus.Value(f"DEVICE_STATUS_{d.status}"),
                             fault=d.fault, vendor_code=d.vendor_code, remedy=d.remedy)

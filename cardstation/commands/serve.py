@@ -13,9 +13,7 @@ progress (never half a chip write), then stop.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -125,10 +123,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     host = listen.rpartition(":")[0] or "127.0.0.1"
     print(f"listening on {host}:{running.port}", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    from cardstation.foreground import wait_for_stop_signal
+
+    wait_for_stop_signal()
     print("stopping: finishing the step in progress", flush=True)
     running.stop()
     return 0

@@ -13,9 +13,7 @@ Each prints one line saying where it serves, then runs until SIGINT/SIGTERM.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 
 
@@ -58,12 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve_until_signal(link: object, what: str, on_exit: object = None) -> int:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    from cardstation.foreground import wait_for_stop_signal
+
     print(what, flush=True)
     try:
-        stop.wait()
+        wait_for_stop_signal()
     finally:
         link.stop()  # type: ignore[attr-defined]
         if callable(on_exit):

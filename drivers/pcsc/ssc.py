@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .atr import historical_bytes
+from .errors import RecordNotFound, SecurityNotSatisfied
 from .tlv import find_ber, parse_simple_tlv
 from .transport import ApduTransport
 
@@ -217,8 +218,6 @@ class SscCard:
         )
 
     def _read_optional(self, name: str, authenticate: Authenticator | None) -> str:
-        from .errors import RecordNotFound, SecurityNotSatisfied
-
         try:
             return self.read_item(name)
         except SecurityNotSatisfied:

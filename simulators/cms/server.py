@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from cardstation.foreground import wait_for_stop_signal
 from cardstation.personalization.model import Application, ReturnRecord
 from cardstation.simulators.cms.applicants import (
     EXAMPLE_ID_NUMBER,
@@ -519,20 +519,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sim cms: {exc}", file=sys.stderr)
         return 1
     print(url, flush=True)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            signal.signal(sig, on_signal)
-        except ValueError:
-            pass  # not the main thread (embedded use); Ctrl-C handling stays default
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
+    wait_for_stop_signal()
     sim.stop()
     return 0
 

@@ -10,11 +10,10 @@ valid ID number (birth date and sex follow from the number). The CLI calls `add_
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 
+from cardstation.foreground import wait_for_stop_signal
 from cardstation.simulators.idreader.model import make_card
 from cardstation.simulators.idreader.pty import IdReaderSimulator
 
@@ -40,14 +39,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     sim = IdReaderSimulator(card)
     path = sim.start()
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     print(path, flush=True)
     what = "no card" if card is None else f"card {card.masked_id_number}"
     print(f"GA 467 ID-card reader simulator on {path} ({what})", flush=True)
     try:
-        stop.wait()
+        wait_for_stop_signal()
     finally:
         sim.stop()
     return 0

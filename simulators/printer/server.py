@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import socket
 import socketserver
 import sys
@@ -20,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from cardstation.foreground import wait_for_stop_signal
 from cardstation.simulators.printer import control
 from cardstation.simulators.printer.model import PrinterModel
 from cardstation.simulators.printer.protocol import Session
@@ -189,19 +189,6 @@ def run(args: argparse.Namespace) -> int:
     print(server.address, flush=True)
     if server.control_address:
         print(f"control {server.control_address}", flush=True)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            signal.signal(sig, on_signal)
-        except ValueError:
-            pass  # not the main thread (embedded use); Ctrl-C handling stays default
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
+    wait_for_stop_signal()
     server.close()
     return 0
