@@ -61,6 +61,7 @@ def run_demo(output: str, id_number: str, speed: float = 0.05) -> int:
             returns = [r for r in sim.cms.ledger(photos=False)["returns"]
                        if r["record"]["id_number"] == id_number]
             time.sleep(0.1)
+        sim.model.flush_output()
         pngs = sorted(str(p) for p in (sim.data_dir.parent / "printed").glob("*.png"))
     finally:
         running.stop()

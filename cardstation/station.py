@@ -81,6 +81,7 @@ class Station:
     pipeline: Pipeline
     worker: ReturnWorker
     window: Window | None = None
+    pcsc: PcscContext | None = None  # card-presence waits and reader look-ups
 
     def close(self) -> None:
         if self.window is not None:
@@ -89,6 +90,8 @@ class Station:
         self.keys.close()
         self.printer.close()
         self.journal.close()
+        if self.pcsc is not None:
+            self.pcsc.close()
 
     def drain_returns(self, timeout: float = 30.0) -> int:
         """Deliver due returns now until none is pending or `timeout` passes; the count left."""
@@ -149,7 +152,7 @@ def build_station(config: Config,
     pipeline = Pipeline(journal, outbox, cms, devices, data, photo_spec=spec, on_event=on_event,
                         after_commit=after_commit, wake_returns=worker.wake)
     window = _build_window(config, context, keys, cms)
-    return Station(config, journal, outbox, cms, printer, keys, pipeline, worker, window)
+    return Station(config, journal, outbox, cms, printer, keys, pipeline, worker, window, context)
 
 
 def _build_window(config: Config, context: PcscContext, keys: KeyService,

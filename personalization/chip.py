@@ -103,13 +103,15 @@ class ChipSession:
                 self.card.write_item(item, values[item])
         return todo
 
-    def verify(self, values: dict[str, bytes]) -> None:
+    def verify(self, values: dict[str, bytes]) -> dict[str, bytes]:
+        """Read every item back and compare; return what the chip holds."""
         back = self.read_items(list(values))
         wrong = [item for item, value in values.items() if back.get(item) != value]
         if wrong:
             raise ChipVerificationFailed(
                 f"read-back differs from what was written for: {', '.join(wrong)}"
             )
+        return back
 
     def read_pan(self) -> str:
         return self.card.read_pan()

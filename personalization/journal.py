@@ -38,7 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -620,12 +620,13 @@ class Journal:
             merged = {**current.data, **delta}
             new_reason = reason if to in (State.REJECTED, State.FAILED) else current.reason
             failed_from = current.state if to is State.FAILED else None
+            merged_json = dumps(merged, "data")
             cur = conn.execute(
                 "UPDATE issuances SET state = ?, data = ?, reason = ?, failed_from = ?, "
                 "updated_at = ? WHERE id = ? AND state = ?",
                 (
                     to.value,
-                    dumps(merged, "data"),
+                    merged_json,
                     new_reason,
                     failed_from.value if failed_from else None,
                     now,
@@ -639,7 +640,9 @@ class Journal:
             if record_json is not None:
                 key = idempotency_key or f"{issuance_id}:return"
                 self._insert_return(conn, issuance_id, key, record_json, now, current.state, to)
-            return self._get(conn, issuance_id)
+            # what the row now holds, without reading (and re-decoding the photo) again
+            return replace(current, state=to, data=loads(merged_json, "data"), reason=new_reason,
+                           failed_from=failed_from, updated_at=now)
 
     def update_data(self, issuance_id: str, data: dict[str, Any], reason: str = "") -> Issuance:
         """Merge facts (shallow) without a state change; recorded as an event with
@@ -649,15 +652,15 @@ class Journal:
         with self._db.write() as conn:
             current = self._get(conn, issuance_id)
             now = self._db.clock()
-            merged = {**current.data, **data}
+            merged_json = dumps({**current.data, **data}, "data")
             conn.execute(
                 "UPDATE issuances SET data = ?, updated_at = ? WHERE id = ?",
-                (dumps(merged, "data"), now, issuance_id),
+                (merged_json, now, issuance_id),
             )
             self._append_event(
                 conn, issuance_id, now, current.state, current.state, reason, data
             )
-            return self._get(conn, issuance_id)
+            return replace(current, data=loads(merged_json, "data"), updated_at=now)
 
     def close(self) -> None:
         """Close the connection (an Outbox sharing it is closed too). Idempotent."""

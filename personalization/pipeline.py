@@ -16,11 +16,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cardstation.drivers.hiti.errors import PrinterAlert, PrinterError
+from cardstation.drivers.hiti.render import CardPanels, render_panels
 from cardstation.drivers.hiti.state import CardPosition
 from cardstation.drivers.pcsc.errors import CardStatusError, PcscError, UnresponsiveCard
 from cardstation.drivers.pcsc.ssc import ITEMS, decode_value
@@ -28,7 +30,7 @@ from cardstation.drivers.pcsc.transport import ApduTransport
 
 from .chip import ChipBelongsToAnotherHolder, ChipSession, ChipVerificationFailed
 from .cms import CmsClient, CmsError
-from .face import FaceData, render_back, render_front, render_preview
+from .face import BACK_IN_COLOUR, FaceData, render_faces, render_preview, save_preview
 from .journal import Issuance, Journal, State
 from .keys.service import KeyService
 from .model import Application, ReturnRecord
@@ -95,6 +97,9 @@ class Pipeline:
         self.after_commit = after_commit  # test hook (crash drill): called after each commit
         self.wake_returns = wake_returns
         self._session: ChipSession | None = None
+        # print panels drawn ahead on a worker thread while the chip is written
+        self._drawing = ThreadPoolExecutor(1, thread_name_prefix="draw-panels")
+        self._prerendered: tuple[FaceData, Future[CardPanels]] | None = None
         self._transport: ApduTransport | None = None
         self.apdus = 0
         # Set on shutdown: the job stops after the step in progress (already committed) and
@@ -134,8 +139,6 @@ class Pipeline:
         previewed while the printer works on the current card, so the printer never waits
         for the CMS. Returns the issuances of the cards that started (a card whose application
         cannot be fetched is logged and skipped)."""
-        from concurrent.futures import ThreadPoolExecutor
-
         def request_id(id_number: str) -> str | None:
             return f"{request_id_prefix}{id_number}" if request_id_prefix else None
 
@@ -219,6 +222,7 @@ class Pipeline:
                 self._feed()
                 return self._commit(issuance, State.FED, started, "card fed to the chip station")
             if state is State.FED:
+                self._prerender(issuance)
                 written = self._write(issuance)
                 return self._commit(issuance, State.CHIP_WRITTEN, started,
                                     f"{len(written)} items written", {"written": written})
@@ -258,8 +262,7 @@ class Pipeline:
             return self._transition(issuance, State.REJECTED, f"stopped at preview: {text}",
                                     {"findings": [f.to_dict() for f in findings]})
         preview = self.data_dir / "previews" / f"{issuance.id}.png"
-        preview.parent.mkdir(parents=True, exist_ok=True)
-        render_preview(face_data(app, None)).save(preview)
+        save_preview(render_preview(face_data(app, None)), preview)
         return self._commit(issuance, State.PREVIEWED, started, "preview rendered",
                             {"preview": str(preview)})
 
@@ -286,10 +289,14 @@ class Pipeline:
         assert session.profile is not None and session.facts is not None
         values = session.profile.values(app)
         try:
-            session.verify(values)
+            back = session.verify(values)
         except ChipVerificationFailed as exc:
             raise IssuanceError("verification_failed", str(exc)) from None
-        back = session.read_items(["id_number", "name", "name_ext", "card_number"])
+        # the face and the return carry what the chip holds: read-back values, not the job's
+        facing = ["id_number", "name", "name_ext", "card_number"]
+        missing = [item for item in facing if item not in back]
+        if missing:
+            back = {**back, **session.read_items(missing)}
         pan = session.read_pan()
         return {
             "atr": session.facts.atr,
@@ -323,7 +330,24 @@ class Pipeline:
         self._close_chip()
         app = Application.from_dict(issuance.application)
         face = face_data(app, issuance.data.get("chip"))
-        self.devices.printer.print_faces(render_front(face), render_back(face))
+        self.devices.printer.print_card(self._take_panels(face) or _panels(face))
+
+    def _prerender(self, issuance: Issuance) -> None:
+        """Start drawing the print panels while the chip is written. They are drawn from the
+        application; printing draws from the chip's read-back, which after verification holds
+        the same text, and uses these only if the face data is equal (see _take_panels)."""
+        face = face_data(Application.from_dict(issuance.application), None)
+        self._prerendered = (face, self._drawing.submit(_panels, face))
+
+    def _take_panels(self, face: FaceData) -> CardPanels | None:
+        prerendered, self._prerendered = self._prerendered, None
+        if prerendered is None or prerendered[0] != face:
+            return None
+        try:
+            return prerendered[1].result()
+        except Exception:  # drawn again in the foreground, where an error is reported
+            log.exception("drawing the panels ahead of printing failed")
+            return None
 
     # -- resume ---------------------------------------------------------------------------
     def _resume_failed(self, issuance: Issuance) -> Issuance:
@@ -366,7 +390,9 @@ class Pipeline:
     # -- plumbing -------------------------------------------------------------------------
     def _chip_session(self) -> ChipSession:
         if self._session is None:
+            self._close_chip()  # a transport left by a session that failed to open
             transport = self.devices.open_encoder()
+            self._transport = transport  # closed by _close_chip whatever happens next
             transport.observers.append(self._count_apdu)
             deadline = time.monotonic() + self.devices.settle_time
             while True:
@@ -377,7 +403,6 @@ class Pipeline:
                     if time.monotonic() >= deadline:
                         raise IssuanceError("chip_power_on_failed", str(exc)) from None
                     time.sleep(0.1)  # contacts settling (real stations wait ~0.5 s)
-            self._transport = transport
             self._session = ChipSession(transport, self.devices.keys)
             self._session.open()
         return self._session
@@ -388,7 +413,7 @@ class Pipeline:
     def _close_chip(self) -> None:
         if self._transport is not None:
             try:
-                self._transport.disconnect()
+                self._transport.close()  # unpowers the chip and releases the PC/SC context
             except PcscError:
                 pass
         self._transport = None
@@ -443,6 +468,11 @@ class Pipeline:
         log.info("issuance %s %s: %s", issuance.id[:8], issuance.state.value, message)
         if self.on_event is not None:
             self.on_event(issuance, message)
+
+
+def _panels(face: FaceData) -> CardPanels:
+    front, back = render_faces(face)
+    return render_panels(front, back, back_colour=BACK_IN_COLOUR)
 
 
 def face_data(app: Application, chip: dict[str, str] | None) -> FaceData:

@@ -104,10 +104,13 @@ class WindowServices:
 
     @contextmanager
     def _card(self) -> Iterator[ChipSession]:
+        transport: ApduTransport | None = None
         try:
             transport = self.open_desk()
             self._connect(transport)
         except PcscError as exc:
+            if transport is not None:
+                transport.close()
             raise WindowError("no_card", f"{exc} — insert the card into the desk reader, chip "
                               "first and facing up") from None
         try:
@@ -118,7 +121,7 @@ class WindowServices:
             raise WindowError("card_error", f"{exc} — if it keeps failing, clean the chip; a "
                               "card that still cannot be read is treated as broken") from None
         finally:
-            transport.disconnect()
+            transport.close()  # unpowers the chip and releases the PC/SC context
 
     @staticmethod
     def _connect(transport: ApduTransport, settle: float = 1.0) -> None:

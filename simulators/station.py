@@ -58,11 +58,15 @@ class SimulatedStation:
     """Every simulator of one station. `config()` points a station's configuration at them."""
 
     def __init__(self, folder: Path, speed: float = 0.0, extra_applicants: int = 0,
-                 cms_seed: int = 1) -> None:
+                 cms_seed: int = 1, printed_faces: bool = True) -> None:
+        """`printed_faces`: the printer simulator writes a PNG of every printed side into
+        `folder/printed` (for tests and the demo; benchmarks turn it off, a real printer
+        spends no station CPU on it)."""
         folder = Path(folder)
         self.data_dir = folder / "station"
         self.cms = CmsSimulator(seed=cms_seed, extra_applicants=extra_applicants)
-        self.model = PrinterModel(speed=speed, output_dir=folder / "printed")
+        self.model = PrinterModel(speed=speed,
+                                  output_dir=folder / "printed" if printed_faces else None)
         self.encoder = VpcdLink(port=ENCODER_PORT)
         self.coupler = EncoderCoupler(self.model, self.encoder)
         self.psam = VpcdLink(Psam(alg=Alg.SM4), port=PSAM_PORT)

@@ -62,7 +62,8 @@ def test_a_card_is_made_and_returned_once(world, station) -> None:
     assert len(world.model.output_hopper) == 1
     # the printed face is the one rendered from the chip's data, not anything else
     chip_data = station.journal.get(issuance.id).data["chip"]
-    front = next(p for p in (world.data_dir.parent / "printed").glob("*-front.png"))
+    (printed,) = world.model.print_log
+    front = next(side.png for side in printed.sides if side.physical_side == "front")
     app = station.cms.fetch(EXAMPLE_ID_NUMBER)
     same = FaceData(chip_data["name"], chip_data["id_number"], chip_data["card_number"],
                     app.issue_date, app.bank_name, app.photo)
@@ -70,6 +71,25 @@ def test_a_card_is_made_and_returned_once(world, station) -> None:
                      app.bank_name, app.photo)
     assert chip_data["id_number"] == EXAMPLE_ID_NUMBER
     assert face_difference(str(front), same) < face_difference(str(front), other) / 2
+
+
+def test_every_encoder_connection_is_given_back(world, station) -> None:
+    """pcscd serves a client 200 contexts: a station that kept one per card would stop
+    reaching the encoder after 200 cards (a day's work for a busy window)."""
+    opened = []
+    open_encoder = station.pipeline.devices.open_encoder
+
+    def recording():
+        transport = open_encoder()
+        opened.append(transport)
+        return transport
+
+    station.pipeline.devices.open_encoder = recording
+    world.load_blank(2)
+    for id_number in world.cms.samples["ready"][:2]:
+        assert station.pipeline.issue(id_number).state is State.DONE
+    assert opened
+    assert all(t._card is None and not t._own_context for t in opened)  # disconnected, released
 
 
 def test_cms_down_during_return_card_printed_return_delivered_once(world, station) -> None:

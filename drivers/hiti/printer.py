@@ -370,9 +370,11 @@ class Printer:
         )
 
     # -- printing ----------------------------------------------------------------------------
-    def print_faces(self, front: Any, back: Any = None, progress: Progress | None = None) -> int:
-        """Render RGB faces (PIL images) and print them; see print_card."""
-        return self.print_card(render_panels(front, back), progress)
+    def print_faces(self, front: Any, back: Any = None, progress: Progress | None = None,
+                    *, back_colour: bool = True) -> int:
+        """Render RGB faces (PIL images) and print them; see print_card. `back_colour=False`
+        prints the back in resin K (and overcoat) only."""
+        return self.print_card(render_panels(front, back, back_colour=back_colour), progress)
 
     def print_card(self, panels: CardPanels, progress: Progress | None = None) -> int:
         """Print one card (front, optional back) and wait until done. Returns the job id.

@@ -39,6 +39,11 @@ class ApduTransport(ABC):
     @abstractmethod
     def disconnect(self, unpower: bool = True) -> None: ...
 
+    def close(self) -> None:
+        """Disconnect and give back whatever the transport holds (a PC/SC context). Call it
+        when done: pcscd serves a client only so many contexts (200 in pcsc-lite 1.9)."""
+        self.disconnect()
+
     @abstractmethod
     def _exchange(self, apdu: bytes) -> bytes:
         """Send one command APDU, return the raw response (data + SW1 SW2)."""
@@ -85,7 +90,7 @@ class ApduTransport(ABC):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.disconnect()
+        self.close()
 
 
 class PcscTransport(ApduTransport):

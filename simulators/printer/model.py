@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +153,12 @@ class PrinterModel:
         self._latched: dict[str, AlertDef] = {}
         self._steps: deque[_Step] = deque()
         self._jobs: dict[int, int] = {}  # jobid -> queue status
-        self.print_log: list[PrintRecord] = []
+        self._print_log: list[PrintRecord] = []
+        # Printed-face PNGs are a debugging artefact, not printer behaviour: they are written
+        # by a background thread so that a print at speed 0 is not slowed by PNG encoding.
+        # Anything that reads them goes through print_log or flush_output() first.
+        self._output_writer: ThreadPoolExecutor | None = None
+        self._pending_output: list[Future[None]] = []
         self.protocol_errors: list[str] = []
         self.command_log: list[int] = []
 
@@ -245,10 +251,25 @@ class PrinterModel:
                     self._wake.wait(min(delay, 0.5))
 
     def close(self) -> None:
-        """Stop the background thread."""
+        """Stop the background thread (after the printed-face PNGs are on disk)."""
         with self._lock:
             self._closed = True
             self._wake.notify_all()
+        self.flush_output()
+        if self._output_writer is not None:
+            self._output_writer.shutdown(wait=True)
+            self._output_writer = None
+
+    @property
+    def print_log(self) -> list[PrintRecord]:
+        """Every finished print job; their PNGs exist by the time this returns."""
+        self.flush_output()
+        return self._print_log
+
+    def flush_output(self) -> None:
+        """Wait until every printed-face PNG queued so far is written (raises its error)."""
+        while self._pending_output:
+            self._pending_output.pop(0).result()
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Block until no operation runs (for tests at speed > 0)."""
@@ -561,13 +582,20 @@ class PrinterModel:
             return None
         self.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.output_dir / f"card{card.serial:04d}-job{job.jobid}-{physical}.png"
-        reconstruct(panels, job.cols, job.rows, offsets).save(path)
+        cols, rows = job.cols, job.rows
+
+        def write() -> None:
+            reconstruct(panels, cols, rows, offsets).save(path)
+
+        if self._output_writer is None:
+            self._output_writer = ThreadPoolExecutor(1, thread_name_prefix="printer-sim-png")
+        self._pending_output.append(self._output_writer.submit(write))
         return path
 
     def _finish(self, job: PrintJob, record: PrintRecord) -> None:
         self._jobs.pop(job.jobid, None)
         self.print_count += 1
-        self.print_log.append(record)
+        self._print_log.append(record)
 
     # -- fault injection and operator actions (simulator control API) -------------------------
     def inject(self, fault: str, **params: Any) -> None:

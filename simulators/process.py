@@ -1,0 +1,154 @@
+"""A simulated station in a child process, driven over a pipe.
+
+Real devices do their own work: the printer parses 4 MB of panel data, the PSAM computes SM4,
+the CMS encodes JSON. In one process with the station those simulators share its interpreter
+lock, and a figure measured that way charges their work to the station. Benchmarks therefore
+run the simulators here, beside the station, as `SimulatedStationProcess(folder).start()`.
+
+Only what a benchmark needs crosses the pipe: loading blank cards, the station configuration,
+the CMS's sample ID numbers and fault injection. Errors in the child come back as
+`SimulatorProcessError` with the child's message.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from cardstation.config import Config
+
+
+class SimulatorProcessError(RuntimeError):
+    pass
+
+
+def _serve(conn: Connection, folder: str, options: dict[str, Any]) -> None:
+    from cardstation.simulators.station import SimulatedStation
+
+    sim = SimulatedStation(Path(folder), **options)
+    operations = {
+        "load_blank": lambda count: len(sim.load_blank(count)),
+        "config": sim.config,
+        "samples": lambda key: list(sim.cms.samples[key]),
+        "cms_inject": sim.cms.inject,
+    }
+    try:
+        sim.start()
+    except Exception as exc:  # tell the parent why, then end
+        conn.send(("error", f"simulators did not start: {exc}"))
+        return
+    conn.send(("ok", None))
+    try:
+        while True:
+            try:
+                name, args, kwargs = conn.recv()
+            except EOFError:  # the parent went away
+                break
+            if name == "stop":
+                break
+            try:
+                conn.send(("ok", operations[name](*args, **kwargs)))
+            except Exception as exc:
+                conn.send(("error", f"{name}: {type(exc).__name__}: {exc}"))
+    finally:
+        sim.stop()
+        conn.send(("ok", None))
+
+
+class SimulatedStationProcess:
+    """The simulators of `SimulatedStation(folder, **options)` in a child process."""
+
+    def __init__(self, folder: Path, **options: Any) -> None:
+        self.folder = Path(folder)
+        self.options = options
+        self._conn: Connection | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> SimulatedStationProcess:
+        # A fresh interpreter (`python -m`), not multiprocessing's spawn: that would import
+        # the caller's main module again. The pipe is a socket pair handed down by fd.
+        ours, theirs = socket.socketpair()
+        command = [sys.executable, "-m", "cardstation.simulators.process", str(theirs.fileno()),
+                   str(self.folder), json.dumps(self.options)]
+        self._process = subprocess.Popen(command, pass_fds=(theirs.fileno(),))
+        theirs.close()
+        self._conn = Connection(ours.detach())
+        try:
+            self._reply(timeout)
+        except SimulatorProcessError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.send(("stop", (), {}))
+                self._reply(timeout)
+            except (OSError, EOFError, SimulatorProcessError):
+                pass
+            self._conn.close()
+            self._conn = None
+        if self._process is not None:
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+    def __enter__(self) -> SimulatedStationProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what a benchmark asks of the simulators -------------------------------------------
+    def load_blank(self, count: int) -> int:
+        return int(self._call("load_blank", count))
+
+    def config(self, **sections: dict[str, Any]) -> Config:
+        config = self._call("config", **sections)
+        assert isinstance(config, Config)
+        return config
+
+    def samples(self, key: str) -> list[str]:
+        return list(self._call("samples", key))
+
+    def cms_inject(self, fault: str, **params: Any) -> None:
+        self._call("cms_inject", fault, **params)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if self._conn is None:
+            raise SimulatorProcessError("the simulator process is not running: start() it")
+        self._conn.send((name, args, kwargs))
+        return self._reply(60.0)
+
+    def _reply(self, timeout: float) -> Any:
+        assert self._conn is not None
+        if not self._conn.poll(timeout):
+            raise SimulatorProcessError(f"the simulator process did not answer in {timeout} s")
+        try:
+            status, value = self._conn.recv()
+        except EOFError:
+            raise SimulatorProcessError("the simulator process ended unexpectedly") from None
+        if status != "ok":
+            raise SimulatorProcessError(str(value))
+        return value
+
+
+def main(argv: list[str]) -> int:
+    """Child side: `python -m cardstation.simulators.process FD FOLDER OPTIONS_JSON`."""
+    fd, folder, options = int(argv[1]), argv[2], json.loads(argv[3])
+    _serve(Connection(fd), folder, options)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
