@@ -16,13 +16,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cardstation.drivers.hiti.errors import PrinterAlert, PrinterError
-from cardstation.drivers.hiti.render import CardPanels, render_panels
 from cardstation.drivers.hiti.state import CardPosition
 from cardstation.drivers.pcsc.errors import CardStatusError, PcscError, UnresponsiveCard
 from cardstation.drivers.pcsc.ssc import ITEMS, decode_value
@@ -97,9 +96,6 @@ class Pipeline:
         self.after_commit = after_commit  # test hook (crash drill): called after each commit
         self.wake_returns = wake_returns
         self._session: ChipSession | None = None
-        # print panels drawn ahead on a worker thread while the chip is written
-        self._drawing = ThreadPoolExecutor(1, thread_name_prefix="draw-panels")
-        self._prerendered: tuple[FaceData, Future[CardPanels]] | None = None
         self._transport: ApduTransport | None = None
         self.apdus = 0
         # Set on shutdown: the job stops after the step in progress (already committed) and
@@ -222,7 +218,6 @@ class Pipeline:
                 self._feed()
                 return self._commit(issuance, State.FED, started, "card fed to the chip station")
             if state is State.FED:
-                self._prerender(issuance)
                 written = self._write(issuance)
                 return self._commit(issuance, State.CHIP_WRITTEN, started,
                                     f"{len(written)} items written", {"written": written})
@@ -330,24 +325,8 @@ class Pipeline:
         self._close_chip()
         app = Application.from_dict(issuance.application)
         face = face_data(app, issuance.data.get("chip"))
-        self.devices.printer.print_card(self._take_panels(face) or _panels(face))
-
-    def _prerender(self, issuance: Issuance) -> None:
-        """Start drawing the print panels while the chip is written. They are drawn from the
-        application; printing draws from the chip's read-back, which after verification holds
-        the same text, and uses these only if the face data is equal (see _take_panels)."""
-        face = face_data(Application.from_dict(issuance.application), None)
-        self._prerendered = (face, self._drawing.submit(_panels, face))
-
-    def _take_panels(self, face: FaceData) -> CardPanels | None:
-        prerendered, self._prerendered = self._prerendered, None
-        if prerendered is None or prerendered[0] != face:
-            return None
-        try:
-            return prerendered[1].result()
-        except Exception:  # drawn again in the foreground, where an error is reported
-            log.exception("drawing the panels ahead of printing failed")
-            return None
+        front, back = render_faces(face)  # normally drawn already, for the preview
+        self.devices.printer.print_faces(front, back, back_colour=BACK_IN_COLOUR)
 
     # -- resume ---------------------------------------------------------------------------
     def _resume_failed(self, issuance: Issuance) -> Issuance:
@@ -468,11 +447,6 @@ class Pipeline:
         log.info("issuance %s %s: %s", issuance.id[:8], issuance.state.value, message)
         if self.on_event is not None:
             self.on_event(issuance, message)
-
-
-def _panels(face: FaceData) -> CardPanels:
-    front, back = render_faces(face)
-    return render_panels(front, back, back_colour=BACK_IN_COLOUR)
 
 
 def face_data(app: Application, chip: dict[str, str] | None) -> FaceData:

@@ -75,6 +75,25 @@ def test_no_card_in_the_desk_reader(window) -> None:
     assert info.value.reason == "no_card"
 
 
+def test_desk_reader_connections_are_given_back(window) -> None:
+    """With a card and without one: each operation releases its PC/SC context (pcscd serves a
+    client only 200)."""
+    services, slot, _ = window
+    opened: list[PcscTransport] = []
+
+    def recording() -> PcscTransport:
+        opened.append(PcscTransport(DESK_READER))
+        return opened[-1]
+
+    services.open_desk = recording
+    with pytest.raises(WindowError):
+        services.read_card()
+    slot.insert(make_card("personalised"))
+    services.read_card()
+    assert len(opened) == 2
+    assert all(t._card is None and not t._own_context for t in opened)
+
+
 def test_pin_change_rules_countdown_lock_unblock_and_reset(window) -> None:
     services, slot, _ = window
     slot.insert(make_card("personalised"))

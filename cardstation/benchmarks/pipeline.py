@@ -28,6 +28,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from cardstation.personalization.face import BACK_IN_COLOUR
 from cardstation.simulators.process import SimulatedStationProcess
 
 
@@ -153,7 +154,8 @@ def _presence_floor(folder: Path, cards: int) -> dict:
 
 
 def _printer_bound_seconds(folder: Path, speed: float) -> float:
-    """One card through the printer alone: feed, duplex print, eject."""
+    """One card through the printer alone: feed, print the same job the pipeline prints
+    (colour front, back as face.BACK_IN_COLOUR says), eject."""
     from cardstation.drivers.hiti import Printer
     from cardstation.simulators.printer.model import PrinterModel
     from cardstation.simulators.printer.server import PrinterSimServer
@@ -166,7 +168,7 @@ def _printer_bound_seconds(folder: Path, speed: float) -> float:
     try:
         t0 = time.perf_counter()
         printer.move_to_contact()
-        printer.print_faces(face, face)
+        printer.print_faces(face, face, back_colour=BACK_IN_COLOUR)
         printer.eject()
         return time.perf_counter() - t0
     finally:
