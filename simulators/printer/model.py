@@ -159,6 +159,7 @@ class PrinterModel:
         # Anything that reads them goes through print_log or flush_output() first.
         self._output_writer: ThreadPoolExecutor | None = None
         self._pending_output: list[Future[None]] = []
+        self._output_lock = threading.Lock()
         self.protocol_errors: list[str] = []
         self.command_log: list[int] = []
 
@@ -256,9 +257,10 @@ class PrinterModel:
             self._closed = True
             self._wake.notify_all()
         self.flush_output()
-        if self._output_writer is not None:
-            self._output_writer.shutdown(wait=True)
-            self._output_writer = None
+        with self._output_lock:
+            if self._output_writer is not None:
+                self._output_writer.shutdown(wait=True)
+                self._output_writer = None
 
     @property
     def print_log(self) -> list[PrintRecord]:
@@ -268,8 +270,12 @@ class PrinterModel:
 
     def flush_output(self) -> None:
         """Wait until every printed-face PNG queued so far is written (raises its error)."""
-        while self._pending_output:
-            self._pending_output.pop(0).result()
+        with self._output_lock:
+            pending = list(self._pending_output)
+        for future in pending:  # every caller waits for all of them, not only the first
+            future.result()
+        with self._output_lock:
+            self._pending_output = [f for f in self._pending_output if not f.done()]
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Block until no operation runs (for tests at speed > 0)."""
@@ -587,9 +593,13 @@ class PrinterModel:
         def write() -> None:
             reconstruct(panels, cols, rows, offsets).save(path)
 
-        if self._output_writer is None:
-            self._output_writer = ThreadPoolExecutor(1, thread_name_prefix="printer-sim-png")
-        self._pending_output.append(self._output_writer.submit(write))
+        with self._output_lock:
+            if self._closed:  # no writer thread any more: write it here
+                write()
+                return path
+            if self._output_writer is None:
+                self._output_writer = ThreadPoolExecutor(1, thread_name_prefix="printer-sim-png")
+            self._pending_output.append(self._output_writer.submit(write))
         return path
 
     def _finish(self, job: PrintJob, record: PrintRecord) -> None:
