@@ -151,16 +151,18 @@ def build_station(config: Config,
     spec = PhotoSpec(min_bytes=config.photo.min_kb * 1024, max_bytes=config.photo.max_kb * 1024)
     pipeline = Pipeline(journal, outbox, cms, devices, data, photo_spec=spec, on_event=on_event,
                         after_commit=after_commit, wake_returns=worker.wake)
-    window = _build_window(config, context, keys, cms)
+    window = _build_window(config, keys, cms)
     return Station(config, journal, outbox, cms, printer, keys, pipeline, worker, window, context)
 
 
-def _build_window(config: Config, context: PcscContext, keys: KeyService,
-                  cms: CmsClient) -> Window:
+def _build_window(config: Config, keys: KeyService, cms: CmsClient) -> Window:
     """Desk reader always (found when used); ID reader and PIN pad when configured."""
     pattern = config.readers.desk
 
     def open_desk() -> PcscTransport:
-        return PcscTransport(context.find_reader(pattern))
+        # Not the station's context: pcsc-lite serialises the calls on one context, and the
+        # pipeline's card-presence waits hold it for up to a second at a time.
+        with PcscContext() as lookup:
+            return PcscTransport(lookup.find_reader(pattern))
 
     return Window(config, WindowServices(open_desk, keys, cms), keys)

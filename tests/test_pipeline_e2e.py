@@ -12,7 +12,7 @@ from cardstation.personalization.journal import State
 from cardstation.personalization.pipeline import ReprintRefused
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.station import Station, build_station
-from tests.conftest import ENCODER_READER, PSAM_READER
+from tests.conftest import DESK_READER, ENCODER_READER, PSAM_READER
 from tests.world import World, make_world
 
 pytestmark = pytest.mark.pcscd
@@ -90,6 +90,42 @@ def test_every_encoder_connection_is_given_back(world, station) -> None:
         assert station.pipeline.issue(id_number).state is State.DONE
     assert opened
     assert all(t._card is None and not t._own_context for t in opened)  # disconnected, released
+
+
+def test_window_is_not_held_up_while_the_pipeline_waits_for_a_card(world, station, monkeypatch,
+                                                                   pcsc_context) -> None:
+    """pcsc-lite serialises calls on one context: a desk-reader operation that shared the
+    pipeline's context would wait out the pipeline's card-presence wait."""
+    import threading
+    import time
+
+    from cardstation.drivers.pcsc import readers
+    from cardstation.drivers.pcsc.errors import CardWaitTimeout
+    from cardstation.simulators.card import make_card
+
+    monkeypatch.setattr(readers, "_WAIT_SLICE_MS", 6000)  # one long wait on the context
+
+    def wait_for_a_card_that_never_comes() -> None:
+        with pytest.raises(CardWaitTimeout):
+            station.pipeline.devices.wait_for_card(6.0)
+
+    waiter = threading.Thread(target=wait_for_a_card_that_never_comes)
+    waiter.start()
+    time.sleep(0.3)  # the waiter is inside SCardGetStatusChange
+    world.desk.insert(make_card("personalised"))
+    pcsc_context.wait_for_card(DESK_READER, timeout=5)  # on the test's own context
+    try:
+        started = time.monotonic()
+        assert station.window is not None
+        reading = station.window.services.read_card()
+        took = time.monotonic() - started
+        assert waiter.is_alive()  # the pipeline was still waiting all along
+    finally:
+        world.desk.remove()
+        waiter.join()
+        pcsc_context.wait_for_removal(DESK_READER, timeout=5)
+    assert reading.kind == "formal"
+    assert took < 3.0, f"the desk read waited {took:.1f} s behind the pipeline's wait"
 
 
 def test_cms_down_during_return_card_printed_return_delivered_once(world, station) -> None:
