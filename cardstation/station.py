@@ -84,14 +84,16 @@ class Station:
     pcsc: PcscContext | None = None  # card-presence waits and reader look-ups
 
     def close(self) -> None:
-        if self.window is not None:
-            self.window.close()
-        self.worker.stop()
-        self.keys.close()
-        self.printer.close()
-        self.journal.close()
-        if self.pcsc is not None:
-            self.pcsc.close()
+        try:
+            if self.window is not None:
+                self.window.close()
+            self.worker.stop()
+            self.keys.close()
+            self.printer.close()
+            self.journal.close()
+        finally:
+            if self.pcsc is not None:
+                self.pcsc.close()
 
     def drain_returns(self, timeout: float = 30.0) -> int:
         """Deliver due returns now until none is pending or `timeout` passes; the count left."""
@@ -130,7 +132,11 @@ def build_station(config: Config,
 
         def open_psam() -> PcscTransport:
             transport = PcscTransport(psam)
-            transport.connect()
+            try:
+                transport.connect()
+            except BaseException:
+                transport.close()
+                raise
             return transport
 
         keys = PsamKeyService(open_psam, test_pinpad_kek=config.keys.test_keys)

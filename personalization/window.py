@@ -108,11 +108,13 @@ class WindowServices:
         try:
             transport = self.open_desk()
             self._connect(transport)
-        except PcscError as exc:
+        except BaseException as exc:
             if transport is not None:
                 transport.close()
-            raise WindowError("no_card", f"{exc} — insert the card into the desk reader, chip "
-                              "first and facing up") from None
+            if isinstance(exc, PcscError):
+                raise WindowError("no_card", f"{exc} — insert the card into the desk reader, "
+                                  "chip first and facing up") from None
+            raise
         try:
             session = ChipSession(transport, self.keys)
             session.open()

@@ -30,24 +30,26 @@ class SimulatorProcessError(RuntimeError):
 def _serve(conn: Connection, folder: str, options: dict[str, Any]) -> None:
     from cardstation.simulators.station import SimulatedStation
 
-    sim = SimulatedStation(Path(folder), **options)
+    try:
+        sim = SimulatedStation(Path(folder), **options)
+        sim.start()
+    except Exception as exc:  # tell the parent why, then end (stopping what did start)
+        conn.send(("error", f"simulators did not start: {type(exc).__name__}: {exc}"))
+        if "sim" in locals():
+            sim.stop()
+        return
     operations = {
         "load_blank": lambda count: len(sim.load_blank(count)),
         "config": sim.config,
         "samples": lambda key: list(sim.cms.samples[key]),
         "cms_inject": sim.cms.inject,
     }
-    try:
-        sim.start()
-    except Exception as exc:  # tell the parent why, then end
-        conn.send(("error", f"simulators did not start: {exc}"))
-        return
     conn.send(("ok", None))
     try:
         while True:
             try:
                 name, args, kwargs = conn.recv()
-            except EOFError:  # the parent went away
+            except (EOFError, OSError):  # the parent went away
                 break
             if name == "stop":
                 break
@@ -57,7 +59,10 @@ def _serve(conn: Connection, folder: str, options: dict[str, Any]) -> None:
                 conn.send(("error", f"{name}: {type(exc).__name__}: {exc}"))
     finally:
         sim.stop()
-        conn.send(("ok", None))
+        try:
+            conn.send(("ok", None))
+        except OSError:
+            pass
 
 
 class SimulatedStationProcess:
@@ -90,10 +95,11 @@ class SimulatedStationProcess:
             try:
                 self._conn.send(("stop", (), {}))
                 self._reply(timeout)
-            except (OSError, EOFError, SimulatorProcessError):
+            except (OSError, SimulatorProcessError):
                 pass
-            self._conn.close()
-            self._conn = None
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
         if self._process is not None:
             try:
                 self._process.wait(timeout)
@@ -127,20 +133,38 @@ class SimulatedStationProcess:
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if self._conn is None:
             raise SimulatorProcessError("the simulator process is not running: start() it")
-        self._conn.send((name, args, kwargs))
+        try:
+            self._conn.send((name, args, kwargs))
+        except OSError:
+            self._abandon()
+            raise SimulatorProcessError("the simulator process ended unexpectedly") from None
         return self._reply(60.0)
 
     def _reply(self, timeout: float) -> Any:
+        """The child's answer. No answer in time, or a broken pipe, ends the child: a late
+        answer left in the pipe would otherwise be taken as the answer to the next call."""
         assert self._conn is not None
-        if not self._conn.poll(timeout):
-            raise SimulatorProcessError(f"the simulator process did not answer in {timeout} s")
         try:
+            if not self._conn.poll(timeout):
+                self._abandon()
+                raise SimulatorProcessError(f"the simulator process did not answer in "
+                                            f"{timeout} s; it was stopped")
             status, value = self._conn.recv()
-        except EOFError:
+        except (EOFError, OSError):
+            self._abandon()
             raise SimulatorProcessError("the simulator process ended unexpectedly") from None
         if status != "ok":
             raise SimulatorProcessError(str(value))
         return value
+
+    def _abandon(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
 
 
 def main(argv: list[str]) -> int:

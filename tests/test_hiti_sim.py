@@ -171,6 +171,24 @@ def test_print_writes_png_per_side(
     assert model.ribbon is not None and model.ribbon.remaining == 198  # two colour sides
 
 
+def test_a_failed_png_write_is_reported_once_and_does_not_stop_the_simulator(
+    printer: Printer, model: PrinterModel, card_panels: CardPanels, monkeypatch, caplog
+) -> None:
+    import cardstation.simulators.printer.model as model_module
+
+    def broken(*_args: object) -> Image.Image:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model_module, "reconstruct", broken)
+    _print_one(printer, card_panels)  # printing itself is not affected
+    with pytest.raises(OSError, match="disk full"):
+        model.flush_output()
+    assert len(model.print_log) == 1  # reported once; the log is readable again
+    _print_one(printer, card_panels)
+    model.close()  # logs the second failure instead of raising
+    assert "could not be written" in caplog.text
+
+
 def test_printed_png_matches_the_face(usb_rig: Rig, model: PrinterModel) -> None:
     face = sample_face(3)
     printer = usb_rig.printer()

@@ -50,3 +50,13 @@ def test_stopped_child_refuses_calls(tmp_path) -> None:
     sim = SimulatedStationProcess(tmp_path)
     with pytest.raises(SimulatorProcessError, match="not running"):
         sim.load_blank(1)
+
+
+def test_a_child_that_died_is_reported_not_waited_for(child) -> None:
+    assert child._process is not None
+    child._process.kill()
+    child._process.wait()
+    with pytest.raises(SimulatorProcessError, match="ended unexpectedly"):
+        child.samples("ready")
+    with pytest.raises(SimulatorProcessError, match="not running"):
+        child.samples("ready")

@@ -48,7 +48,11 @@ def _fresh(sim_args: dict, folder: Path) -> SimulatedStationProcess:
         for reader in ("Virtual PCD 00 00", "Virtual PCD 00 01"):
             pcsc.wait_for_removal(reader, timeout=10)
         sim.start()
-        pcsc.wait_for_card("Virtual PCD 00 01", timeout=10)
+        try:
+            pcsc.wait_for_card("Virtual PCD 00 01", timeout=10)
+        except BaseException:
+            sim.stop()
+            raise
     return sim
 
 
@@ -154,26 +158,28 @@ def _presence_floor(folder: Path, cards: int) -> dict:
 
 
 def _printer_bound_seconds(folder: Path, speed: float) -> float:
-    """One card through the printer alone: feed, print the same job the pipeline prints
-    (colour front, back as face.BACK_IN_COLOUR says), eject."""
+    """One card through the printer alone, on the same simulators as the throughput runs:
+    feed, print the job the pipeline prints (colour front, back as face.BACK_IN_COLOUR
+    says), eject. No chip work, no CMS."""
     from cardstation.drivers.hiti import Printer
-    from cardstation.simulators.printer.model import PrinterModel
-    from cardstation.simulators.printer.server import PrinterSimServer
 
-    model = PrinterModel(speed=speed, output_dir=folder / "printer-only")
-    model.load_cards(1)
-    server = PrinterSimServer(model).start()
-    printer = Printer.open(server.url, poll_interval=0.01, panel_pause=0.2 * speed)
-    face = Image.new("RGB", (1014, 642), (200, 220, 240))
+    sim = _fresh({"speed": speed}, folder)
     try:
-        t0 = time.perf_counter()
-        printer.move_to_contact()
-        printer.print_faces(face, face, back_colour=BACK_IN_COLOUR)
-        printer.eject()
-        return time.perf_counter() - t0
+        sim.load_blank(1)
+        config = sim.config()
+        printer = Printer.open(config.printer.device, poll_interval=config.printer.poll_interval,
+                               panel_pause=config.printer.panel_pause)
+        face = Image.new("RGB", (1014, 642), (200, 220, 240))
+        try:
+            t0 = time.perf_counter()
+            printer.move_to_contact()
+            printer.print_faces(face, face, back_colour=BACK_IN_COLOUR)
+            printer.eject()
+            return time.perf_counter() - t0
+        finally:
+            printer.close()
     finally:
-        printer.close()
-        server.close()
+        sim.stop()
 
 
 def _throughput(folder: Path, cards: int, speed: float, latency: float,
@@ -216,7 +222,7 @@ def run(cards: int = 20, throughput_cards: int = 4, speed: float = 0.25,
         folder = Path(tmp)
         figures = _software(folder / "software", cards)
         figures.append(_presence_floor(folder / "floor", 5))
-        bound = _printer_bound_seconds(folder, speed)
+        bound = _printer_bound_seconds(folder / "printer-only", speed)
         per_card = {
             mode: _throughput(folder / mode, throughput_cards, speed, cms_latency, mode == "p")
             for mode in ("p", "s")

@@ -148,7 +148,7 @@ class PsamKeyService(KeyService):
     def close(self) -> None:
         if self._transport is not None:
             try:
-                self._transport.disconnect()
+                self._transport.close()  # releases the PC/SC context too
             except Exception:
                 pass
         self._transport = None

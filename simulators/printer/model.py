@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,11 +256,15 @@ class PrinterModel:
         with self._lock:
             self._closed = True
             self._wake.notify_all()
-        self.flush_output()
-        with self._output_lock:
-            if self._output_writer is not None:
-                self._output_writer.shutdown(wait=True)
-                self._output_writer = None
+        try:
+            self.flush_output()
+        except Exception:  # a debugging artefact must not stop the simulators' shutdown
+            log.exception("printer simulator: a printed-face PNG could not be written")
+        finally:
+            with self._output_lock:
+                if self._output_writer is not None:
+                    self._output_writer.shutdown(wait=True)
+                    self._output_writer = None
 
     @property
     def print_log(self) -> list[PrintRecord]:
@@ -269,13 +273,16 @@ class PrinterModel:
         return self._print_log
 
     def flush_output(self) -> None:
-        """Wait until every printed-face PNG queued so far is written (raises its error)."""
+        """Wait until every printed-face PNG queued so far is written. A write that failed
+        raises here, once."""
         with self._output_lock:
             pending = list(self._pending_output)
-        for future in pending:  # every caller waits for all of them, not only the first
-            future.result()
+        wait(pending)  # every caller waits for all of them, not only the first to ask
         with self._output_lock:
-            self._pending_output = [f for f in self._pending_output if not f.done()]
+            self._pending_output = [f for f in self._pending_output if f not in pending]
+        errors = [f.exception() for f in pending if f.exception() is not None]
+        if errors:
+            raise errors[0]
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Block until no operation runs (for tests at speed > 0)."""
