@@ -228,8 +228,7 @@ class Pipeline:
             if state is State.VERIFIED:
                 return self._queue_return(issuance, started)
             if state is State.RETURN_QUEUED:
-                self._print(issuance)
-                return self._commit(issuance, State.PRINTED, started, "face printed")
+                return self._print_once(issuance, started)
             if state is State.PRINTED:
                 if self._card_in_printer():
                     self._move_away("eject")
@@ -318,6 +317,20 @@ class Pipeline:
         if self.wake_returns is not None:
             self.wake_returns()
         return issuance
+
+    def _print_once(self, issuance: Issuance, started: float) -> Issuance:
+        """Print the face unless a print of this job already finished. The printer's print
+        count is journaled before printing; a job resumed after a crash (or a lost cable)
+        whose count has moved since was printed, and printing again would spoil the card."""
+        count = self.devices.printer.print_count()
+        before = issuance.data.get("print_count_before")
+        if before is not None and count > before:
+            return self._commit(issuance, State.PRINTED, started,
+                                "face already printed before the restart; not printed again")
+        issuance = self.journal.update_data(issuance.id, {"print_count_before": count},
+                                            "printing")
+        self._print(issuance)
+        return self._commit(issuance, State.PRINTED, started, "face printed")
 
     def _print(self, issuance: Issuance) -> None:
         """Print from what the chip says (face-to-chip binding), photo from the application.

@@ -1,7 +1,7 @@
 """Crash drill (issue 5): the station process is SIGKILLed at every state boundary and at
 random moments over 20 issuances; after restarts every application ends DONE or REJECTED, the
-CMS has exactly one return per card made (none lost, none duplicated, no conflicts), and no
-chip item was written twice.
+CMS has exactly one return per card made (none lost, none duplicated, no conflicts), no
+chip item was written twice and no card was printed twice.
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ def test_sigkill_at_every_boundary_and_random_points(pcsc_context, tmp_path) -> 
         for chip in world.chips:
             assert all(n == 1 for n in chip.writes.values()), chip.writes
         assert len(world.model.output_hopper) == len(done)
+        printed = Counter(record.card_serial for record in world.model.print_log)
+        assert set(printed.values()) <= {1}, printed  # no face printed twice on one card
     finally:
         world.stop()
         for reader in (ENCODER_READER, PSAM_READER):

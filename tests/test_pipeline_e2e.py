@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from cardstation.personalization.face import FaceData, render_front
-from cardstation.personalization.journal import State
+from cardstation.personalization.journal import Journal, State
 from cardstation.personalization.pipeline import ReprintRefused
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.station import Station, build_station
@@ -176,6 +176,43 @@ def test_ribbon_out_mid_print_fails_then_resumes_without_rewriting(world) -> Non
         assert len(ledger_returns(world, EXAMPLE_ID_NUMBER)) == 1
     finally:
         station.close()
+
+
+class _StationDied(BaseException):
+    """The process ends here (nothing in the pipeline may catch it)."""
+
+
+def test_a_print_that_finished_before_a_crash_is_not_printed_again(world) -> None:
+    (chip,) = world.load_blank()
+    station = build_station(world.config())
+    print_faces = station.printer.print_faces
+
+    def print_then_die(*args, **kwargs):
+        print_faces(*args, **kwargs)
+        raise _StationDied  # after the face is on the card, before PRINTED is committed
+
+    station.printer.print_faces = print_then_die
+    try:
+        with pytest.raises(_StationDied):
+            station.pipeline.issue(EXAMPLE_ID_NUMBER)
+    finally:
+        station.close()
+    journal = Journal(world.data_dir / "journal.sqlite")
+    (job,) = journal.unfinished()
+    journal.close()
+    assert job.state is State.RETURN_QUEUED and len(world.model.print_log) == 1
+
+    restarted = build_station(world.config())
+    try:
+        (resumed,) = restarted.pipeline.recover()
+        assert resumed.state is State.DONE, resumed.reason
+        events = [e.reason for e in restarted.journal.events(resumed.id)]
+    finally:
+        restarted.close()
+    assert len(world.model.print_log) == 1  # the card was not printed a second time
+    assert any("not printed again" in reason for reason in events)
+    assert max(chip.writes.values()) == 1
+    assert len(world.model.output_hopper) == 1
 
 
 def test_chip_of_another_person_is_refused(world, station) -> None:

@@ -284,6 +284,15 @@ class Printer:
         stats = StatsReply.parse(raw)
         return {r.type: r.value for r in stats.records}
 
+    def print_count(self) -> int:
+        """Cards printed in the printer's life (a job counts when it finishes). The record
+        type is an assumption (assumptions.STAT_PRINT_COUNT); PrinterProtocolError if the
+        printer does not report it."""
+        count = self.statistics().get(asm.STAT_PRINT_COUNT)
+        if count is None:
+            raise PrinterProtocolError("the printer's statistics carry no print count")
+        return count
+
     def ribbon(self) -> RibbonStatus:
         """Ribbon type, prints remaining and whether its chip was read."""
         info = RibbonInfo.parse(self._exchange(Opcode.GET_SUPPLIES, b"\x00"))
