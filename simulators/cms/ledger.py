@@ -247,35 +247,20 @@ class Ledger:
             payload = record.to_dict()
             previous = self._returns_by_key.get(key)
             if previous is not None:
-                if previous["record"] == payload and previous["station"] == station:
-                    return {"ack": previous["ack"], "duplicate": True}
-                raise self._conflict(
-                    "return",
-                    key,
-                    station,
-                    record.id_number,
-                    payload,
-                    previous,
+                return self._same_return(
+                    previous, key, station, record.id_number, payload,
                     "the idempotency key was already used for a different return",
-                )
+                )  # fmt: skip
             entry = self._entry(record.id_number)
             app: Application = entry["app"]
             masked = mask_id_number(record.id_number)
             if entry["status"] == "made":
-                made = self._returns_by_key[entry["return_key"]]
-                if made["record"] == payload and made["station"] == station:
-                    # The same card reported under a new key (e.g. a station that lost its
-                    # outbox key): still one card, so acknowledge it as the same return.
-                    return {"ack": made["ack"], "duplicate": True}
-                raise self._conflict(
-                    "return",
-                    key,
-                    station,
-                    record.id_number,
-                    payload,
-                    made,
-                    f"application {masked} already has a different return",
-                )
+                # The same card reported under a new key (e.g. a station that lost its outbox
+                # key) is still one card: acknowledged as the same return.
+                return self._same_return(
+                    self._returns_by_key[entry["return_key"]], key, station, record.id_number,
+                    payload, f"application {masked} already has a different return",
+                )  # fmt: skip
             if record.card_number != app.card_number:
                 raise self._conflict(
                     "return",
@@ -416,6 +401,13 @@ class Ledger:
             entry.update(status="recalled", recalled_at=_now(), recalled_by=station)
             self._save()
             return {"status": "recalled", "duplicate": False}
+
+    def _same_return(self, existing: dict[str, Any], key: str, station: str, id_number: str,
+                     payload: dict[str, Any], why: str) -> dict[str, Any]:
+        """Acknowledge a repeat of `existing` again; anything else is a recorded conflict."""
+        if existing["record"] == payload and existing["station"] == station:
+            return {"ack": existing["ack"], "duplicate": True}
+        raise self._conflict("return", key, station, id_number, payload, existing, why)
 
     def _conflict(
         self,

@@ -280,9 +280,10 @@ class PrinterModel:
         wait(pending)  # every caller waits for all of them, not only the first to ask
         with self._output_lock:
             self._pending_output = [f for f in self._pending_output if f not in pending]
-        errors = [f.exception() for f in pending if f.exception() is not None]
-        if errors:
-            raise errors[0]
+        for future in pending:
+            error = future.exception()
+            if error is not None:
+                raise error
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Block until no operation runs (for tests at speed > 0)."""
