@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cardstation.config import Config
 from cardstation.drivers.hiti import Printer
+from cardstation.drivers.hiti.errors import PrinterNotConnected
 from cardstation.drivers.idreader import Ga467Reader
+from cardstation.drivers.pcsc.errors import CardWaitTimeout, PcscError
 from cardstation.drivers.pcsc.readers import PcscContext
 from cardstation.drivers.pcsc.transport import PcscTransport
 from cardstation.drivers.pinpad.pinpad import PinPad
 from cardstation.personalization.cms import CmsClient
-from cardstation.personalization.journal import Issuance, Journal, State
+from cardstation.personalization.journal import Journal, State
 from cardstation.personalization.keys.service import (
     KeyService,
     PsamKeyService,
@@ -21,7 +26,7 @@ from cardstation.personalization.keys.service import (
 from cardstation.personalization.model import ReturnRecord
 from cardstation.personalization.outbox import Outbox, ReturnWorker
 from cardstation.personalization.pinentry import PinPadEntry
-from cardstation.personalization.pipeline import Devices, Pipeline
+from cardstation.personalization.pipeline import Devices, EventSink, Pipeline
 from cardstation.personalization.rules import PhotoSpec
 from cardstation.personalization.window import WindowError, WindowServices
 
@@ -70,18 +75,124 @@ class Window:
             self._idreader = None
 
 
+class PrinterLink:
+    """The configured printer, opened on first use and again after it was unplugged, so the
+    station starts (and says what is missing) without it. Calls go to the driver's Printer;
+    a call that finds the printer gone drops the connection, and the next one reopens it."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.url = url
+        self.options = options
+        self._printer: Printer | None = None
+        self._lock = threading.RLock()
+
+    def _get(self) -> Printer:
+        with self._lock:
+            if self._printer is None:
+                self._printer = Printer.open(self.url, **self.options)
+            return self._printer
+
+    def _drop(self) -> None:
+        with self._lock:
+            printer, self._printer = self._printer, None
+        if printer is not None:
+            try:
+                printer.close()
+            except Exception:  # already dead
+                pass
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._get(), name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return target(*args, **kwargs)
+            except PrinterNotConnected:
+                self._drop()
+                raise
+
+        return call
+
+    def reconnect(self) -> None:
+        self._drop()
+        self._get()
+
+    def close(self) -> None:
+        self._drop()
+
+
+class Readers:
+    """PC/SC readers by their configured name or pattern, looked up when used: a reader
+    plugged in after start-up is found, and one that is missing is reported when it is needed
+    (not by a start-up crash). The context is made again after pcscd restarts."""
+
+    def __init__(self) -> None:
+        self._context: PcscContext | None = None
+        self._names: dict[str, str] = {}
+        self._lock = threading.Lock()
+        try:  # made now when pcscd answers, later when it does not yet
+            self._context = PcscContext()
+        except PcscError:
+            self._context = None
+
+    def context(self) -> PcscContext:
+        with self._lock:
+            if self._context is None:
+                self._context = PcscContext()
+            return self._context
+
+    def find(self, pattern: str) -> str:
+        """The reader's name; looked up once, and again after a PC/SC error."""
+        name = self._names.get(pattern)
+        if name is not None:
+            return name
+        # On a context of its own: pcsc-lite runs one call at a time per context, and the
+        # card-presence waits hold the long-lived one for up to a second.
+        with PcscContext() as lookup:
+            name = lookup.find_reader(pattern)
+        self._names[pattern] = name
+        return name
+
+    def wait_for_card(self, pattern: str, timeout: float) -> None:
+        self._waiting(self.context().wait_for_card, pattern, timeout)
+
+    def wait_for_removal(self, pattern: str, timeout: float) -> None:
+        self._waiting(self.context().wait_for_removal, pattern, timeout)
+
+    def _waiting(self, wait: Callable[[str, float], object], pattern: str,
+                 timeout: float) -> None:
+        try:
+            wait(self.find(pattern), timeout)
+        except PcscError as exc:
+            if not isinstance(exc, CardWaitTimeout):
+                self.close()  # the reader may have gone: look it up again next time
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            context, self._context = self._context, None
+            self._names.clear()
+        if context is not None:
+            try:
+                context.close()
+            except PcscError:
+                pass
+
+
 @dataclass
 class Station:
     config: Config
     journal: Journal
     outbox: Outbox
     cms: CmsClient
-    printer: Printer
+    printer: PrinterLink
     keys: KeyService
     pipeline: Pipeline
     worker: ReturnWorker
     window: Window | None = None
-    pcsc: PcscContext | None = None  # card-presence waits and reader look-ups
+    readers: Readers | None = None  # card-presence waits and reader look-ups
 
     def close(self) -> None:
         try:
@@ -92,13 +203,11 @@ class Station:
             self.printer.close()
             self.journal.close()
         finally:
-            if self.pcsc is not None:
-                self.pcsc.close()
+            if self.readers is not None:
+                self.readers.close()
 
     def drain_returns(self, timeout: float = 30.0) -> int:
         """Deliver due returns now until none is pending or `timeout` passes; the count left."""
-        import time
-
         deadline = time.monotonic() + timeout
         while self.outbox.pending() and time.monotonic() < deadline:
             if not self.worker.run_once():
@@ -106,13 +215,11 @@ class Station:
         return len(self.outbox.pending())
 
 
-def _reader(context: PcscContext, pattern: str) -> str:
-    return context.find_reader(pattern)
-
-
 def build_station(config: Config,
                   after_commit: Callable[[State], None] | None = None,
-                  on_event: Callable[[Issuance, str], None] | None = None) -> Station:
+                  on_event: EventSink | None = None) -> Station:
+    """Everything of one station. Devices are reached when used, so a station whose printer
+    or readers are missing still starts and says what is missing."""
     data = config.data_path
     data.mkdir(parents=True, exist_ok=True)
     journal = Journal(data / "journal.sqlite")
@@ -120,18 +227,16 @@ def build_station(config: Config,
     cms = CmsClient(config.cms.url, config.station.id,
                     connect_timeout=config.cms.connect_timeout,
                     read_timeout=config.cms.read_timeout)
-    printer = Printer.open(config.printer.device, poll_interval=config.printer.poll_interval,
-                           panel_pause=config.printer.panel_pause)
-    context = PcscContext()
-    encoder = _reader(context, config.readers.encoder)
+    printer = PrinterLink(config.printer.device, poll_interval=config.printer.poll_interval,
+                          panel_pause=config.printer.panel_pause)
+    readers = Readers()
+    encoder = config.readers.encoder
     keys: KeyService
     if config.keys.service == "software":
         keys = SoftwareKeyService(config.keys.test_keys)
     else:
-        psam = _reader(context, config.readers.psam)
-
         def open_psam() -> PcscTransport:
-            transport = PcscTransport(psam)
+            transport = PcscTransport(readers.find(config.readers.psam))
             try:
                 transport.connect()
             except BaseException:
@@ -143,9 +248,9 @@ def build_station(config: Config,
 
     devices = Devices(
         printer=printer,
-        open_encoder=lambda: PcscTransport(encoder),
-        wait_for_card=lambda timeout: context.wait_for_card(encoder, timeout),
-        wait_for_removal=lambda timeout: context.wait_for_removal(encoder, timeout),
+        open_encoder=lambda: PcscTransport(readers.find(encoder)),
+        wait_for_card=lambda timeout: readers.wait_for_card(encoder, timeout),
+        wait_for_removal=lambda timeout: readers.wait_for_removal(encoder, timeout),
         keys=keys,
     )
 
@@ -157,8 +262,11 @@ def build_station(config: Config,
     spec = PhotoSpec(min_bytes=config.photo.min_kb * 1024, max_bytes=config.photo.max_kb * 1024)
     pipeline = Pipeline(journal, outbox, cms, devices, data, photo_spec=spec, on_event=on_event,
                         after_commit=after_commit, wake_returns=worker.wake)
+    # DONE follows the CMS's acknowledgement; a refusal for good fails the job (settle_return)
+    worker.on_delivered = lambda entry: pipeline.settle_return(entry.issuance_id)
+    worker.on_failed = pipeline.note_return_attempt
     window = _build_window(config, keys, cms)
-    return Station(config, journal, outbox, cms, printer, keys, pipeline, worker, window, context)
+    return Station(config, journal, outbox, cms, printer, keys, pipeline, worker, window, readers)
 
 
 def _build_window(config: Config, keys: KeyService, cms: CmsClient) -> Window:

@@ -46,7 +46,7 @@ from typing import Any
 from cardstation.logs import mask_id_number
 from cardstation.personalization.model import ReturnRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_APPLICATION = "cardstation-journal"
 
 
@@ -133,6 +133,15 @@ class RequestIdConflict(JournalError, ValueError):
     """A client request id reused for a different ID number."""
 
 
+class LiveIssuanceExists(JournalError):
+    """The applicant already has a live issuance (not DONE or REJECTED): one card per person."""
+
+    def __init__(self, existing: Issuance) -> None:
+        self.existing = existing
+        super().__init__(f"issuance {existing.id} ({existing.state.value}) is already making "
+                         "this applicant's card")
+
+
 class JournalCorrupt(JournalError):
     """The file is not a journal this version understands (corrupt, foreign or newer schema)."""
 
@@ -194,6 +203,7 @@ CREATE TABLE issuances (
     updated_at REAL NOT NULL
 );
 CREATE INDEX issuances_order ON issuances (created_at, id);
+CREATE INDEX issuances_applicant ON issuances (id_number, created_at);
 CREATE INDEX issuances_state ON issuances (state, created_at, id);
 CREATE TABLE events (
     issuance_id TEXT NOT NULL REFERENCES issuances (id),
@@ -218,6 +228,7 @@ CREATE TABLE outbox (
     lease_until REAL,
     claimed_by TEXT,
     last_error TEXT NOT NULL DEFAULT '',
+    last_error_code TEXT NOT NULL DEFAULT '',
     ack TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
@@ -227,8 +238,15 @@ CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
 """
 
 _EXPECTED_TABLES = {"meta", "issuances", "events", "outbox"}
-#: Migrations from version N to N+1, run in one transaction each. None yet.
-_MIGRATIONS: dict[int, str] = {}
+#: Migrations from version N to N+1, run in one transaction each.
+_MIGRATIONS: dict[int, str] = {
+    # 2: applicant look-ups (one live issuance per applicant); the CMS's reason code of a
+    # failed return attempt
+    1: """
+CREATE INDEX issuances_applicant ON issuances (id_number, created_at);
+ALTER TABLE outbox ADD COLUMN last_error_code TEXT NOT NULL DEFAULT ''
+""",
+}
 
 
 def dumps(value: Any, what: str) -> str:
@@ -457,9 +475,25 @@ class Journal:
     def create(
         self, application: dict[str, Any], id_number: str, client_request_id: str | None = None
     ) -> Issuance:
-        """A new issuance in FETCHED (with its first event). With a `client_request_id` already
-        used, the existing issuance is returned and nothing is written (idempotent); reusing it
-        for another ID number raises RequestIdConflict."""
+        """A new issuance in FETCHED, or the one the request id names — WITHOUT the
+        one-live-issuance-per-applicant rule: for tests of the state machine and for tools.
+        The station opens jobs with `open_issuance`."""
+        return self.open_issuance(application, id_number, client_request_id,
+                                  one_per_applicant=False)[0]
+
+    def open_issuance(
+        self, application: dict[str, Any], id_number: str, client_request_id: str | None = None,
+        *, one_per_applicant: bool = True,
+    ) -> tuple[Issuance, bool]:
+        """A new issuance in FETCHED with its first event, and True; in one transaction.
+
+        With a `client_request_id` already used: that issuance and False (nothing written), or
+        RequestIdConflict if it was used for another ID number. Otherwise, if the applicant has
+        a live issuance (not DONE or REJECTED): LiveIssuanceExists naming it — one card per
+        person, however many callers ask at once (the check and the insert are one
+        BEGIN IMMEDIATE transaction, so this holds across processes too). Without a request
+        id one is derived (`auto-<issuance id>`), so every issuance has one.
+        """
         if not isinstance(id_number, str) or not id_number:
             raise ValueError("id_number must be a non-empty string")
         if client_request_id is not None and (
@@ -480,7 +514,10 @@ class Journal:
                             f"client request id {client_request_id!r} is already used by "
                             f"issuance {existing.id} for another ID number"
                         )
-                    return existing
+                    return existing, False
+            live = self._live(conn, id_number) if one_per_applicant else None
+            if live is not None:
+                raise LiveIssuanceExists(live)
             now = self._db.clock()
             issuance_id = uuid.uuid4().hex
             conn.execute(
@@ -489,7 +526,7 @@ class Journal:
                 "VALUES (?, ?, ?, ?, ?, '{}', '', NULL, ?, ?)",
                 (
                     issuance_id,
-                    client_request_id,
+                    client_request_id or f"auto-{issuance_id}",
                     id_number,
                     State.FETCHED.value,
                     app_json,
@@ -498,7 +535,29 @@ class Journal:
                 ),
             )
             self._append_event(conn, issuance_id, now, None, State.FETCHED, "", {})
-            return self._get(conn, issuance_id)
+            return self._get(conn, issuance_id), True
+
+    def live_for(self, id_number: str) -> Issuance | None:
+        """The applicant's live issuance (not DONE or REJECTED), if any."""
+        with self._db.read() as conn:
+            return self._live(conn, id_number)
+
+    def history_for(self, id_number: str, limit: int = 20) -> list[Issuance]:
+        """The applicant's issuances, newest first."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_ISSUANCE_COLUMNS} FROM issuances WHERE id_number = ? "
+                "ORDER BY created_at DESC, id DESC LIMIT ?", (id_number, int(limit)),
+            ).fetchall()
+        return [_issuance(r) for r in rows]
+
+    @staticmethod
+    def _live(conn: sqlite3.Connection, id_number: str) -> Issuance | None:
+        row = conn.execute(
+            f"SELECT {_ISSUANCE_COLUMNS} FROM issuances WHERE id_number = ? "
+            "AND state NOT IN ('DONE', 'REJECTED') ORDER BY created_at LIMIT 1", (id_number,),
+        ).fetchone()
+        return _issuance(row) if row is not None else None
 
     def get(self, issuance_id: str) -> Issuance:
         """The issuance; IssuanceNotFound (a KeyError) if there is none."""

@@ -126,12 +126,19 @@ class OutboxEntry:
     created_at: float
     updated_at: float
     delivered_at: float | None
+    #: The CMS's machine reason for the last failure ("" for network trouble).
+    last_error_code: str = ""
+
+    @property
+    def refused(self) -> bool:
+        """Given up because the CMS refused it for good (not network trouble)."""
+        return self.status is OutboxStatus.FAILED and bool(self.last_error_code)
 
 
 _COLUMNS = (
     "id, issuance_id, idempotency_key, record, status, attempts, total_attempts, "
     "next_attempt_at, lease_until, claimed_by, last_error, ack, created_at, updated_at, "
-    "delivered_at"
+    "delivered_at, last_error_code"
 )
 
 
@@ -159,6 +166,7 @@ def _entry(row: tuple[Any, ...]) -> OutboxEntry:
         created_at=row[12],
         updated_at=row[13],
         delivered_at=row[14],
+        last_error_code=row[15] or "",
     )
 
 
@@ -305,21 +313,24 @@ class Outbox:
                 self._require(conn, entry_id)
 
     def mark_attempt_failed(
-        self, entry_id: int, error: str, next_attempt_at: float, give_up: bool = False
+        self, entry_id: int, error: str, next_attempt_at: float, give_up: bool = False,
+        code: str = "",
     ) -> None:
-        """Record a failed attempt (error text redacted), schedule the next one, or give up
-        (status failed). Ignored if the entry is already delivered or failed (a late worker)."""
+        """Record a failed attempt (error text redacted, the CMS's reason `code` if it gave
+        one), schedule the next one, or give up (status failed). Ignored if the entry is
+        already delivered or failed (a late worker)."""
         next_attempt_at = _finite(next_attempt_at, "next_attempt_at")
         text = redact(str(error))[:_MAX_ERROR_CHARS]
         with self._db.write() as conn:
             cur = conn.execute(
                 "UPDATE outbox SET status = ?, attempts = attempts + 1, "
-                "total_attempts = total_attempts + 1, last_error = ?, next_attempt_at = ?, "
-                "lease_until = NULL, updated_at = ? "
+                "total_attempts = total_attempts + 1, last_error = ?, last_error_code = ?, "
+                "next_attempt_at = ?, lease_until = NULL, updated_at = ? "
                 "WHERE id = ? AND status IN ('pending', 'delivering')",
                 (
                     OutboxStatus.FAILED.value if give_up else OutboxStatus.PENDING.value,
                     text,
+                    code,
                     next_attempt_at,
                     self._clock(),
                     entry_id,
@@ -362,7 +373,10 @@ class ReturnWorker:
     """Delivers the outbox in a background thread (or synchronously with `run_once`).
 
     `deliver(record, idempotency_key) -> ack` sends one return record to the CMS and raises any
-    Exception on failure. After the n-th consecutive failure the entry is due again after
+    Exception on failure. An exception whose `retryable` attribute is False (the CMS refused
+    the record for good: no such application, a different record held) gives the entry up at
+    once, with the exception's `reason` kept as `last_error_code`; sending it again unchanged
+    would be refused again. After the n-th consecutive failure the entry is due again after
     `min(max_delay, base_delay * 2**(n-1)) * (1 + u)`, u uniform in [-jitter, +jitter]; after
     `max_attempts` failures (None: never) it is given up (status failed, kept). The recorded
     error is `str(exc)` redacted (no ID or account numbers in the database or the logs).
@@ -447,9 +461,13 @@ class ReturnWorker:
         except Exception as exc:
             error = redact(str(exc) or type(exc).__name__)
             attempts = entry.attempts + 1
-            give_up = self.max_attempts is not None and attempts >= self.max_attempts
+            permanent = getattr(exc, "retryable", True) is False
+            give_up = permanent or (self.max_attempts is not None
+                                    and attempts >= self.max_attempts)
+            code = str(getattr(exc, "reason", "") or "refused") if permanent else ""
             next_at = self.clock() + self.delay(attempts)
-            self.outbox.mark_attempt_failed(entry.id, error, next_at, give_up=give_up)
+            self.outbox.mark_attempt_failed(entry.id, error, next_at, give_up=give_up,
+                                            code=code)
             log.warning(
                 "return delivery for issuance %s failed (attempt %d%s): %s",
                 entry.issuance_id,

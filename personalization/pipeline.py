@@ -4,10 +4,17 @@ States, each committed to the journal before the next step starts:
 FETCHED -> PREVIEWED -> FED -> CHIP_WRITTEN -> VERIFIED -> RETURN_QUEUED -> PRINTED -> EJECTED
 -> DONE, with REJECTED (card to the reject box, reason kept) and FAILED (needs an operator;
 resumable) as exits. The return record enters the outbox in the same transaction as
-VERIFIED -> RETURN_QUEUED; a worker delivers it while printing goes on.
+VERIFIED -> RETURN_QUEUED; a worker delivers it while printing goes on. DONE means the card is
+made AND the CMS acknowledged its return: an ejected card whose return is not yet acknowledged
+stays EJECTED ("made, do not hand over") and becomes DONE when the ack arrives, or FAILED
+(RETURN_REFUSED) if the CMS refuses it for good.
+
+One card per applicant: at most one live issuance (not DONE or REJECTED) per ID number, and a
+second card for a person whose card was made or fed is an explicit re-make.
 
 Resuming (after a crash or from FAILED) never trusts memory: a card that may be in the printer is
-brought to the contact station and its chip is read before anything else is done to it.
+brought to the contact station and its chip is read before anything else is done to it; a card
+the operator put back into the feed slot after a jam is fed and recognised by its chip.
 """
 
 from __future__ import annotations
@@ -21,19 +28,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cardstation.drivers.hiti.errors import PrinterAlert, PrinterError
+from cardstation.drivers.hiti.errors import PrinterError
 from cardstation.drivers.hiti.state import CardPosition
 from cardstation.drivers.pcsc.errors import CardStatusError, PcscError, UnresponsiveCard
 from cardstation.drivers.pcsc.ssc import ITEMS, decode_value
 from cardstation.drivers.pcsc.transport import ApduTransport
+from cardstation.logs import mask_id_number
 
 from .chip import ChipBelongsToAnotherHolder, ChipSession, ChipVerificationFailed
 from .cms import CmsClient, CmsError
 from .face import BACK_IN_COLOUR, FaceData, render_faces, render_preview, save_preview
-from .journal import Issuance, Journal, State
+from .faults import Action, Fault, fault, fault_of
+from .journal import IllegalTransition, Issuance, Journal, JournalError, LiveIssuanceExists, State
 from .keys.service import KeyService
 from .model import Application, ReturnRecord
-from .outbox import Outbox
+from .outbox import Outbox, OutboxEntry, OutboxStatus
 from .rules import DEFAULT_PHOTO_SPEC, PhotoSpec
 from .validation import validate_application
 
@@ -43,18 +52,37 @@ log = logging.getLogger(__name__)
 _CARD_IN_PRINTER = {State.FED, State.CHIP_WRITTEN, State.VERIFIED, State.RETURN_QUEUED,
                     State.PRINTED}
 _IN_PRINTER_POSITIONS = {CardPosition.CONTACT, CardPosition.PRINT, CardPosition.FLIPPER}
+#: States after which the chip carries this job's data (a card fed on resume must be this one).
+_CHIP_BOUND = {State.CHIP_WRITTEN, State.VERIFIED, State.RETURN_QUEUED, State.PRINTED}
+#: Faults that mean the card itself is unusable: it goes to the reject box (before a return is
+#: queued; a card whose return is queued is never rejected without the operator).
+_CARD_IS_BAD = frozenset({"CHIP_POWER_ON_FAILED", "CHIP_DAMAGED", "CHIP_REFUSED",
+                          "CHIP_AUTHENTICATION_FAILED", "CHIP_BELONGS_TO_ANOTHER_HOLDER",
+                          "VERIFICATION_FAILED"})
+#: States from which a card was fed: a later card for the applicant is an explicit re-make.
+_FED_OR_LATER = frozenset({State.FED, State.CHIP_WRITTEN, State.VERIFIED, State.RETURN_QUEUED,
+                           State.PRINTED, State.EJECTED, State.DONE})
 
 
 class IssuanceError(RuntimeError):
-    """A step failed; `reason` is a stable code, the message names cause and remedy."""
+    """A step or request failed: `fault` carries the stable reason code, cause and remedy."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(fault.message)
+        self.fault = fault
+        self.reason = fault.code
 
 
 class ReprintRefused(IssuanceError):
     pass
+
+
+class IssuanceExists(IssuanceError):
+    """The applicant already has a card job (`existing`): one card per person."""
+
+    def __init__(self, fault: Fault, existing: Issuance) -> None:
+        super().__init__(fault)
+        self.existing = existing
 
 
 @dataclass
@@ -70,7 +98,10 @@ class Devices:
     settle_time: float = 1.0  # how long a fresh chip may stay silent before power-on fails
 
 
-EventSink = Callable[[Issuance, str], None]
+#: on_event(issuance, message, fault): every committed step and every operator-facing notice.
+EventSink = Callable[[Issuance, str, Fault | None], None]
+#: Admission: the fault that stops the station from making a card now, or None.
+Admission = Callable[[], Fault | None]
 
 
 class Pipeline:
@@ -101,25 +132,108 @@ class Pipeline:
         # Set on shutdown: the job stops after the step in progress (already committed) and
         # is resumed from the journal at the next start. A step is never cut in half.
         self.park = threading.Event()
+        # One admission at a time per applicant, so two callers never both reach the CMS.
+        self._applicant_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------
     def create(self, id_number: str | None = None, application: Application | None = None,
-               client_request_id: str | None = None) -> Issuance:
-        """FETCHED: an application fetched from the CMS by ID number (and claimed), or pushed
-        complete by an upstream caller. The same client request id returns the same job."""
-        if client_request_id:
-            existing = self.journal.find_by_request_id(client_request_id)
-            if existing is not None:
-                return existing
-        if application is None:
-            if not id_number:
-                raise ValueError("give an ID number or a complete application")
-            application = self.cms.fetch(id_number)
+               client_request_id: str | None = None, *, admission: Admission | None = None,
+               remake_of: str | None = None, remake_reason: str = "") -> Issuance:
+        """FETCHED (see `open`); the issuance only."""
+        return self.open(id_number, application, client_request_id, admission=admission,
+                         remake_of=remake_of, remake_reason=remake_reason)[0]
+
+    def open(self, id_number: str | None = None, application: Application | None = None,
+             client_request_id: str | None = None, *, admission: Admission | None = None,
+             remake_of: str | None = None, remake_reason: str = "") -> tuple[Issuance, bool]:
+        """Open the applicant's card job: (issuance, created).
+
+        An application fetched from the CMS by ID number, or pushed complete by an upstream
+        caller; either way it is claimed at the CMS before the job exists. One card per
+        applicant: a request id seen before returns its job; an applicant with a live job gets
+        that job when no request id is given and IssuanceExists (naming it) when another id
+        is; a person whose card was made (or fed and rejected) gets a new card only through
+        `remake_of`, the earlier job's id, with a reason (the caller audits it). `admission`
+        is asked before anything irreversible (the CMS claim): a fault refuses the request.
+        """
+        id_number = application.id_number if application is not None else id_number
+        if not id_number:
+            raise ValueError("give an ID number or a complete application")
+        with self._applicant_lock(id_number):
+            if client_request_id:
+                known = self.journal.find_by_request_id(client_request_id)
+                if known is not None:
+                    if known.id_number != id_number:
+                        raise IssuanceExists(fault(
+                            "REQUEST_ID_REUSED", f"request id {client_request_id!r} belongs to "
+                            f"job {known.id[:8]} of another applicant"), known)
+                    return known, False
+            live = self.journal.live_for(id_number)
+            if live is not None:
+                if not client_request_id:
+                    return live, False
+                raise IssuanceExists(fault("APPLICANT_HAS_LIVE_JOB",
+                                           f"job {live.id[:8]} ({live.state.value})"), live)
+            if admission is not None:
+                refused = admission()
+                if refused is not None:
+                    raise IssuanceError(refused)
+            if application is None:
+                application = self.cms.fetch(id_number)
+            restore = self._check_remake(application, remake_of, remake_reason)
+            if restore:  # the CMS holds the spoiled card's return: 恢复申请 first
+                self.cms.restore(id_number)
             self.cms.claim(application.id_number)
-        issuance = self.journal.create(application.to_dict(), application.id_number,
-                                       client_request_id)
-        self._emit(issuance, "application fetched")
-        return issuance
+            try:
+                issuance, created = self.journal.open_issuance(
+                    application.to_dict(), application.id_number, client_request_id)
+            except LiveIssuanceExists as exc:  # another station process won the race
+                return exc.existing, False
+            if created and remake_of:
+                issuance = self.journal.update_data(
+                    issuance.id, {"remake_of": remake_of, "remake_reason": remake_reason},
+                    f"re-make of job {remake_of[:8]}: {remake_reason}")
+        if created:
+            self._emit(issuance, "application fetched from the CMS and claimed for this "
+                       "station")
+        return issuance, created
+
+    def _check_remake(self, application: Application, remake_of: str | None,
+                      reason: str) -> bool:
+        """Refuse an accidental second card; True when a re-make must restore the application
+        at the CMS first (the earlier card's return reached it)."""
+        earlier = [i for i in self.journal.history_for(application.id_number)
+                   if i.application.get("card_number") == application.card_number
+                   and _card_was_made_or_fed(i)]
+        if not earlier:
+            if remake_of:
+                raise IssuanceError(fault("REMAKE_NOT_NEEDED"))
+            return False
+        last = earlier[0]
+        if remake_of is None:
+            if last.state is State.DONE and not last.data.get("spoiled"):
+                raise IssuanceExists(fault("CARD_ALREADY_MADE_HERE", f"job {last.id[:8]}"),
+                                     last)
+            raise IssuanceExists(fault("REMAKE_REQUIRED", f"job {last.id[:8]} "
+                                       f"({last.state.value}, {last.reason or 'card fed'})"),
+                                 last)
+        if remake_of != last.id:
+            raise IssuanceError(fault("REMAKE_OF_WRONG_JOB", f"the applicant's last card was "
+                                      f"job {last.id[:8]}"))
+        if not reason.strip():
+            raise IssuanceError(fault("REMAKE_REASON_REQUIRED"))
+        if last.state is State.DONE and not last.data.get("spoiled"):
+            raise IssuanceError(fault("REMAKE_OF_GOOD_CARD", f"job {last.id[:8]}"))
+        entry = self.outbox.get(last.id)
+        return entry is not None and entry.status is OutboxStatus.DELIVERED
+
+    def _applicant_lock(self, id_number: str) -> threading.Lock:
+        with self._locks_guard:
+            if len(self._applicant_locks) > 1024:  # forget idle ones
+                for key in [k for k, v in self._applicant_locks.items() if not v.locked()]:
+                    del self._applicant_locks[key]
+            return self._applicant_locks.setdefault(id_number, threading.Lock())
 
     def prepare(self, id_number: str, client_request_id: str | None = None) -> Issuance:
         """Fetch, claim and preview: the steps that touch no device. Safe to run on another
@@ -147,8 +261,8 @@ class Pipeline:
                         issuance = upcoming.result()
                     else:
                         issuance = self.prepare(id_number, request_id(id_number))
-                except (CmsError, ValueError) as exc:  # this card cannot start; go on
-                    log.error("card for %s not started: %s", id_number, exc)
+                except (CmsError, IssuanceError, ValueError) as exc:  # this card cannot start
+                    log.error("card for %s not started: %s", mask_id_number(id_number), exc)
                     issuance = None
                 upcoming = None
                 if prefetch and index + 1 < len(id_numbers):
@@ -162,7 +276,8 @@ class Pipeline:
         return self.run(self.create(id_number, client_request_id=client_request_id).id)
 
     def run(self, issuance_id: str) -> Issuance:
-        """Drive one issuance from its journal state to DONE, REJECTED or FAILED."""
+        """Drive one issuance from its journal state to DONE, REJECTED or FAILED, or to
+        EJECTED while its return waits for the CMS (DONE follows the acknowledgement)."""
         issuance = self.journal.get(issuance_id)
         try:
             if issuance.state is State.FAILED:
@@ -173,6 +288,9 @@ class Pipeline:
                 if self.park.is_set():
                     self._emit(issuance, "parked for shutdown; resumes at the next start")
                     break
+                if issuance.state is State.EJECTED:
+                    issuance = self.settle_return(issuance.id)
+                    break  # DONE, FAILED, or waiting for the CMS with the card out
                 issuance = self._step(issuance)
         finally:
             self._close_chip()
@@ -186,19 +304,15 @@ class Pipeline:
     def reprint(self, issuance_id: str) -> Issuance:
         """补打卡面: feed the card put back, read its chip, refuse another holder's, print."""
         issuance = self.journal.get(issuance_id)
-        if issuance.state is not State.DONE:
-            raise ReprintRefused("not_done", "only a finished card can be reprinted")
+        if issuance.state not in (State.DONE, State.EJECTED):
+            raise ReprintRefused(fault("REPRINT_NOT_MADE", f"it is {issuance.state.value}"))
         try:
             self._feed()
             session = self._chip_session()
             holder = session.holder_id_number()
             if holder != issuance.id_number:
                 self._move_away("eject")
-                raise ReprintRefused(
-                    "wrong_card",
-                    "the card in the printer belongs to another holder: nothing was printed; "
-                    "put in the card of this job",
-                )
+                raise ReprintRefused(fault("REPRINT_WRONG_CARD"))
             self._print(issuance)
             self._move_away("eject")
         finally:
@@ -206,6 +320,103 @@ class Pipeline:
         return self.journal.update_data(
             issuance.id, {"reprints": issuance.data.get("reprints", 0) + 1}, "face reprinted"
         )
+
+    # -- the return (数据回盘) and DONE ------------------------------------------------------
+    def settle_return(self, issuance_id: str) -> Issuance:
+        """An ejected card becomes DONE when the CMS has acknowledged its return, FAILED
+        (RETURN_REFUSED) when the CMS refused it for good; otherwise it waits, "made, do not
+        hand over". Called by the pipeline after ejecting and by the return worker after each
+        delivery; safe from both at once (the journal moves it only from EJECTED)."""
+        issuance = self.journal.get(issuance_id)
+        if issuance.state is not State.EJECTED:
+            return issuance
+        entry = self.outbox.get(issuance_id)
+        try:
+            if entry is not None and entry.status is OutboxStatus.DELIVERED:
+                issuance = self.journal.transition(
+                    issuance_id, State.DONE, expect=State.EJECTED,
+                    reason=f"the CMS acknowledged the data return ({entry.ack}): hand the "
+                    "card over")
+                self._emit(issuance, issuance.reason or "done")
+            elif entry is not None and entry.refused:
+                refused = fault("RETURN_REFUSED", entry.last_error)
+                issuance = self._transition(issuance, State.FAILED, refused.message,
+                                            _fault_data(refused, State.EJECTED), fault=refused)
+            elif not issuance.data.get("awaiting_return"):
+                pending = fault("RETURN_PENDING")
+                issuance = self.journal.update_data(
+                    issuance_id, {"awaiting_return": True, **_fault_data(pending)},
+                    pending.message)
+                self._emit(issuance, pending.message, pending)
+        except IllegalTransition:  # the other caller settled it first
+            issuance = self.journal.get(issuance_id)
+        return issuance
+
+    def note_return_attempt(self, entry: OutboxEntry) -> None:
+        """A delivery attempt failed: tell the job's watchers (the card must not be handed
+        over) when the error is new, and settle the job if the CMS refused for good."""
+        try:
+            issuance = self.journal.get(entry.issuance_id)
+        except JournalError:
+            return
+        if entry.status is OutboxStatus.FAILED:
+            self.settle_return(entry.issuance_id)
+            return
+        if issuance.data.get("return_error") == entry.last_error:
+            return
+        note = fault("RETURN_PENDING", f"attempt {entry.attempts}: {entry.last_error}")
+        issuance = self.journal.update_data(issuance.id, {"return_error": entry.last_error},
+                                            note.message)
+        self._emit(issuance, note.message, note)
+
+    def restore_and_resend(self, issuance_id: str) -> Issuance:
+        """恢复申请 + 失败数据回盘: restore the application at the CMS, then send the refused
+        return again; DONE follows the acknowledgement."""
+        issuance = self.journal.get(issuance_id)
+        entry = self.outbox.get(issuance_id)
+        if entry is None or entry.status is OutboxStatus.DELIVERED:
+            raise IssuanceError(fault("NOTHING_TO_RESEND"))
+        self.cms.restore(issuance.id_number)
+        if issuance.state is State.FAILED and issuance.failed_from is State.EJECTED:
+            issuance = self._transition(issuance, State.EJECTED,
+                                        "application restored at the CMS (恢复申请); the data "
+                                        "return is sent again", {"awaiting_return": True})
+        self.outbox.retry_now([entry.id])
+        if self.wake_returns is not None:
+            self.wake_returns()
+        return issuance
+
+    # -- operator endings ---------------------------------------------------------------------
+    def reject_card(self, issuance_id: str, spoiled: bool = False) -> Issuance:
+        """退卡 / 废卡: end a job that needs the operator. Its card, if still in the printer,
+        goes to the reject box. A finished card marked spoiled keeps DONE and is flagged, so
+        a re-make is allowed."""
+        issuance = self.journal.get(issuance_id)
+        ending = fault("CARD_SPOILED" if spoiled else "CARD_REJECTED_BY_OPERATOR")
+        if issuance.state is State.DONE:
+            if not spoiled:
+                raise IssuanceError(fault("JOB_FINISHED", "it is DONE"))
+            issuance = self.journal.update_data(issuance_id, {"spoiled": True, **_fault_data(
+                ending)}, ending.message)
+            self._emit(issuance, ending.message, ending)
+            return issuance
+        if issuance.state is State.REJECTED:
+            raise IssuanceError(fault("JOB_FINISHED", "it is REJECTED"))
+        entry = self.outbox.get(issuance_id)
+        note = ending.message
+        if entry is not None and entry.status is OutboxStatus.DELIVERED:
+            note += ("; the CMS holds this card's data return: a re-make restores the "
+                     "application there (恢复申请) first")
+        if issuance.state in _CARD_IN_PRINTER or issuance.failed_from in _CARD_IN_PRINTER:
+            try:
+                if self._card_in_printer():
+                    self._move_away("reject")
+            except PrinterError as exc:
+                problem = fault_of(exc)
+                note += f"; the card could not be moved to the reject box ({problem.cause}): " \
+                    "take it out of the printer by hand"
+        return self._transition(issuance, State.REJECTED, note, _fault_data(ending),
+                                fault=ending)
 
     # -- steps ----------------------------------------------------------------------------
     def _step(self, issuance: Issuance) -> Issuance:
@@ -232,15 +443,14 @@ class Pipeline:
             if state is State.PRINTED:
                 if self._card_in_printer():
                     self._move_away("eject")
-                return self._commit(issuance, State.EJECTED, started, "card in the output hopper")
-            if state is State.EJECTED:
-                return self._commit(issuance, State.DONE, started, "done")
+                return self._commit(issuance, State.EJECTED, started,
+                                    "card in the output hopper")
         except IssuanceError as exc:
-            return self._fail(issuance, exc)
-        except PrinterAlert as exc:
-            return self._fail(issuance, IssuanceError(_alert_reason(exc), str(exc)), reject=False)
+            return self._fail(issuance, exc.fault)
         except (PrinterError, PcscError, CardStatusError, CmsError, ValueError) as exc:
-            return self._fail(issuance, IssuanceError(type(exc).__name__, str(exc)))
+            return self._fail(issuance, fault_of(exc))
+        except JournalError as exc:
+            return self._fail(issuance, fault("STORAGE_ERROR", str(exc)))
         raise AssertionError(f"no step for state {state}")
 
     def _preview(self, issuance: Issuance) -> Issuance:
@@ -253,8 +463,10 @@ class Pipeline:
         )  # fmt: skip
         if findings:
             text = "; ".join(f"{f.field}: {f.message}" for f in findings)
-            return self._transition(issuance, State.REJECTED, f"stopped at preview: {text}",
-                                    {"findings": [f.to_dict() for f in findings]})
+            stop = fault("PREVIEW_FINDINGS", text)
+            return self._transition(issuance, State.REJECTED, stop.message,
+                                    {"findings": [f.to_dict() for f in findings],
+                                     **_fault_data(stop)}, fault=stop)
         preview = self.data_dir / "previews" / f"{issuance.id}.png"
         save_preview(render_preview(face_data(app, None)), preview)
         return self._commit(issuance, State.PREVIEWED, started, "preview rendered",
@@ -275,7 +487,7 @@ class Pipeline:
         try:
             return session.write(session.profile.values(app), app.id_number)
         except ChipBelongsToAnotherHolder as exc:
-            raise IssuanceError("chip_belongs_to_another_holder", str(exc)) from None
+            raise IssuanceError(fault("CHIP_BELONGS_TO_ANOTHER_HOLDER", str(exc))) from None
 
     def _verify(self, issuance: Issuance) -> dict[str, str]:
         app = Application.from_dict(issuance.application)
@@ -285,7 +497,7 @@ class Pipeline:
         try:
             back = session.verify(values)
         except ChipVerificationFailed as exc:
-            raise IssuanceError("verification_failed", str(exc)) from None
+            raise IssuanceError(fault("VERIFICATION_FAILED", str(exc))) from None
         # the face and the return carry what the chip holds: read-back values, not the job's
         facing = ["id_number", "name", "name_ext", "card_number"]
         missing = [item for item in facing if item not in back]
@@ -344,30 +556,53 @@ class Pipeline:
     # -- resume ---------------------------------------------------------------------------
     def _resume_failed(self, issuance: Issuance) -> Issuance:
         resume = State(issuance.data.get("resume_from", State.FETCHED))
-        issuance = self._transition(issuance, resume, "resumed by operator")
+        issuance = self._transition(issuance, resume, "resumed by the operator")
         if resume in _CARD_IN_PRINTER:
             issuance = self._reacquire(issuance)
         return issuance
 
     def _reacquire(self, issuance: Issuance) -> Issuance:
-        """A card may be in the printer in an unknown state: read its chip before anything."""
-        if not self._card_in_printer():
-            if issuance.state is State.PRINTED:
-                return issuance  # it was ejected before the crash; the next step records it
-            return self._fail(issuance, IssuanceError(
-                "card_missing", "the job's card is no longer in the printer: find it (output "
-                "hopper or reject box) and check it in the desk reader"), reject=False)
+        """A card may be in the printer, or back in the feed slot, in an unknown state: bring
+        it to the contacts and read its chip before anything else. A job whose chip is
+        written continues only with its own card (the same holder and card identification
+        code); anything else goes to the reject box and the operator is asked for the card."""
         try:
-            self.devices.printer.move_to_contact()
+            in_printer = self._card_in_printer()
+            if not in_printer and issuance.state is State.PRINTED:
+                return issuance  # it was ejected before the crash; the next step records it
+            if not in_printer:
+                self.devices.wait_for_removal(5.0)
+            self.devices.printer.move_to_contact()  # feeds from the slot when none is inside
             self.devices.wait_for_card(10.0)
-            holder = self._chip_session().holder_id_number()
+            session = self._chip_session()
+            holder = session.holder_id_number()
+            assert session.facts is not None
+            card_id_code = session.facts.card_id_code
         except (PrinterError, PcscError, CardStatusError) as exc:
-            return self._fail(issuance, IssuanceError(type(exc).__name__, str(exc)))
+            problem = fault_of(exc)
+            if not in_printer and issuance.state in _CHIP_BOUND:
+                problem = fault("CARD_NOT_IN_PRINTER", problem.cause)
+            return self._fail(issuance, problem)
+        except IssuanceError as exc:
+            return self._fail(issuance, exc.fault)
+        expected = (issuance.data.get("chip") or {}).get("card_id_code")
+        bound = issuance.state in _CHIP_BOUND
         if holder and holder != issuance.id_number:
-            return self._fail(issuance, IssuanceError(
-                "chip_belongs_to_another_holder",
-                "the card in the printer carries another holder's data"))
-        self._emit(issuance, "card in the printer read again after a restart")
+            wrong = fault("WRONG_CARD_FED", "its chip carries another holder's data")
+        elif bound and (not holder or (expected and card_id_code != expected)):
+            wrong = fault("WRONG_CARD_FED", "a blank card" if not holder else
+                          "another card of the same holder")
+        else:
+            wrong = None
+        if wrong is not None:
+            try:
+                self._move_away("reject")
+            except PrinterError:
+                pass  # the fault below still asks for the right card
+            return self._fail(issuance, wrong)
+        self._emit(issuance, "the job's card is at the chip station and was read again; "
+                   "continuing without rewriting the chip" if bound else
+                   "card at the chip station read again; continuing")
         return issuance
 
     def _move_away(self, where: str) -> None:
@@ -391,9 +626,9 @@ class Pipeline:
                 try:
                     transport.connect()
                     break
-                except UnresponsiveCard as exc:
+                except UnresponsiveCard:
                     if time.monotonic() >= deadline:
-                        raise IssuanceError("chip_power_on_failed", str(exc)) from None
+                        raise
                     time.sleep(0.1)  # contacts settling (real stations wait ~0.5 s)
             self._session = ChipSession(transport, self.devices.keys)
             self._session.open()
@@ -421,45 +656,62 @@ class Pipeline:
 
     def _transition(self, issuance: Issuance, to: State, reason: str,
                     data: dict[str, Any] | None = None,
-                    return_record: dict[str, Any] | None = None) -> Issuance:
+                    return_record: dict[str, Any] | None = None,
+                    fault: Fault | None = None) -> Issuance:
         issuance = self.journal.transition(issuance.id, to, reason=reason, data=data,
                                            return_record=return_record)
-        self._emit(issuance, reason)
+        self._emit(issuance, reason, fault)
         if self.after_commit is not None:
             self.after_commit(to)
         return issuance
 
-    def _fail(self, issuance: Issuance, exc: IssuanceError, reject: bool = True) -> Issuance:
-        """After feeding, a failed card goes to the reject box (REJECTED); a printer alert
-        leaves everything in place for the operator (FAILED, resumable without rewriting the
-        chip)."""
+    def _fail(self, issuance: Issuance, problem: Fault) -> Issuance:
+        """A card whose chip is bad goes to the reject box (REJECTED, re-make); any other
+        fault leaves everything where it is for the operator (FAILED, resumable without
+        rewriting the chip), with the actions that move the job on."""
         self._close_chip()
-        card_fed = issuance.state not in (State.FETCHED, State.PREVIEWED)
-        if not reject:  # the operator fixes the printer (ribbon, jam, cover) and resumes
-            return self._transition(issuance, State.FAILED, str(exc),
-                                    {"reason_code": exc.reason,
-                                     "resume_from": issuance.state.value})
-        if card_fed or self._card_in_printer_safe():
+        if problem.code in _CARD_IS_BAD and self.outbox.get(issuance.id) is None:
             try:
-                self._move_away("reject")
+                if self._card_in_printer():
+                    self._move_away("reject")
             except PrinterError as move_error:
-                return self._transition(issuance, State.FAILED,
-                                        f"{exc} — and the card could not be moved to the reject "
-                                        f"box: {move_error}",
-                                        {"reason_code": exc.reason,
-                                         "resume_from": issuance.state.value})
-        return self._transition(issuance, State.REJECTED, str(exc), {"reason_code": exc.reason})
+                stuck = fault_of(move_error)
+                problem = Fault(problem.code, f"{problem.cause}; the card could not be moved "
+                                f"to the reject box ({stuck.cause})",
+                                f"{stuck.remedy}; then reject the card",
+                                (Action.RESUME, Action.REJECT_CARD))
+                return self._transition(issuance, State.FAILED, problem.message,
+                                        _fault_data(problem, issuance.state), fault=problem)
+            return self._transition(issuance, State.REJECTED, problem.message,
+                                    _fault_data(problem), fault=problem)
+        return self._transition(issuance, State.FAILED, problem.message,
+                                _fault_data(problem, issuance.state), fault=problem)
 
-    def _card_in_printer_safe(self) -> bool:
-        try:
-            return self._card_in_printer()
-        except PrinterError:
-            return False
-
-    def _emit(self, issuance: Issuance, message: str) -> None:
+    def _emit(self, issuance: Issuance, message: str, fault: Fault | None = None) -> None:
         log.info("issuance %s %s: %s", issuance.id[:8], issuance.state.value, message)
         if self.on_event is not None:
-            self.on_event(issuance, message)
+            self.on_event(issuance, message, fault)
+
+
+def _fault_data(problem: Fault, resume_from: State | None = None) -> dict[str, Any]:
+    """What the journal keeps of a fault (the API shows it with the job)."""
+    data: dict[str, Any] = {"reason_code": problem.code, "cause": problem.cause,
+                            "remedy": problem.remedy,
+                            "actions": [a.value for a in problem.actions]}
+    if resume_from is not None:
+        data["resume_from"] = resume_from.value
+    return data
+
+
+def _card_was_made_or_fed(issuance: Issuance) -> bool:
+    if issuance.state in _FED_OR_LATER:
+        return True
+    if issuance.state is State.FAILED:
+        return issuance.failed_from in _FED_OR_LATER
+    if issuance.state is not State.REJECTED:
+        return False
+    # REJECTED: only if a card was fed (a preview rejection or a cancel made no card)
+    return State.FED.value in issuance.data.get("timings_ms", {})
 
 
 def face_data(app: Application, chip: dict[str, str] | None) -> FaceData:
@@ -474,7 +726,3 @@ def face_data(app: Application, chip: dict[str, str] | None) -> FaceData:
         bank_name=app.bank_name,
         photo_jpeg=app.photo,
     )
-
-
-def _alert_reason(exc: PrinterAlert) -> str:
-    return f"printer_{type(exc).__name__}"

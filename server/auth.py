@@ -94,15 +94,18 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     _m("IssuanceService", "CancelIssuance"): _OPERATOR,
     _m("IssuanceService", "ResumeIssuance"): _OPERATOR,
     _m("IssuanceService", "ReprintFace"): _OPERATOR,
-    # StationService
+    _m("IssuanceService", "RejectCard"): _OPERATOR,
+    _m("IssuanceService", "MarkSpoiled"): _OPERATOR,
+    _m("IssuanceService", "RestoreAndResend"): _OPERATOR,
+    # StationService: the fault table makes calibration, cleaning and reset operator tasks
     _m("StationService", "GetStation"): _BOTH,
     _m("StationService", "WatchStation"): _BOTH,
-    _m("StationService", "CalibrateRibbonSensor"): _ADMIN,
-    _m("StationService", "CleanCardPath"): _ADMIN,
-    _m("StationService", "ResetPrinter"): _ADMIN,
-    # ReturnService
-    _m("ReturnService", "ListReturns"): _UPSTREAM,
-    _m("ReturnService", "RetryReturns"): _ADMIN,
+    _m("StationService", "CalibrateRibbonSensor"): _OPERATOR,
+    _m("StationService", "CleanCardPath"): _OPERATOR,
+    _m("StationService", "ResetPrinter"): _OPERATOR,
+    # ReturnService: operators see and resend returns (失败数据回盘); upstream systems watch
+    _m("ReturnService", "ListReturns"): _BOTH,
+    _m("ReturnService", "RetryReturns"): _OPERATOR,
     # WindowService: the operator at the window (reads, PINs, temporary cards)
     **{_m("WindowService", name): _OPERATOR for name in (
         "ReadIdCard", "ReadCard", "VerifyReturnedCard", "VerifyPin", "ChangePin", "UnblockPin",
@@ -116,6 +119,9 @@ STATE_CHANGING: frozenset[str] = frozenset(
         _m("IssuanceService", "CancelIssuance"),
         _m("IssuanceService", "ResumeIssuance"),
         _m("IssuanceService", "ReprintFace"),
+        _m("IssuanceService", "RejectCard"),
+        _m("IssuanceService", "MarkSpoiled"),
+        _m("IssuanceService", "RestoreAndResend"),
         _m("ReturnService", "RetryReturns"),
         _m("StationService", "CalibrateRibbonSensor"),
         _m("StationService", "CleanCardPath"),

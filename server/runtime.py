@@ -5,11 +5,15 @@
 - The monitor refreshes a snapshot of the devices (printer status and ribbon, readers, CMS) about
   once a second, between jobs only, so GetStation under load never touches a device.
 - The event bus fans the pipeline's events out to WatchIssuance streams.
+- Admission: a job is accepted only when the snapshot shows every device and supply ready and
+  no failed job's card may still be in the printer (`admission`); a queued job that would feed
+  a card waits while the station is not ready (it stays QUEUED and cancellable), and says why.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import queue
 import threading
@@ -19,6 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cardstation import __version__
+from cardstation.drivers.hiti.errors import PrinterError
+from cardstation.drivers.pcsc.errors import PcscError
+from cardstation.drivers.pcsc.readers import PcscContext
+from cardstation.personalization.faults import Fault, fault, fault_of, upper_snake
 from cardstation.personalization.journal import Issuance, State
 from cardstation.station import Station
 
@@ -32,6 +40,8 @@ class Event:
     message: str
     at: float
     final: bool
+    fault: Fault | None = None
+    hand_over_allowed: bool = False
 
 
 class EventBus:
@@ -91,6 +101,11 @@ class DeviceSnapshot:
     fault: str = ""
     vendor_code: str = ""
     remedy: str = ""
+    reason_code: str = ""
+
+    def set_fault(self, status: str, problem: Fault, vendor_code: str = "") -> None:
+        self.status, self.reason_code = status, problem.code
+        self.fault, self.remedy, self.vendor_code = problem.cause, problem.remedy, vendor_code
 
 
 @dataclass
@@ -100,10 +115,13 @@ class StationSnapshot:
     ribbon_remaining: int = -1
     ribbon_chip_present: bool = False
     at: float = 0.0
+    #: (device, fault) for everything that stops a card from being made now
+    problems: list[tuple[str, Fault]] = field(default_factory=list)
 
     def key(self) -> tuple[Any, ...]:
         return (tuple((d.name, d.status, d.fault) for d in self.devices), self.ribbon_type,
-                self.ribbon_remaining, self.ribbon_chip_present)
+                self.ribbon_remaining, self.ribbon_chip_present,
+                tuple((d, f.code) for d, f in self.problems))
 
 
 class StationRuntime:
@@ -126,6 +144,8 @@ class StationRuntime:
         self.snapshot = StationSnapshot()
         self.monitor_interval = monitor_interval
         self.on_snapshot: Callable[[StationSnapshot], None] | None = None
+        self._wake_worker = threading.Event()
+        self._waiting_for: dict[str, str] = {}  # issuance id -> fault code it waits out
         self._threads = [
             threading.Thread(target=self._work, name="device-worker", daemon=True),
             threading.Thread(target=self._monitor, name="station-monitor", daemon=True),
@@ -146,20 +166,28 @@ class StationRuntime:
         """Finish or park the step in progress, then stop (jobs resume at the next start)."""
         self.pipeline.park.set()
         self._stop.set()
+        self._wake_worker.set()
         self._jobs.put(None)
         for t in self._threads:
             t.join(timeout)
         self.station.close()
 
     # -- jobs -----------------------------------------------------------------------------
-    def enqueue(self, issuance_id: str, action: str = "run") -> Any:
-        """Queue a job; returns a Future-like object (`wait(timeout)` -> result or raises)."""
+    def enqueue(self, issuance_id: str, action: str = "run", **kwargs: Any) -> Any:
+        """Queue a pipeline action on the device worker; returns a Future-like object
+        (`wait(timeout)` -> result or raises)."""
         done = _Completion()
         with self._lock:
             self._queued.add(issuance_id)
-        self._jobs.put((issuance_id, getattr(self.pipeline, action), done))
+        method = getattr(self.pipeline, action)
+        call = functools.partial(method, **kwargs) if kwargs else method
+        self._jobs.put((issuance_id, call, done))
         self.events.notify_station()
         return done
+
+    def notify(self, issuance: Issuance, problem: Fault | None = None) -> None:
+        """Tell the job's watchers about a change made outside the pipeline (a cancel)."""
+        self._on_event(issuance, issuance.reason or issuance.state.value, problem)
 
     def is_queued(self, issuance_id: str) -> bool:
         with self._lock:
@@ -175,7 +203,52 @@ class StationRuntime:
                 return False
             self._queued.discard(issuance_id)
             self._cancelled.add(issuance_id)
+        self._wake_worker.set()
         return True
+
+    # -- admission -------------------------------------------------------------------------
+    def held_by(self) -> Issuance | None:
+        """The oldest FAILED job whose card may still be in the printer: until the operator
+        resumes or rejects it, no other job may feed a card."""
+        for issuance in self.journal.list(state=State.FAILED, limit=500):
+            if issuance.failed_from in _CARD_MAY_BE_INSIDE:
+                return issuance
+        return None
+
+    def admission(self) -> Fault | None:
+        """Why the station cannot make a card now (from the latest look at the devices), or
+        None. Asked before the CMS claim, so nothing irreversible happens on a refusal."""
+        if self.snapshot.problems:
+            return self.snapshot.problems[0][1]
+        held = self.held_by()
+        if held is not None:
+            return fault("PRINTER_HELD_BY_FAILED_JOB", f"job {held.id[:8]} ({held.reason})")
+        return None
+
+    def _wait_until_ready(self, issuance_id: str) -> bool:
+        """Before a queued job feeds a card: wait while the station is not ready (the job
+        stays QUEUED and cancellable, its watchers told why). False if cancelled/stopping."""
+        while not self._stop.is_set():
+            with self._lock:
+                if issuance_id in self._cancelled:
+                    return False
+            self.refresh()
+            problem = self.admission()
+            held = self.held_by()
+            if problem is None or (held is not None and held.id == issuance_id
+                                   and problem.code == "PRINTER_HELD_BY_FAILED_JOB"):
+                self._waiting_for.pop(issuance_id, None)
+                return True
+            if self._waiting_for.get(issuance_id) != problem.code:
+                self._waiting_for[issuance_id] = problem.code
+                try:
+                    waiting = self.journal.get(issuance_id)
+                except Exception:
+                    return False
+                self._on_event(waiting, f"waiting for the station: {problem.message}", problem)
+            self._wake_worker.wait(self.monitor_interval)
+            self._wake_worker.clear()
+        return False
 
     def queue_counts(self) -> tuple[int, int]:
         with self._lock:
@@ -187,6 +260,8 @@ class StationRuntime:
             if item is None:
                 return
             issuance_id, action, done = item
+            if action == self.pipeline.run and self._would_feed(issuance_id):
+                self._wait_until_ready(issuance_id)
             with self.printer_lock:  # a job is queued until it has the printer
                 with self._lock:
                     if issuance_id in self._cancelled:
@@ -204,11 +279,19 @@ class StationRuntime:
                     self._running = None
                     self.events.notify_station()
 
+    def _would_feed(self, issuance_id: str) -> bool:
+        try:
+            return self.journal.get(issuance_id).state in (State.FETCHED, State.PREVIEWED)
+        except Exception:
+            return False
+
     # -- events and monitoring --------------------------------------------------------------
-    def _on_event(self, issuance: Issuance, message: str) -> None:
+    def _on_event(self, issuance: Issuance, message: str, problem: Fault | None = None) -> None:
         final = issuance.state in self.TERMINAL or issuance.state is State.FAILED
         self.events.publish(Event(issuance.id, issuance.state.value, message, time.time(),
-                                  final))
+                                  final, problem, issuance.state is State.DONE))
+        if issuance.state is State.FAILED or issuance.state in self.TERMINAL:
+            self._wake_worker.set()  # a held printer may be free now
 
     def _monitor(self) -> None:
         while not self._stop.wait(self.monitor_interval):
@@ -217,10 +300,6 @@ class StationRuntime:
 
     def refresh(self) -> StationSnapshot:
         """Look at every device now (takes the printer lock: never during a job)."""
-        from cardstation.drivers.hiti.errors import PrinterAlert, PrinterError
-        from cardstation.drivers.pcsc.errors import PcscError
-        from cardstation.drivers.pcsc.readers import PcscContext
-
         cfg = self.station.config
         devices: list[DeviceSnapshot] = []
         snap = StationSnapshot(at=time.time())
@@ -232,31 +311,38 @@ class StationRuntime:
                 try:  # after a replug the old connection is dead: reconnect, look again
                     self.station.printer.reconnect()
                     self._look_at_printer(printer, snap)
-                except PrinterAlert as exc:
-                    printer.status, printer.fault, printer.remedy = "FAULT", str(exc), exc.remedy
                 except Exception as exc:  # still unplugged: the next refresh tries again
-                    printer.status, printer.fault = "DISCONNECTED", str(exc)
-                    printer.remedy = getattr(exc, "remedy", "check the printer's USB cable")
+                    printer.set_fault("DISCONNECTED", fault_of(exc))
         devices.append(printer)
+        roles = [("encoder", cfg.readers.encoder)]
+        if cfg.keys.service == "psam":
+            roles.append(("psam", cfg.readers.psam))
         try:
             with PcscContext() as ctx:
-                names = ctx.readers()
-                for role, pattern in (("encoder", cfg.readers.encoder),
-                                      ("psam", cfg.readers.psam)):
+                for role, pattern in roles:
+                    device = DeviceSnapshot(role, pattern, "READY")
                     try:
-                        reader = ctx.find_reader(pattern)
-                        devices.append(DeviceSnapshot(role, reader, "READY"))
+                        device.address = ctx.find_reader(pattern)
                     except PcscError as exc:
-                        devices.append(DeviceSnapshot(role, pattern, "DISCONNECTED", str(exc)))
-                del names
+                        problem = fault_of(exc)
+                        if role == "psam":
+                            problem = fault("KEY_SERVICE_UNAVAILABLE", problem.cause)
+                        device.set_fault("DISCONNECTED", problem)
+                    devices.append(device)
         except PcscError as exc:
-            devices += [DeviceSnapshot(r, "", "DISCONNECTED", str(exc)) for r in ("encoder",
-                                                                                  "psam")]
+            for role, pattern in roles:
+                device = DeviceSnapshot(role, pattern, "READY")
+                device.set_fault("DISCONNECTED", fault_of(exc))
+                devices.append(device)
         snap.devices = devices
+        snap.problems = [(d.name, Fault(d.reason_code, d.fault, d.remedy))
+                         for d in devices if d.status in ("FAULT", "DISCONNECTED")]
+        snap.problems += _ribbon_problems(snap, printer)
         changed = snap.key() != self.snapshot.key()
         self.snapshot = snap
         if changed:
             self.events.notify_station()
+            self._wake_worker.set()
             if self.on_snapshot is not None:
                 self.on_snapshot(snap)
         return snap
@@ -265,18 +351,33 @@ class StationRuntime:
         status = self.station.printer.status()
         if status.alerts:
             alert = status.alerts[0]
-            printer.status = "FAULT"
-            printer.fault = alert.name
-            printer.vendor_code = alert.cs_code or f"0x{alert.code24:06X}"
-            printer.remedy = alert.remedy
+            printer.set_fault("FAULT", Fault("PRINTER_" + upper_snake(alert.name),
+                                             f"printer: {alert.description}", alert.remedy),
+                              alert.cs_code or f"0x{alert.code24:06X}")
         elif status.busy:
             printer.status = "BUSY"
-        else:
-            printer.status, printer.fault, printer.remedy = "READY", "", ""
         ribbon = self.station.printer.ribbon()
         snap.ribbon_type = ribbon.type_name
         snap.ribbon_remaining = -1 if ribbon.remaining is None else ribbon.remaining
         snap.ribbon_chip_present = ribbon.chip_present
+
+
+#: Failed-from states in which the job's card may still be in the printer.
+_CARD_MAY_BE_INSIDE = frozenset({State.FED, State.CHIP_WRITTEN, State.VERIFIED,
+                                 State.RETURN_QUEUED, State.PRINTED})
+
+
+def _ribbon_problems(snap: StationSnapshot, printer: DeviceSnapshot) -> list[tuple[str, Fault]]:
+    """Ribbon faults the printer's alerts may not show yet (they only stop a print)."""
+    if printer.status == "DISCONNECTED" or printer.reason_code.startswith("PRINTER_RIBBON"):
+        return []
+    if not snap.ribbon_chip_present:
+        return [("ribbon", Fault("PRINTER_RIBBON_CHIP_MISSING", "printer: ribbon chip not "
+                                 "detected", "replace the ribbon or reseat its chip"))]
+    if snap.ribbon_remaining == 0:
+        return [("ribbon", Fault("PRINTER_RIBBON_OUT", "printer: ribbon exhausted (0 prints "
+                                 "left)", "replace the ribbon"))]
+    return []
 
 
 class _Completion:

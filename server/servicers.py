@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import queue
 import threading
 import time
@@ -15,13 +16,24 @@ from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
+from cardstation.drivers.hiti.errors import PrinterError
 from cardstation.logs import mask_id_number
-from cardstation.personalization import cms as cms_errors
+from cardstation.personalization.cms import CmsError
 from cardstation.personalization.face import render_back, render_front
-from cardstation.personalization.journal import Issuance, IssuanceNotFound, State
+from cardstation.personalization.faults import Fault, cms_fault, fault, fault_of, upper_snake
+from cardstation.personalization.journal import (
+    Issuance,
+    IssuanceNotFound,
+    JournalError,
+    RequestIdConflict,
+    State,
+)
 from cardstation.personalization.model import Application
-from cardstation.personalization.pipeline import IssuanceError, ReprintRefused, face_data
+from cardstation.personalization.outbox import OutboxEntry, OutboxStatus
+from cardstation.personalization.pipeline import IssuanceError, IssuanceExists, face_data
+from cardstation.personalization.rules import check_id_number
 from cardstation.personalization.validation import validate_application
 from cardstation.protos.cardstation.v1 import (
     issuance_pb2 as ipb,
@@ -44,41 +56,99 @@ from cardstation.protos.cardstation.v1 import (
 from .errors import abort_with
 from .runtime import VERSION, StationRuntime, StationSnapshot
 
-_DEFAULT_MESSAGES = {"FETCHED": "application fetched from the CMS and claimed"}
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 JOB_WAIT = 600.0  # seconds a synchronous job RPC waits when the caller set no deadline
+MAX_ID_NUMBER = 64  # an ID number is 18 characters; anything far longer is not one
+
+#: gRPC status code per reason code where it is not FAILED_PRECONDITION.
+_STATUS = {
+    "APPLICATION_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "CLAIMED_BY_ANOTHER_STATION": grpc.StatusCode.ALREADY_EXISTS,
+    "CMS_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "ISSUANCE_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "APPLICANT_HAS_LIVE_JOB": grpc.StatusCode.ALREADY_EXISTS,
+    "REQUEST_ID_REUSED": grpc.StatusCode.ALREADY_EXISTS,
+    "CARD_ALREADY_MADE_HERE": grpc.StatusCode.ALREADY_EXISTS,
+    "CARD_ALREADY_MADE": grpc.StatusCode.ALREADY_EXISTS,
+    "REMAKE_REQUIRED": grpc.StatusCode.ALREADY_EXISTS,
+    "STORAGE_ERROR": grpc.StatusCode.UNAVAILABLE,
+    "INTERNAL": grpc.StatusCode.INTERNAL,
+}
+
+_ACTIONS = {name: ipb.IssuanceAction.Value(f"ISSUANCE_ACTION_{name}")
+            for name in (n.removeprefix("ISSUANCE_ACTION_") for n in ipb.IssuanceAction.keys())
+            if name != "UNSPECIFIED"}
+
+
+def abort_fault(context: grpc.ServicerContext, problem: Fault,
+                code: grpc.StatusCode | None = None, **metadata: str) -> NoReturn:
+    """End the call with the fault: its reason code, "cause — remedy", cause and remedy in the
+    ErrorInfo metadata (so clients in any language can show them apart)."""
+    status = code or _STATUS.get(problem.code, grpc.StatusCode.FAILED_PRECONDITION)
+    abort_with(context, status, problem.code, problem.message,
+               {"cause": problem.cause, "remedy": problem.remedy, **metadata})
 
 
 def _fail(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
-    """Map a domain error to a status code and an ErrorInfo reason."""
-    code, reason = grpc.StatusCode.INTERNAL, "INTERNAL"
-    if isinstance(exc, cms_errors.ApplicationNotFound):
-        code, reason = grpc.StatusCode.NOT_FOUND, "APPLICATION_NOT_FOUND"
-    elif isinstance(exc, cms_errors.NotMarkedForInstantIssuance):
-        code, reason = grpc.StatusCode.FAILED_PRECONDITION, "NOT_MARKED_FOR_INSTANT_ISSUANCE"
-    elif isinstance(exc, cms_errors.ClaimedElsewhere):
-        code, reason = grpc.StatusCode.ALREADY_EXISTS, "CLAIMED_BY_ANOTHER_STATION"
-    elif isinstance(exc, cms_errors.CmsUnavailable):
-        code, reason = grpc.StatusCode.UNAVAILABLE, "CMS_UNAVAILABLE"
-    elif isinstance(exc, cms_errors.CmsError):
-        code, reason = grpc.StatusCode.FAILED_PRECONDITION, f"CMS_{exc.reason.upper()}"
-    elif isinstance(exc, IssuanceNotFound):
-        code, reason = grpc.StatusCode.NOT_FOUND, "ISSUANCE_NOT_FOUND"
-    elif isinstance(exc, ReprintRefused):
-        code, reason = grpc.StatusCode.FAILED_PRECONDITION, f"REPRINT_{exc.reason.upper()}"
-    elif isinstance(exc, IssuanceError):
-        code, reason = grpc.StatusCode.FAILED_PRECONDITION, exc.reason.upper()
-    elif isinstance(exc, TimeoutError):
-        code, reason = grpc.StatusCode.DEADLINE_EXCEEDED, "JOB_STILL_RUNNING"
-    elif isinstance(exc, ValueError):
-        code, reason = grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"
-    abort_with(context, code, reason, str(exc))
+    """Map a domain error to a status code, a reason code and its cause and remedy."""
+    if isinstance(exc, IssuanceExists):
+        abort_fault(context, exc.fault, issuance_id=exc.existing.id,
+                    state=exc.existing.state.value)
+    if isinstance(exc, IssuanceError):
+        abort_fault(context, exc.fault)
+    if isinstance(exc, CmsError):
+        abort_fault(context, cms_fault(exc))
+    if isinstance(exc, IssuanceNotFound):
+        abort_fault(context, Fault("ISSUANCE_NOT_FOUND", "no card job has this id",
+                                   "check the job id (list the jobs to find it)"))
+    if isinstance(exc, RequestIdConflict):
+        abort_fault(context, fault("REQUEST_ID_REUSED", str(exc)))
+    if isinstance(exc, TimeoutError):
+        abort_fault(context, Fault("JOB_STILL_RUNNING", "the job did not finish within the "
+                                   "call's deadline", "watch the job; it goes on"),
+                    grpc.StatusCode.DEADLINE_EXCEEDED)
+    if isinstance(exc, JournalError):
+        abort_fault(context, fault("STORAGE_ERROR", str(exc)))
+    if isinstance(exc, ValueError):
+        abort_fault(context, Fault("INVALID_ARGUMENT", str(exc), "correct the request"),
+                    grpc.StatusCode.INVALID_ARGUMENT)
+    abort_fault(context, fault_of(exc))
 
 
 def _wait_budget(context: grpc.ServicerContext) -> float:
+    """Seconds a synchronous job call may wait: the caller's deadline, else JOB_WAIT (grpcio
+    reports "no deadline" as a huge number, which must not reach a timed wait)."""
     remaining = context.time_remaining()
-    return JOB_WAIT if remaining is None else max(0.0, remaining - 0.2)
+    if remaining is None or remaining > JOB_WAIT:
+        return JOB_WAIT
+    return max(0.0, remaining - 0.2)
+
+
+def timestamp(seconds: float | None) -> Timestamp | None:
+    if not seconds:
+        return None
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+def _check_id_argument(context: grpc.ServicerContext, id_number: str) -> None:
+    """Refuse an ID number that is not one before it reaches the CMS."""
+    if not id_number:
+        abort_fault(context, Fault("ID_NUMBER_REQUIRED", "no ID number was given",
+                                   "type or swipe the applicant's ID number"),
+                    grpc.StatusCode.INVALID_ARGUMENT)
+    if len(id_number) > MAX_ID_NUMBER:
+        abort_fault(context, Fault("ID_NUMBER_INVALID", f"the ID number is {len(id_number)} "
+                                   "characters long (an ID number has 18)",
+                                   "type or swipe the ID number again"),
+                    grpc.StatusCode.INVALID_ARGUMENT)
+    findings = check_id_number(id_number)
+    if findings:
+        abort_fault(context, Fault("ID_NUMBER_INVALID", "; ".join(f.message for f in findings),
+                                   "check the ID number and type it again"),
+                    grpc.StatusCode.INVALID_ARGUMENT)
 
 
 def application_from_proto(app: ipb.Application) -> Application:
@@ -104,15 +174,45 @@ def application_to_proto(app: Application) -> ipb.Application:
 
 
 def state_to_proto(runtime: StationRuntime, issuance: Issuance) -> int:
-    if issuance.data.get("reason_code") == "cancelled":
+    if issuance.data.get("reason_code") == "CANCELLED":
         return ipb.ISSUANCE_STATE_CANCELLED
-    if issuance.state in (State.FETCHED, State.PREVIEWED) and runtime.is_queued(issuance.id):
+    if runtime.is_queued(issuance.id) and issuance.state in (State.FETCHED, State.PREVIEWED,
+                                                              State.FAILED):
         return ipb.ISSUANCE_STATE_QUEUED
     return ipb.IssuanceState.Value(f"ISSUANCE_STATE_{issuance.state.value}")
 
 
+def return_to_proto(entry: OutboxEntry | None) -> ipb.ReturnProgress:
+    if entry is None:
+        return ipb.ReturnProgress()
+    return ipb.ReturnProgress(
+        status=rpb.ReturnStatus.Value(f"RETURN_STATUS_{entry.status.value.upper()}"),
+        attempts=entry.total_attempts, last_error=entry.last_error or "",
+        last_error_code=entry.last_error_code, ack=entry.ack or "",
+        acknowledged_at=timestamp(entry.delivered_at))
+
+
+def actions_of(runtime: StationRuntime, issuance: Issuance) -> list[int]:
+    """What moves the job on now (the console's buttons)."""
+    if runtime.is_queued(issuance.id) or runtime.running() == issuance.id:
+        return [_ACTIONS["CANCEL"]] if issuance.state in (State.FETCHED, State.PREVIEWED) \
+            else []
+    names: list[str] = []
+    if issuance.state is State.FAILED:
+        names = list(issuance.data.get("actions") or ["RESUME", "REJECT_CARD"])
+    elif issuance.state is State.EJECTED:
+        names = ["RETRY_RETURN", "REPRINT", "MARK_SPOILED"]
+    elif issuance.state is State.DONE:
+        names = ["REPRINT"] + ([] if issuance.data.get("spoiled") else ["MARK_SPOILED"])
+    elif issuance.state is State.REJECTED and issuance.data.get("reason_code") not in (
+            "CANCELLED", "PREVIEW_FINDINGS"):
+        names = ["REMAKE"]
+    return [_ACTIONS[n] for n in names if n in _ACTIONS]
+
+
 def issuance_to_proto(runtime: StationRuntime, issuance: Issuance) -> ipb.Issuance:
     chip = issuance.data.get("chip") or {}
+    entry = runtime.station.outbox.get(issuance.id)
     return ipb.Issuance(
         id=issuance.id,
         client_request_id=issuance.client_request_id or "",
@@ -120,14 +220,21 @@ def issuance_to_proto(runtime: StationRuntime, issuance: Issuance) -> ipb.Issuan
         state=state_to_proto(runtime, issuance),  # type: ignore[arg-type]
         reason=issuance.reason,
         reason_code=str(issuance.data.get("reason_code", "")),
+        cause=str(issuance.data.get("cause", "")),
+        remedy=str(issuance.data.get("remedy", "")),
+        actions=actions_of(runtime, issuance),
+        hand_over_allowed=issuance.state is State.DONE and not issuance.data.get("spoiled"),
+        return_progress=return_to_proto(entry),
         chip=ipb.ChipResult(card_id_code=chip.get("card_id_code", ""), atr=chip.get("atr", ""),
                             bank_account=chip.get("bank_account", ""),
                             profile=chip.get("profile", "")),
         findings=[vpb.Finding(**f) for f in issuance.data.get("findings", [])],
         preview_path=str(issuance.data.get("preview", "")),
-        created_at=issuance.created_at,
-        updated_at=issuance.updated_at,
+        created_at=timestamp(issuance.created_at),
+        updated_at=timestamp(issuance.updated_at),
         reprints=int(issuance.data.get("reprints", 0)),
+        remake_of=str(issuance.data.get("remake_of", "")),
+        spoiled=bool(issuance.data.get("spoiled")),
     )
 
 
@@ -143,14 +250,18 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
 
     def _get(self, context: grpc.ServicerContext, issuance_id: str) -> Issuance:
         if not issuance_id:
-            abort_with(context, grpc.StatusCode.INVALID_ARGUMENT, "ID_REQUIRED",
-                       "give the issuance id")
+            abort_fault(context, Fault("ID_REQUIRED", "no job id was given", "give the job id"),
+                        grpc.StatusCode.INVALID_ARGUMENT)
         try:
             return self.rt.journal.get(issuance_id)
         except IssuanceNotFound as exc:
             _fail(context, exc)
 
+    def _proto(self, issuance: Issuance) -> ipb.Issuance:
+        return issuance_to_proto(self.rt, issuance)
+
     def GetApplication(self, request, context):
+        _check_id_argument(context, request.id_number)
         try:
             app = self.rt.station.cms.fetch(request.id_number)
         except Exception as exc:
@@ -158,6 +269,8 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
         return ipb.GetApplicationResponse(application=application_to_proto(app))
 
     def PreviewCard(self, request, context):
+        if not request.HasField("application"):
+            _check_id_argument(context, request.id_number)
         try:
             if request.HasField("application"):
                 app = application_from_proto(request.application)
@@ -172,45 +285,55 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
         )  # fmt: skip
         face = face_data(app, None)
         front = back = b""
-        try:
-            front, back = _png(render_front(face)), _png(render_back(face))
-        except Exception:  # an undecodable photo is already a finding
-            pass
+        if not any(f.field == "photo" for f in findings):  # an unusable photo is not decoded
+            try:
+                front, back = _png(render_front(face)), _png(render_back(face))
+            except Exception:  # a photo the rules passed but Pillow cannot draw
+                pass
         return ipb.PreviewCardResponse(front_png=front, back_png=back,
                                        findings=[vpb.Finding(**f.to_dict()) for f in findings])
 
     def CreateIssuance(self, request, context):
         request_id = request.client_request_id or None
-        if request_id:
-            existing = self.rt.journal.find_by_request_id(request_id)
-            if existing is not None:
-                return ipb.CreateIssuanceResponse(
-                    issuance=issuance_to_proto(self.rt, existing), created=False)
+        application = None
+        if request.HasField("application"):
+            try:
+                application = application_from_proto(request.application)
+            except ValueError as exc:
+                _fail(context, exc)
+            _check_id_argument(context, application.id_number)
+        else:
+            _check_id_argument(context, request.id_number)
         try:
-            if request.HasField("application"):
-                issuance = self.rt.pipeline.create(
-                    application=application_from_proto(request.application),
-                    client_request_id=request_id)
-            elif request.id_number:
-                issuance = self.rt.pipeline.create(request.id_number,
-                                                   client_request_id=request_id)
+            if application is not None:
+                issuance, created = self.rt.pipeline.open(
+                    application=application, client_request_id=request_id,
+                    admission=self.rt.admission, remake_of=request.remake_of or None,
+                    remake_reason=request.remake_reason)
             else:
-                raise ValueError("give an ID number or a complete application")
+                issuance, created = self.rt.pipeline.open(
+                    request.id_number, client_request_id=request_id,
+                    admission=self.rt.admission, remake_of=request.remake_of or None,
+                    remake_reason=request.remake_reason)
         except Exception as exc:
             _fail(context, exc)
-        self.rt.enqueue(issuance.id)
-        return ipb.CreateIssuanceResponse(issuance=issuance_to_proto(self.rt, issuance),
-                                          created=True)
+        if created:  # queued exactly once, by the call that created it
+            self.rt.enqueue(issuance.id)
+        return ipb.CreateIssuanceResponse(issuance=self._proto(issuance), created=created)
 
     def GetIssuance(self, request, context):
-        return ipb.GetIssuanceResponse(
-            issuance=issuance_to_proto(self.rt, self._get(context, request.id)))
+        return ipb.GetIssuanceResponse(issuance=self._proto(self._get(context, request.id)))
 
     def ListIssuances(self, request, context):
         size = request.page_size or DEFAULT_PAGE
         if not 0 < size <= MAX_PAGE:
-            abort_with(context, grpc.StatusCode.INVALID_ARGUMENT, "PAGE_SIZE",
-                       f"page_size must be 1..{MAX_PAGE}")
+            abort_fault(context, Fault("PAGE_SIZE", f"page_size {size} is out of range",
+                                       f"ask for 1 to {MAX_PAGE} per page"),
+                        grpc.StatusCode.INVALID_ARGUMENT)
+        if request.state not in ipb.IssuanceState.values():
+            abort_fault(context, Fault("STATE_INVALID", f"state {request.state} is not an "
+                                       "IssuanceState", "use one of the IssuanceState values"),
+                        grpc.StatusCode.INVALID_ARGUMENT)
         state = None
         if request.state not in (ipb.ISSUANCE_STATE_UNSPECIFIED, ipb.ISSUANCE_STATE_QUEUED,
                                  ipb.ISSUANCE_STATE_CANCELLED):
@@ -220,28 +343,33 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
             try:
                 self.rt.journal.get(after)
             except IssuanceNotFound:
-                abort_with(context, grpc.StatusCode.INVALID_ARGUMENT, "PAGE_TOKEN",
-                           "page_token is not one this server gave out")
+                abort_fault(context, Fault("PAGE_TOKEN", "page_token is not one this server "
+                                           "gave out", "start from the first page"),
+                            grpc.StatusCode.INVALID_ARGUMENT)
         page = self.rt.journal.list(state=state, limit=size + 1, after=after)
         more = len(page) > size
         page = page[:size]
         return ipb.ListIssuancesResponse(
-            issuances=[issuance_to_proto(self.rt, i) for i in page],
+            issuances=[self._proto(i) for i in page],
             next_page_token=page[-1].id if more and page else "")
 
     def WatchIssuance(self, request, context) -> Iterator[ipb.WatchIssuanceResponse]:
         issuance = self._get(context, request.id)
         subscription = self.rt.events.subscribe(issuance.id)
         try:
-            last_at = 0.0
-            for event in self.rt.journal.events(issuance.id):
-                last_at = event.at
-                message = event.reason or _DEFAULT_MESSAGES.get(event.to_state.value, "")
-                yield self._event(issuance.id, event.to_state.value, message, event.at, False)
+            past = self.rt.journal.events(issuance.id)
             current = self.rt.journal.get(issuance.id)
-            if current.state in (State.DONE, State.REJECTED, State.FAILED):
-                yield self._event(current.id, current.state.value, current.reason or "",
-                                  current.updated_at, True)
+            finished = current.state in (State.DONE, State.REJECTED, State.FAILED)
+            last_at = past[-1].at if past else 0.0
+            for n, event in enumerate(past):
+                data = event.data
+                final = finished and n == len(past) - 1  # the last one closes the stream
+                yield self._event(issuance.id, event.to_state.value, event.reason or
+                                  _DEFAULT_MESSAGES.get(event.to_state.value, ""), event.at,
+                                  final, str(data.get("reason_code", "")),
+                                  str(data.get("remedy", "")), data.get("actions") or [],
+                                  event.to_state is State.DONE)
+            if finished:
                 return
             while context.is_active():
                 try:
@@ -250,65 +378,132 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
                     continue
                 if event.at <= last_at:
                     continue
+                problem = event.fault
                 yield self._event(event.issuance_id, event.state, event.message, event.at,
-                                  event.final)
+                                  event.final, problem.code if problem else "",
+                                  problem.remedy if problem else "",
+                                  [a.value for a in problem.actions] if problem else [],
+                                  event.hand_over_allowed)
                 if event.final:
                     return
         finally:
             self.rt.events.unsubscribe(issuance.id, subscription)
 
     @staticmethod
-    def _event(issuance_id: str, state: str, message: str, at: float,
-               final: bool) -> ipb.WatchIssuanceResponse:
+    def _event(issuance_id: str, state: str, message: str, at: float, final: bool,
+               reason_code: str = "", remedy: str = "", actions: list[str] | None = None,
+               hand_over: bool = False) -> ipb.WatchIssuanceResponse:
         return ipb.WatchIssuanceResponse(event=ipb.IssuanceEvent(
             issuance_id=issuance_id, state=ipb.IssuanceState.Value(f"ISSUANCE_STATE_{state}"),
-            message=message, at=at, final=final))
+            message=message, at=timestamp(at), final=final, reason_code=reason_code,
+            remedy=remedy, actions=[_ACTIONS[a] for a in actions or [] if a in _ACTIONS],
+            hand_over_allowed=hand_over))
 
     def CancelIssuance(self, request, context):
         issuance = self._get(context, request.id)
         if not self.rt.cancel(issuance.id):
-            abort_with(context, grpc.StatusCode.FAILED_PRECONDITION, "NOT_CANCELLABLE",
-                       "only a job still waiting for the printer can be cancelled; this one "
-                       f"is {issuance.state.value}")
-        issuance = self.rt.journal.transition(issuance.id, State.REJECTED,
-                                              reason="cancelled before a card was fed",
-                                              data={"reason_code": "cancelled"})
-        return ipb.CancelIssuanceResponse(issuance=issuance_to_proto(self.rt, issuance))
+            abort_fault(context, Fault("NOT_CANCELLABLE", f"the job is {issuance.state.value}: "
+                                       "only a job still waiting for the printer can be "
+                                       "cancelled", "a failed job is ended with RejectCard"))
+        cancelled = fault("CANCELLED")
+        issuance = self.rt.journal.transition(
+            issuance.id, State.REJECTED, reason=cancelled.message,
+            data={"reason_code": cancelled.code, "cause": cancelled.cause,
+                  "remedy": cancelled.remedy, "actions": []})
+        self.rt.notify(issuance, cancelled)
+        return ipb.CancelIssuanceResponse(issuance=self._proto(issuance))
 
     def ResumeIssuance(self, request, context):
         issuance = self._get(context, request.id)
         if issuance.state is not State.FAILED:
-            abort_with(context, grpc.StatusCode.FAILED_PRECONDITION, "NOT_FAILED",
-                       f"only a FAILED job can be resumed; this one is {issuance.state.value}")
+            abort_fault(context, Fault("NOT_FAILED", f"the job is {issuance.state.value}: only "
+                                       "a FAILED job can be resumed", "nothing to resume"))
+        if self.rt.is_queued(issuance.id) or self.rt.running() == issuance.id:
+            abort_fault(context, Fault("ALREADY_RESUMING", "the job is already queued to "
+                                       "resume", "watch the job"))
         self.rt.enqueue(issuance.id)
-        return ipb.ResumeIssuanceResponse(issuance=issuance_to_proto(self.rt, issuance))
+        return ipb.ResumeIssuanceResponse(issuance=self._proto(self.rt.journal.get(issuance.id)))
+
+    def _device_job(self, context: grpc.ServicerContext, issuance_id: str, action: str,
+                    **kwargs: Any) -> Issuance:
+        """Run a pipeline action that may move a card on the device worker and wait for it."""
+        try:
+            return self.rt.enqueue(issuance_id, action, **kwargs).wait(_wait_budget(context))
+        except Exception as exc:
+            _fail(context, exc)
 
     def ReprintFace(self, request, context):
         issuance = self._get(context, request.id)
+        result = self._device_job(context, issuance.id, "reprint")
+        return ipb.ReprintFaceResponse(issuance=self._proto(result))
+
+    def RejectCard(self, request, context):
+        issuance = self._get(context, request.id)
+        if issuance.state is not State.FAILED:
+            abort_fault(context, Fault("NOT_FAILED", f"the job is {issuance.state.value}: only "
+                                       "a FAILED job's card is rejected here",
+                                       "cancel a queued job; mark a made card spoiled"))
+        result = self._device_job(context, issuance.id, "reject_card")
+        return ipb.RejectCardResponse(issuance=self._proto(result))
+
+    def MarkSpoiled(self, request, context):
+        issuance = self._get(context, request.id)
+        if issuance.state not in (State.FAILED, State.EJECTED, State.DONE):
+            abort_fault(context, Fault("NOT_MADE", f"the job is {issuance.state.value}: only a "
+                                       "card that was made or failed can be marked spoiled",
+                                       "cancel or reject it instead"))
+        result = self._device_job(context, issuance.id, "reject_card", spoiled=True)
+        return ipb.MarkSpoiledResponse(issuance=self._proto(result))
+
+    def RestoreAndResend(self, request, context):
+        issuance = self._get(context, request.id)
         try:
-            result = self.rt.enqueue(issuance.id, "reprint").wait(_wait_budget(context))
+            result = self.rt.pipeline.restore_and_resend(issuance.id)
         except Exception as exc:
             _fail(context, exc)
-        return ipb.ReprintFaceResponse(issuance=issuance_to_proto(self.rt, result))
+        return ipb.RestoreAndResendResponse(issuance=self._proto(result))
+
+
+_DEFAULT_MESSAGES = {"FETCHED": "application fetched from the CMS and claimed"}
 
 
 def station_to_proto(runtime: StationRuntime, snap: StationSnapshot) -> spb.Station:
     queued, running = runtime.queue_counts()
     failed = len(runtime.journal.list(state=State.FAILED, limit=MAX_PAGE))
-    pending = len(runtime.station.outbox.pending())
+    outbox = runtime.station.outbox
+    pending = outbox.pending()
+    refused = outbox.failed()
+    oldest = min((e.created_at for e in pending), default=None)
+    held = runtime.held_by()
+    problems = list(snap.problems)
+    if held is not None:
+        problems.append(("printer", fault("PRINTER_HELD_BY_FAILED_JOB", f"job {held.id[:8]}")))
     return spb.Station(
         id=runtime.station.config.station.id,
         version=VERSION,
         devices=[spb.Device(name=d.name, address=d.address,
                             status=spb.DeviceStatus.Value(f"DEVICE_STATUS_{d.status}"),
-                            fault=d.fault, vendor_code=d.vendor_code, remedy=d.remedy)
+                            fault=d.fault, vendor_code=d.vendor_code, remedy=d.remedy,
+                            reason_code=d.reason_code)
                  for d in snap.devices],
         supplies=spb.Supplies(ribbon_type=snap.ribbon_type,
                               ribbon_remaining=snap.ribbon_remaining,
                               ribbon_chip_present=snap.ribbon_chip_present, input_cards=-1),
         queue=spb.Queue(queued=queued, running=running, failed=failed,
-                        returns_pending=pending),
+                        returns_pending=len(pending), returns_failed=len(refused),
+                        oldest_return_pending_seconds=int(time.time() - oldest) if oldest
+                        else 0, held_by_issuance=held.id if held else ""),
+        ready=not problems,
+        problems=[spb.StationProblem(device=device, reason_code=p.code, cause=p.cause,
+                                     remedy=p.remedy) for device, p in problems],
     )
+
+
+def _printer_condition(status: Any) -> spb.PrinterCondition:
+    return spb.PrinterCondition(busy=bool(status.busy), alerts=[
+        spb.PrinterAlert(reason_code="PRINTER_" + upper_snake(a.name), cause=a.description,
+                         remedy=a.remedy, vendor_code=a.cs_code or f"0x{a.code24:06X}")
+        for a in status.alerts])
 
 
 class StationServicer(station_pb2_grpc.StationServiceServicer):
@@ -334,7 +529,10 @@ class StationServicer(station_pb2_grpc.StationServiceServicer):
             return cached[2]
 
     def WatchStation(self, request, context):
-        interval = max(0.2, request.interval_seconds or 1.0)
+        interval = request.interval_seconds or 1.0
+        if not math.isfinite(interval):
+            interval = 1.0
+        interval = min(60.0, max(0.2, interval))  # a huge one must not hold up a shutdown
         changes = self.rt.events.subscribe_station()
         try:
             last = None
@@ -350,34 +548,37 @@ class StationServicer(station_pb2_grpc.StationServiceServicer):
         finally:
             self.rt.events.unsubscribe_station(changes)
 
-    def _maintenance(self, context: grpc.ServicerContext, action: str, **kwargs: Any) -> str:
-        from cardstation.drivers.hiti.errors import PrinterError
-
+    def _maintenance(self, context: grpc.ServicerContext, action: str, **kwargs: Any) -> Any:
+        """A maintenance step on the printer. It is the remedy of printer faults, so it runs
+        while they are up; the printer's condition afterwards goes back to the caller."""
         deadline = time.monotonic() + _wait_budget(context)
         while not self.rt.printer_lock.acquire(timeout=0.5):
             if time.monotonic() > deadline:
-                abort_with(context, grpc.StatusCode.DEADLINE_EXCEEDED, "PRINTER_BUSY",
-                           "the printer is making a card; try again when it is done")
+                abort_fault(context, Fault("PRINTER_BUSY", "the printer is making a card",
+                                           "try again when the card is done"),
+                            grpc.StatusCode.DEADLINE_EXCEEDED)
         try:
             result = getattr(self.rt.station.printer, action)(**kwargs)
+            condition = _printer_condition(self.rt.station.printer.status())
         except PrinterError as exc:
-            abort_with(context, grpc.StatusCode.FAILED_PRECONDITION, "PRINTER_FAULT",
-                       f"{exc} — {exc.remedy}")
+            abort_fault(context, fault_of(exc))
         finally:
             self.rt.printer_lock.release()
         self.rt.refresh()
-        return str(result)
+        return result, condition
 
     def CalibrateRibbonSensor(self, request, context):
-        return spb.CalibrateRibbonSensorResponse(
-            result=self._maintenance(context, "calibrate_ribbon_sensor"))
+        calibration, condition = self._maintenance(context, "calibrate_ribbon_sensor")
+        sensor = spb.SensorCalibration(ok=calibration.ok, offset_um=calibration.offset_um,
+                                       dirt_percent=calibration.dirt_percent)
+        return spb.CalibrateRibbonSensorResponse(printer=condition, calibration=sensor)
 
     def CleanCardPath(self, request, context):
-        return spb.CleanCardPathResponse(result=self._maintenance(context, "clean_card_path"))
+        return spb.CleanCardPathResponse(printer=self._maintenance(context, "clean_card_path")[1])
 
     def ResetPrinter(self, request, context):
         return spb.ResetPrinterResponse(
-            result=self._maintenance(context, "reset", soft=request.soft))
+            printer=self._maintenance(context, "reset", soft=request.soft)[1])
 
 
 class ReturnServicer(returns_pb2_grpc.ReturnServiceServicer):
@@ -386,6 +587,10 @@ class ReturnServicer(returns_pb2_grpc.ReturnServiceServicer):
 
     def ListReturns(self, request, context):
         outbox = self.rt.station.outbox
+        if request.status not in rpb.ReturnStatus.values():
+            abort_fault(context, Fault("STATUS_INVALID", f"status {request.status} is not a "
+                                       "ReturnStatus", "use one of the ReturnStatus values"),
+                        grpc.StatusCode.INVALID_ARGUMENT)
         if request.status == rpb.RETURN_STATUS_DELIVERED:
             entries = outbox.delivered()
         elif request.status == rpb.RETURN_STATUS_FAILED:
@@ -395,16 +600,17 @@ class ReturnServicer(returns_pb2_grpc.ReturnServiceServicer):
         return rpb.ListReturnsResponse(returns=[self._entry(e) for e in entries])
 
     @staticmethod
-    def _entry(entry: Any) -> rpb.Return:
+    def _entry(entry: OutboxEntry) -> rpb.Return:
         record = entry.record
-        status = getattr(entry.status, "value", entry.status)
         return rpb.Return(
             id=entry.id, issuance_id=entry.issuance_id, idempotency_key=entry.idempotency_key,
-            status=rpb.ReturnStatus.Value(f"RETURN_STATUS_{str(status).upper()}"),
-            attempts=entry.attempts, next_attempt_at=entry.next_attempt_at or 0.0,
+            status=rpb.ReturnStatus.Value(f"RETURN_STATUS_{entry.status.value.upper()}"),
+            attempts=entry.total_attempts, next_attempt_at=timestamp(
+                entry.next_attempt_at if entry.status is OutboxStatus.PENDING else None),
             last_error=entry.last_error or "", ack=entry.ack or "",
             card_number=record.get("card_number", ""),
             id_number_masked=mask_id_number(record.get("id_number", "")),
+            last_error_code=entry.last_error_code, created_at=timestamp(entry.created_at),
         )  # fmt: skip
 
     def RetryReturns(self, request, context):

@@ -47,7 +47,7 @@ def test_serve_issue_watch_list_station_returns_and_sigterm(pcsc_context, tmp_pa
         returns = subprocess.run([*CLI, "returns", "--retry", *server], capture_output=True,
                                  text=True, timeout=30)
         assert returns.returncode == 0 and '"scheduled"' in returns.stdout
-        missing = subprocess.run([*CLI, "issue", "11010519491231003X", *server],
+        missing = subprocess.run([*CLI, "issue", "110105194912310038", *server],
                                  capture_output=True, text=True, timeout=30)
         assert missing.returncode == 1
         assert json.loads(missing.stderr)["reason"] == "APPLICATION_NOT_FOUND"
@@ -90,7 +90,8 @@ def test_shutdown_parks_between_steps_and_restart_resumes(pcsc_context, tmp_path
                 reached.set()
 
         original = first.pipeline.on_event
-        first.pipeline.on_event = lambda i, m: (original(i, m), sigterm_at_chip_written(i, m))
+        first.pipeline.on_event = lambda i, m, f=None: (original(i, m, f),
+                                                        sigterm_at_chip_written(i, m))
         issuance = first.pipeline.create(EXAMPLE_ID_NUMBER)
         first.enqueue(issuance.id).wait(60)
         assert reached.is_set()

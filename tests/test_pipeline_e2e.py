@@ -37,6 +37,16 @@ def station(world) -> Iterator[Station]:
     s.close()
 
 
+def settled(station: Station, issuance):
+    """The job once its return is settled: DONE only after the CMS acknowledged it."""
+    station.drain_returns(10)
+    return station.journal.get(issuance.id)
+
+
+def make(station: Station, id_number: str):
+    return settled(station, station.pipeline.issue(id_number))
+
+
 def ledger_returns(world: World, id_number: str) -> list[dict]:
     return [r for r in world.cms.ledger(photos=False)["returns"]
             if r["record"]["id_number"] == id_number]
@@ -51,6 +61,9 @@ def face_difference(png: str, face: FaceData) -> float:
 def test_a_card_is_made_and_returned_once(world, station) -> None:
     (chip,) = world.load_blank()
     issuance = station.pipeline.issue(EXAMPLE_ID_NUMBER)
+    # ejected, but not DONE until the CMS has the return: "made, do not hand over"
+    assert issuance.state is State.EJECTED and issuance.data["reason_code"] == "RETURN_PENDING"
+    issuance = settled(station, issuance)
     assert issuance.state is State.DONE, issuance.reason
     assert station.drain_returns(10) == 0
     (ret,) = ledger_returns(world, EXAMPLE_ID_NUMBER)
@@ -87,7 +100,7 @@ def test_every_encoder_connection_is_given_back(world, station) -> None:
     station.pipeline.devices.open_encoder = recording
     world.load_blank(2)
     for id_number in world.cms.samples["ready"][:2]:
-        assert station.pipeline.issue(id_number).state is State.DONE
+        assert make(station, id_number).state is State.DONE
     assert opened
     assert all(t._card is None and not t._own_context for t in opened)  # disconnected, released
 
@@ -134,20 +147,22 @@ def test_cms_down_during_return_card_printed_return_delivered_once(world, statio
     created = station.pipeline.create(EXAMPLE_ID_NUMBER)
     world.cms.inject("down")
     issuance = station.pipeline.run(created.id)
-    assert issuance.state is State.DONE  # printing did not wait for the network
+    # printing did not wait for the network; the card waits in the hopper, not to be handed over
+    assert issuance.state is State.EJECTED and not world.model.busy
     station.worker.run_once()
     assert station.outbox.pending() and not ledger_returns(world, EXAMPLE_ID_NUMBER)
     world.cms.clear_faults()
     assert station.drain_returns(10) == 0
     station.worker.run_once()
     assert len(ledger_returns(world, EXAMPLE_ID_NUMBER)) == 1
+    assert station.journal.get(created.id).state is State.DONE  # the ack made it DONE
 
 
 def test_wrong_way_card_is_rejected_and_nothing_written(world, station) -> None:
     (chip,) = world.load_blank(orientation="chip_far_end")
     issuance = station.pipeline.issue(EXAMPLE_ID_NUMBER)
     assert issuance.state is State.REJECTED
-    assert issuance.data["reason_code"] == "chip_power_on_failed"
+    assert issuance.data["reason_code"] == "CHIP_POWER_ON_FAILED"
     assert "wrong way" in issuance.reason
     assert not chip.writes
     assert len(world.model.reject_box) == 1
@@ -165,11 +180,11 @@ def test_ribbon_out_mid_print_fails_then_resumes_without_rewriting(world) -> Non
     try:
         issuance = station.pipeline.issue(EXAMPLE_ID_NUMBER)
         assert issuance.state is State.FAILED
-        assert issuance.data["reason_code"].startswith("printer_Ribbon")
+        assert issuance.data["reason_code"].startswith("PRINTER_RIBBON")
         writes_before = dict(chip.writes)
         world.model.clear("ribbon_out")  # the operator changes the ribbon
         station.pipeline.after_commit = None
-        issuance = station.pipeline.run(issuance.id)
+        issuance = settled(station, station.pipeline.run(issuance.id))
         assert issuance.state is State.DONE
         assert dict(chip.writes) == writes_before  # the chip was not written again
         assert station.drain_returns(10) == 0
@@ -205,6 +220,7 @@ def test_a_print_that_finished_before_a_crash_is_not_printed_again(world) -> Non
     restarted = build_station(world.config())
     try:
         (resumed,) = restarted.pipeline.recover()
+        resumed = settled(restarted, resumed)
         assert resumed.state is State.DONE, resumed.reason
         events = [e.reason for e in restarted.journal.events(resumed.id)]
     finally:
@@ -220,14 +236,14 @@ def test_chip_of_another_person_is_refused(world, station) -> None:
     other = world.cms.samples["ready"][1]
     issuance = station.pipeline.issue(other)
     assert issuance.state is State.REJECTED
-    assert issuance.data["reason_code"] == "chip_belongs_to_another_holder"
+    assert issuance.data["reason_code"] == "CHIP_BELONGS_TO_ANOTHER_HOLDER"
     assert not chip.writes
     assert len(world.model.reject_box) == 1
 
 
 def test_reprint_refuses_another_holders_card_and_prints_the_right_one(world, station) -> None:
     (chip,) = world.load_blank()
-    done = station.pipeline.issue(EXAMPLE_ID_NUMBER)
+    done = make(station, EXAMPLE_ID_NUMBER)
     assert done.state is State.DONE
     # another card (its chip does not carry this holder) put into the printer by mistake
     other_done = world.load_blank()[0]
@@ -246,6 +262,6 @@ def test_bad_photo_stops_at_preview_and_feeds_nothing(world, station) -> None:
     world.load_blank()
     issuance = station.pipeline.issue(world.cms.samples["bad_photo"])
     assert issuance.state is State.REJECTED
-    assert issuance.reason.startswith("stopped at preview")
+    assert issuance.data["reason_code"] == "PREVIEW_FINDINGS"
     assert any(f["field"] == "photo" for f in issuance.data["findings"])
     assert len(world.model.input_cards) == 1  # the blank card was never fed

@@ -96,6 +96,15 @@ class FakeIssuance(issuance_pb2_grpc.IssuanceServiceServicer):
     def ReprintFace(self, request: Any, context: Any) -> Any:
         return issuance_pb2.ReprintFaceResponse(issuance=self._issuance(request.id))
 
+    def RejectCard(self, request: Any, context: Any) -> Any:
+        return issuance_pb2.RejectCardResponse(issuance=self._issuance(request.id))
+
+    def MarkSpoiled(self, request: Any, context: Any) -> Any:
+        return issuance_pb2.MarkSpoiledResponse(issuance=self._issuance(request.id))
+
+    def RestoreAndResend(self, request: Any, context: Any) -> Any:
+        return issuance_pb2.RestoreAndResendResponse(issuance=self._issuance(request.id))
+
 
 class FakeStation(station_pb2_grpc.StationServiceServicer):
     def GetStation(self, request: Any, context: Any) -> Any:
@@ -106,13 +115,14 @@ class FakeStation(station_pb2_grpc.StationServiceServicer):
             yield station_pb2.WatchStationResponse(station=station_pb2.Station(id=_who()))
 
     def CalibrateRibbonSensor(self, request: Any, context: Any) -> Any:
-        return station_pb2.CalibrateRibbonSensorResponse(result="ok")
+        return station_pb2.CalibrateRibbonSensorResponse(
+            calibration=station_pb2.SensorCalibration(ok=True))
 
     def CleanCardPath(self, request: Any, context: Any) -> Any:
-        return station_pb2.CleanCardPathResponse(result="ok")
+        return station_pb2.CleanCardPathResponse(printer=station_pb2.PrinterCondition())
 
     def ResetPrinter(self, request: Any, context: Any) -> Any:
-        return station_pb2.ResetPrinterResponse(result="ok")
+        return station_pb2.ResetPrinterResponse(printer=station_pb2.PrinterCondition())
 
 
 class FakeReturns(returns_pb2_grpc.ReturnServiceServicer):
@@ -277,8 +287,11 @@ def test_role_table_matches_the_brief() -> None:
                               "RewriteTemporaryCard", "RecallTemporaryCard")}
     assert operator == {i + n for n in ("GetApplication", "PreviewCard", "CreateIssuance",
                                         "GetIssuance", "ListIssuances", "WatchIssuance",
-                                        "CancelIssuance", "ResumeIssuance", "ReprintFace")} | {
-        s + "GetStation", s + "WatchStation"} | window
+                                        "CancelIssuance", "ResumeIssuance", "ReprintFace",
+                                        "RejectCard", "MarkSpoiled", "RestoreAndResend")} | {
+        s + n for n in ("GetStation", "WatchStation", "CalibrateRibbonSensor", "CleanCardPath",
+                        "ResetPrinter")} | window | {
+        M_LIST_RETURNS, "/cardstation.v1.ReturnService/RetryReturns"}
     assert upstream == {i + n for n in ("GetApplication", "CreateIssuance", "GetIssuance",
                                         "ListIssuances", "WatchIssuance")} | {
         s + "GetStation", s + "WatchStation", M_LIST_RETURNS}
@@ -321,15 +334,16 @@ def test_expired_token(harness: Harness, tokens: tuple[TokenStore, dict[str, str
 # --- roles ------------------------------------------------------------------------------------
 
 
-def test_operator_can_create_cannot_reset(harness: Harness,
-                                          tokens: tuple[TokenStore, dict[str, str]]) -> None:
+def test_operator_can_create_and_reset_upstream_cannot_reset(
+        harness: Harness, tokens: tuple[TokenStore, dict[str, str]]) -> None:
     token = tokens[1]["operator"]
     resp = call(harness.channel(), M_CREATE, token)
     assert resp.issuance.id == "iss-1"
     assert resp.issuance.reason == "operator-1/operator/token"  # servicer saw the identity
+    call(harness.channel(), M_RESET, token)  # the remedy of a jam is the operator's task
     _, info = expect_error(grpc.StatusCode.PERMISSION_DENIED, "ROLE_NOT_ALLOWED",
-                           call, harness.channel(), M_RESET, token=token)
-    assert dict(info.metadata) == {"method": M_RESET, "role": "operator"}
+                           call, harness.channel(), M_RESET, token=tokens[1]["upstream"])
+    assert dict(info.metadata) == {"method": M_RESET, "role": "upstream"}
 
 
 def test_upstream_can_list_returns_cannot_reprint(

@@ -111,9 +111,7 @@ def test_mtls_common_name_maps_to_role(ca: TestCA, mtls: tuple[Harness, TokenSto
     assert resp.issuance.reason == "window-1/operator/mtls"
     stations = call(ch, M_WATCH_STATION)
     assert [s.station.id for s in stations] == ["window-1/operator/mtls"] * 2
-    _, info = expect_error(grpc.StatusCode.PERMISSION_DENIED, "ROLE_NOT_ALLOWED",
-                           call, ch, M_RESET)
-    assert info.metadata["role"] == "operator"
+    call(ch, M_RESET)  # operators reset the printer (the remedy of a jam)
 
     admin = ca.client("ops")
     ch = h.channel(channel_credentials(ca.cert_file, admin.cert, admin.key), host="127.0.0.1")

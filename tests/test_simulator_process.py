@@ -31,6 +31,8 @@ def test_a_card_is_made_against_simulators_in_another_process(child) -> None:
     try:
         (id_number,) = child.samples("ready")[-1:]
         issuance = station.pipeline.issue(id_number)
+        station.drain_returns(10)
+        issuance = station.journal.get(issuance.id)
         assert issuance.state.value == "DONE", issuance.reason
         assert issuance.data["chip"]["id_number"] == id_number
     finally:

@@ -194,7 +194,7 @@ def _throughput(folder: Path, cards: int, speed: float, latency: float,
         sim.cms_inject("slow", seconds=latency)
         finished: list[float] = []
 
-        def on_event(issuance, _message: str) -> None:  # issuance: journal.Issuance
+        def on_event(issuance, *_details: object) -> None:  # issuance: journal.Issuance
             if issuance.state.value == "DONE":
                 finished.append(time.perf_counter())
 

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from cardstation.logs import mask_id_number
     from cardstation.personalization.cms import CmsError
     from cardstation.personalization.journal import State
+    from cardstation.personalization.pipeline import IssuanceError
     from cardstation.station import build_station
 
     try:
@@ -56,27 +57,29 @@ def run(args: argparse.Namespace) -> int:
         print(f"configuration: {exc}", file=sys.stderr)
         return 2
 
-    def show(issuance: object, message: str) -> None:
+    def show(issuance: object, message: str, _fault: object = None) -> None:
         print(f"{mask_id_number(issuance.id_number)} {issuance.state.value:<14} {message}",  # type: ignore[attr-defined]
               flush=True)
 
     station = build_station(cfg, after_commit=_kill_hook(), on_event=show)  # type: ignore[arg-type]
     results: dict[str, str] = {}
+    jobs: dict[str, str] = {}  # ID number -> issuance id
     try:
         station.worker.start()
         for issuance in station.pipeline.recover():
-            results[issuance.id_number] = issuance.state.value
+            jobs[issuance.id_number] = issuance.id
         for id_number in args.id_numbers:
             request = f"{args.request_id_prefix}{id_number}" if args.request_id_prefix else None
             try:
                 issuance = station.pipeline.create(id_number, client_request_id=request)
-            except (CmsError, ValueError) as exc:
+            except (CmsError, IssuanceError, ValueError) as exc:
                 print(f"{mask_id_number(id_number)} not started: {exc}", file=sys.stderr)
                 results[id_number] = "NOT_STARTED"
                 continue
-            issuance = station.pipeline.run(issuance.id)
-            results[issuance.id_number] = issuance.state.value
+            jobs[id_number] = station.pipeline.run(issuance.id).id
         left = station.drain_returns(args.returns_timeout)
+        for id_number, issuance_id in jobs.items():  # DONE follows the CMS's acknowledgement
+            results[id_number] = station.journal.get(issuance_id).state.value
     finally:
         station.close()
     summary = {"cards": {mask_id_number(k): v for k, v in results.items()},

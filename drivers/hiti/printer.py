@@ -63,6 +63,9 @@ _STATUS_FLAGS = ("busy", "power_on", "resend", "input", "jam", "supplies", "oper
                  "service", "warning")  # fmt: skip
 # A move does not need the ribbon: supplies alerts are reported by status(), not raised.
 _MOVE_IGNORES = frozenset({AlertCategory.SUPPLIES})
+# Maintenance is the remedy of faults (a reset clears a jam, a calibration a ribbon-search
+# failure): it runs whatever alerts are up, and reports the ones left when it is done.
+_MAINTENANCE_IGNORES = frozenset(AlertCategory)
 
 
 @dataclass
@@ -444,15 +447,15 @@ class Printer:
         if progress:
             progress("reset", 0.0)
         self._exchange(Opcode.RESET, bytes([arg]))
-        st = self.wait_idle("reset", self.timeouts.reset, progress)
+        st = self.wait_idle("reset", self.timeouts.reset, progress, _MAINTENANCE_IGNORES)
         self._refresh_position()
         return st
 
     def clean_card_path(self, progress: Progress | None = None) -> PrinterStatus:
         """Run the card-path cleaning cycle (a cleaning card must be loaded)."""
-        self.wait_idle("clean", self.timeouts.move, None)
+        self.wait_idle("clean", self.timeouts.move, None, _MAINTENANCE_IGNORES)
         self._exchange(Opcode.CLEAN_PATH, asm.CLEAN_PATH_PAYLOAD)
-        return self.wait_idle("clean", self.timeouts.clean, progress)
+        return self.wait_idle("clean", self.timeouts.clean, progress, _MAINTENANCE_IGNORES)
 
     def sensor_calibration(self) -> SensorCalibration:
         """Read the ribbon-sensor calibration values (layout: assumption)."""
@@ -477,7 +480,10 @@ class Printer:
         RibbonTakeCalibrationFailed / RibbonSupplyCalibrationFailed.
         """
         self.reset(progress=progress)
-        return self.sensor_calibration()
+        calibration = self.sensor_calibration()
+        if not calibration.ok:
+            self.check()  # raises the calibration alert the printer latched
+        return calibration
 
 
 def _job_payload(jobid: int) -> bytes:

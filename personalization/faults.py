@@ -1,0 +1,263 @@
+"""Faults the operator can meet, each with a stable reason code, its cause and its remedy.
+
+One vocabulary for the whole station (the README and the protos list it): a reason code is
+UPPER_SNAKE and never changes meaning; `cause` says what happened and `remedy` what the operator
+does about it, following the operators' fault table (reference/business-flows.md section 2)
+row by row where it has a row. `actions` are the buttons that move a job on after the fault.
+
+Device errors are turned into faults here (`fault_of`), once, so no layer above shows a bare
+exception text or a driver's class name. Messages are English; the console translates by code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from cardstation.drivers.hiti.errors import (
+    PrinterAlert,
+    PrinterError,
+    PrinterNotConnected,
+    PrinterProtocolError,
+    PrinterTimeout,
+)
+from cardstation.drivers.pcsc import errors as pcsc
+from cardstation.personalization.cms import CmsError, CmsUnavailable
+
+
+class Action(StrEnum):
+    """What an operator can do to move a job on (the console's buttons)."""
+
+    RESUME = "RESUME"  # 继续: after the cause is fixed (card put back where asked)
+    REJECT_CARD = "REJECT_CARD"  # 退卡: end the job; the card goes to the reject box
+    CANCEL = "CANCEL"  # a job that has not touched a card yet
+    REMAKE = "REMAKE"  # 重新制卡: a new card for the same applicant (audited)
+    RESTORE_AND_RESEND = "RESTORE_AND_RESEND"  # 恢复申请 at the CMS, then resend the return
+    RETRY_RETURN = "RETRY_RETURN"  # 失败数据回盘: send the return again now
+    MARK_SPOILED = "MARK_SPOILED"  # the card is unusable (废卡): end the job
+    CALIBRATE_RIBBON_SENSOR = "CALIBRATE_RIBBON_SENSOR"  # 校正色带传感器
+    CLEAN_CARD_PATH = "CLEAN_CARD_PATH"  # 清洁
+    RESET_PRINTER = "RESET_PRINTER"  # 复位
+    REPRINT = "REPRINT"  # 补打卡面
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: `code` (UPPER_SNAKE), `cause`, `remedy`, and the actions that follow it."""
+
+    code: str
+    cause: str
+    remedy: str
+    actions: tuple[Action, ...] = field(default=())
+
+    @property
+    def message(self) -> str:
+        return f"{self.cause} — {self.remedy}"
+
+    def with_actions(self, *actions: Action) -> Fault:
+        return replace(self, actions=tuple(actions))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+_UPPER_SNAKE = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$")
+
+
+def upper_snake(name: str) -> str:
+    """CamelCase or lower_snake -> UPPER_SNAKE (RibbonOut -> RIBBON_OUT)."""
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").upper()
+
+
+def is_reason_code(code: str) -> bool:
+    return bool(_UPPER_SNAKE.match(code))
+
+
+# -- remedies shared by several faults (the fault table's wording) ----------------------------
+REMEDY_CABLES = ("check that both USB cables (the printer's and the chip encoder's) are "
+                 "connected; if they are, reinstall the printer driver")
+REMEDY_ORIENTATION = ("check the card orientation (rear feed slot, face up, chip inwards); if "
+                      "it is right, try another card, then restart the printer")
+REMEDY_CHIP = ("clean the chip contacts and try again; a chip that still fails is broken: "
+               "the card is treated as spoiled and a new one is made")
+REMEDY_NETWORK_RETURN = ("check the network; the return is kept and resent automatically "
+                         "(失败数据回盘); if the CMS keeps refusing it, restore the application "
+                         "there (恢复申请) and resend")
+
+_PRINTER_ACTIONS = (Action.RESUME, Action.RESET_PRINTER, Action.REJECT_CARD)
+
+# Faults that are not device errors (the pipeline's own findings).
+CATALOGUE: dict[str, Fault] = {f.code: f for f in (
+    Fault("PREVIEW_FINDINGS", "the application failed validation at the preview",
+          "correct the application in the CMS (photo, name, numbers), then make the card "
+          "again", (Action.REMAKE,)),
+    Fault("CHIP_BELONGS_TO_ANOTHER_HOLDER", "the chip of the card in the printer already "
+          "carries another holder's data", "the card went to the reject box: put in a blank "
+          "pre-made card and make the card again", (Action.REMAKE,)),
+    Fault("VERIFICATION_FAILED", "the chip read back different data than was written",
+          REMEDY_CHIP, (Action.REMAKE,)),
+    Fault("CARD_NOT_IN_PRINTER", "the job's card is no longer in the printer",
+          "find it (output hopper, reject box or the jam), put it into the rear feed slot "
+          "(face up, chip inwards) and resume; or reject the card",
+          (Action.RESUME, Action.REJECT_CARD)),
+    Fault("WRONG_CARD_FED", "the card fed is not this job's card",
+          "it went to the reject box; put this job's card into the rear feed slot (face up, "
+          "chip inwards) and resume", (Action.RESUME, Action.REJECT_CARD)),
+    Fault("RETURN_REFUSED", "the CMS refused the data return (数据回盘) for good",
+          "do not hand the card over; restore the application in the CMS (恢复申请) and "
+          "resend, or mark the card spoiled",
+          (Action.RESTORE_AND_RESEND, Action.MARK_SPOILED)),
+    Fault("RETURN_PENDING", "the CMS has not yet acknowledged the data return (数据回盘)",
+          "do not hand the card over yet; " + REMEDY_NETWORK_RETURN, (Action.RETRY_RETURN,)),
+    Fault("CANCELLED", "the job was cancelled before a card was fed", "nothing to do", ()),
+    Fault("CARD_REJECTED_BY_OPERATOR", "the operator ended the job and rejected its card",
+          "take the card from the reject box; make a new one if the applicant still needs it",
+          (Action.REMAKE,)),
+    Fault("CARD_SPOILED", "the card was marked spoiled", "destroy the card; make a new one "
+          "if the applicant still needs it", (Action.REMAKE,)),
+    Fault("STATION_NOT_READY", "the station cannot make a card now",
+          "fix what the station picture names, then try again", ()),
+    Fault("PRINTER_HELD_BY_FAILED_JOB", "a failed job's card may still be in the printer",
+          "finish that job first (resume it or reject its card)", ()),
+    Fault("KEY_SERVICE_UNAVAILABLE", "the key service (PSAM) does not answer",
+          "check the PSAM card is in its reader and the reader's cable is connected", ()),
+    Fault("STORAGE_ERROR", "the station could not write its journal",
+          "check the disk (space, permissions), then resume", (Action.RESUME,)),
+    Fault("REQUEST_ID_REUSED", "the request id was already used for another applicant",
+          "use a new request id for each applicant (or leave it empty)", ()),
+    Fault("APPLICANT_HAS_LIVE_JOB", "this applicant's card is already being made",
+          "follow that job instead of starting another (one card per person)", ()),
+    Fault("CARD_ALREADY_MADE_HERE", "a card was already made for this application at this "
+          "station", "hand over that card; if it is spoiled, mark it spoiled and re-make it",
+          (Action.MARK_SPOILED, Action.REMAKE)),
+    Fault("REMAKE_REQUIRED", "a card for this application was already fed at this station",
+          "a second card is a re-make: re-make that job, giving the reason", (Action.REMAKE,)),
+    Fault("REMAKE_NOT_NEEDED", "no card was made or fed for this application yet",
+          "make the card normally, without re-make", ()),
+    Fault("REMAKE_OF_WRONG_JOB", "a re-make must name the applicant's last card job",
+          "re-make the job the station names", ()),
+    Fault("REMAKE_REASON_REQUIRED", "a re-make needs a reason", "say why another card is "
+          "made (for example: the chip was damaged)", ()),
+    Fault("REMAKE_OF_GOOD_CARD", "the applicant's last card was made and not marked spoiled",
+          "hand that card over; if it is unusable, mark it spoiled first", (Action.MARK_SPOILED,)),
+    Fault("NOTHING_TO_RESEND", "this job has no data return waiting to be sent",
+          "nothing to do", ()),
+    Fault("JOB_FINISHED", "the job is finished", "nothing to do; re-make it if the applicant "
+          "needs another card", (Action.REMAKE,)),
+    Fault("REPRINT_NOT_MADE", "only a card that was made can have its face reprinted",
+          "finish the job first", ()),
+    Fault("REPRINT_WRONG_CARD", "the card in the printer belongs to another holder: nothing "
+          "was printed", "it is in the output hopper; put this job's card into the rear feed "
+          "slot (face up, chip inwards) and reprint", (Action.REPRINT,)),
+    Fault("INTERNAL", "an unexpected error stopped the job",
+          "resume the job; if it happens again, report it to the station supplier with the "
+          "job id", (Action.RESUME, Action.REJECT_CARD)),
+)}
+
+
+def fault(code: str, detail: str = "", *, actions: tuple[Action, ...] | None = None) -> Fault:
+    """The catalogued fault `code`, its cause extended by `detail`."""
+    base = CATALOGUE[code]
+    cause = f"{base.cause}: {detail}" if detail else base.cause
+    return Fault(code, cause, base.remedy, base.actions if actions is None else actions)
+
+
+def _printer_fault(exc: PrinterError) -> Fault:
+    if isinstance(exc, PrinterAlert):
+        code = "PRINTER_" + upper_snake(type(exc).__name__ if type(exc) is not PrinterAlert
+                                        else exc.alert.name)
+        actions: tuple[Action, ...] = _PRINTER_ACTIONS
+        if exc.alert.name in ("RibbonSearchFail", "RibbonTakeCalibrationFailed",
+                              "RibbonSupplyCalibrationFailed"):
+            actions = (Action.CALIBRATE_RIBBON_SENSOR, Action.CLEAN_CARD_PATH,
+                       *_PRINTER_ACTIONS)
+        return Fault(code, f"printer: {exc.msg}", exc.remedy, actions)
+    if isinstance(exc, PrinterNotConnected):
+        return Fault("PRINTER_NOT_CONNECTED", f"the printer is not connected ({exc.msg})",
+                     REMEDY_CABLES, (Action.RESUME, Action.REJECT_CARD))
+    if isinstance(exc, PrinterTimeout):
+        return Fault("PRINTER_TIMEOUT", f"the printer did not finish in time ({exc.msg})",
+                     exc.remedy, _PRINTER_ACTIONS)
+    if isinstance(exc, PrinterProtocolError):
+        return Fault("PRINTER_PROTOCOL_ERROR", f"the printer's answer was not understood "
+                     f"({exc.msg})", exc.remedy, _PRINTER_ACTIONS)
+    return Fault("PRINTER_ERROR", f"the printer refused ({exc.msg})", exc.remedy,
+                 _PRINTER_ACTIONS)
+
+
+def _pcsc_fault(exc: pcsc.PcscError) -> Fault:
+    text = str(exc)
+    if isinstance(exc, pcsc.PcscServiceUnavailable):
+        return Fault("PCSC_SERVICE_UNAVAILABLE", f"the smart-card service is not running "
+                     f"({text})", "restart the station PC's smart-card service (pcscd), "
+                     "then resume", (Action.RESUME, Action.REJECT_CARD))
+    if isinstance(exc, pcsc.ReaderNotFound | pcsc.NoReadersAvailable | pcsc.ReaderUnavailable):
+        return Fault("ENCODER_NOT_CONNECTED", f"the printer's chip encoder is not connected "
+                     f"({text})", REMEDY_CABLES, (Action.RESUME, Action.REJECT_CARD))
+    if isinstance(exc, pcsc.UnresponsiveCard):
+        return Fault("CHIP_POWER_ON_FAILED", f"the chip gave no answer to power-on ({text})",
+                     REMEDY_ORIENTATION, (Action.REMAKE,))
+    if isinstance(exc, pcsc.CardRemoved):
+        return Fault("CARD_REMOVED", f"the chip stopped answering in the middle of a command "
+                     f"({text})", "do not pull cards during a job; resume: the card is read "
+                     "again before anything else", (Action.RESUME, Action.REJECT_CARD))
+    if isinstance(exc, pcsc.NoCard | pcsc.CardWaitTimeout):
+        return Fault("NO_CARD_AT_ENCODER", f"no card reached the chip encoder ({text})",
+                     "check the rear feed slot has blank cards and the encoder's USB cable; "
+                     "then resume", (Action.RESUME, Action.REJECT_CARD))
+    return Fault("PCSC_ERROR", f"the chip encoder failed ({text})", REMEDY_CABLES,
+                 (Action.RESUME, Action.REJECT_CARD))
+
+
+def _card_fault(exc: pcsc.CardStatusError) -> Fault:
+    if isinstance(exc, pcsc.MemoryFailure):
+        return Fault("CHIP_DAMAGED", f"the chip is damaged ({exc})", REMEDY_CHIP,
+                     (Action.REMAKE,))
+    if isinstance(exc, pcsc.SecurityNotSatisfied | pcsc.ReferenceDataInvalid
+                  | pcsc.AuthenticationBlocked | pcsc.VerificationFailed):
+        return Fault("CHIP_AUTHENTICATION_FAILED", f"the chip refused the station's keys "
+                     f"({exc})", "check that the PSAM belongs to this card issuer and the "
+                     "card stock is the right one; the card went to the reject box",
+                     (Action.REMAKE,))
+    return Fault("CHIP_REFUSED", f"the chip refused a command ({exc})",
+                 "check the card stock is a pre-made social security card for this region; "
+                 + REMEDY_CHIP, (Action.REMAKE,))
+
+
+def fault_of(exc: BaseException) -> Fault:
+    """The fault an exception means, for an operator. Never raises."""
+    carried = getattr(exc, "fault", None)
+    if isinstance(carried, Fault):
+        return carried
+    if isinstance(exc, PrinterError):
+        return _printer_fault(exc)
+    if isinstance(exc, pcsc.PcscError):
+        return _pcsc_fault(exc)
+    if isinstance(exc, pcsc.CardStatusError):
+        return _card_fault(exc)
+    if isinstance(exc, CmsError):
+        return cms_fault(exc)
+    return fault("INTERNAL", f"{type(exc).__name__}: {exc}")
+
+
+#: CMS reasons with a name of their own in the vocabulary; the rest become CMS_<REASON>.
+_CMS_CODES = {"unknown_application": "APPLICATION_NOT_FOUND",
+              "not_marked": "NOT_MARKED_FOR_INSTANT_ISSUANCE",
+              "claimed_elsewhere": "CLAIMED_BY_ANOTHER_STATION",
+              "already_made": "CARD_ALREADY_MADE",
+              "return_conflict": "CMS_RETURN_CONFLICT",
+              "restore_required": "CMS_RESTORE_REQUIRED"}
+
+
+def cms_fault(exc: CmsError) -> Fault:
+    """A CMS error as a fault; the client's message is already "cause — remedy"."""
+    if isinstance(exc, CmsUnavailable):
+        code = "CMS_UNAVAILABLE"
+    else:
+        code = _CMS_CODES.get(exc.reason) or "CMS_" + upper_snake(exc.reason or "error")
+    cause, sep, remedy = str(exc).partition(" — ")
+    if not sep:
+        remedy = "check the application in the CMS, then try again"
+    return Fault(code, cause, remedy, ())
