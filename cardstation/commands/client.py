@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     issue = subparsers.add_parser("issue", help="make a card through the station's server")
     issue.add_argument("id_number", metavar="ID_NUMBER")
     issue.add_argument("--watch", action="store_true", help="follow the job until it ends")
-    issue.add_argument("--request-id", help="idempotency key (default: a new random one)")
+    issue.add_argument("--request-id",
+                       help="idempotency key (default: none, so asking again for the same "
+                            "person follows the job already making their card)")
+    issue.add_argument("--remake-of", help="re-make: the earlier job's id (a second card)")
+    issue.add_argument("--remake-reason", default="", help="why a second card is made")
     _connection_args(issue)
     issue.set_defaults(func=run_issue)
 
@@ -80,8 +83,14 @@ def _call(args: argparse.Namespace, action: Callable[[grpc.Channel, list], Any])
         from cardstation.server.errors import error_info
 
         info = error_info(exc)
-        print(json.dumps({"code": exc.code().name, "reason": info.reason if info else "",
-                          "message": exc.details()}, ensure_ascii=False), file=sys.stderr)
+        reply = {"code": exc.code().name, "reason": info.reason if info else "",
+                 "message": exc.details()}
+        if info is not None and info.metadata.get("issuance_id"):
+            reply["issuance_id"] = info.metadata["issuance_id"]
+        if exc.code() is grpc.StatusCode.UNAVAILABLE and not info:
+            reply["message"] = (f"the station's server at {args.server} does not answer — "
+                                "start it (cardstation serve) or check --server")
+        print(json.dumps(reply, ensure_ascii=False), file=sys.stderr)
         return 1
 
 
@@ -109,23 +118,31 @@ def run_issue(args: argparse.Namespace) -> int:
 
     def action(ch: grpc.Channel, md: list) -> int:
         stub = issuance_pb2_grpc.IssuanceServiceStub(ch)
-        request = ipb.CreateIssuanceRequest(client_request_id=args.request_id or str(
-            uuid.uuid4()), id_number=args.id_number)
-        created = stub.CreateIssuance(request, metadata=md, timeout=args.timeout).issuance
+        request = ipb.CreateIssuanceRequest(client_request_id=args.request_id or "",
+                                            id_number=args.id_number,
+                                            remake_of=args.remake_of or "",
+                                            remake_reason=args.remake_reason)
+        response = stub.CreateIssuance(request, metadata=md, timeout=args.timeout)
+        created = response.issuance
         state = ipb.IssuanceState.Name(created.state).removeprefix("ISSUANCE_STATE_")
         if not args.watch:
-            print(json.dumps({"id": created.id, "state": state}))
+            print(json.dumps({"id": created.id, "state": state, "created": response.created,
+                              "hand_over_allowed": created.hand_over_allowed}))
             return 0
         progress = Progress()
-        progress.show(state, f"job {created.id[:8]} accepted")
+        progress.show(state, f"job {created.id[:8]} accepted" if response.created else
+                      f"this person's card is already being made: following job "
+                      f"{created.id[:8]}")
         last = state
-        for response in stub.WatchIssuance(ipb.WatchIssuanceRequest(id=created.id),
-                                           metadata=md):
-            event = response.event
+        for reply in stub.WatchIssuance(ipb.WatchIssuanceRequest(id=created.id),
+                                        metadata=md):
+            event = reply.event
             last = ipb.IssuanceState.Name(event.state).removeprefix("ISSUANCE_STATE_")
             progress.show(last, event.message)
             if event.final:
                 break
+        if last == "DONE":
+            progress.show("DONE", "hand the card over: the CMS has its data")
         return 0 if last == "DONE" else 1
 
     return _call(args, action)
@@ -139,8 +156,16 @@ def run_issuances(args: argparse.Namespace) -> int:
 
     def action(ch: grpc.Channel, md: list) -> int:
         stub = issuance_pb2_grpc.IssuanceServiceStub(ch)
-        state = ipb.IssuanceState.Value(f"ISSUANCE_STATE_{args.state.upper()}") \
-            if args.state else 0
+        state = 0
+        if args.state:
+            name = f"ISSUANCE_STATE_{args.state.upper()}"
+            if name not in ipb.IssuanceState.keys():
+                known = ", ".join(k.removeprefix("ISSUANCE_STATE_") for k in
+                                  ipb.IssuanceState.keys()[1:])
+                print(f"issuances: --state {args.state!r} is not a state; use one of: {known}",
+                      file=sys.stderr)
+                return 2
+            state = ipb.IssuanceState.Value(name)
         token = ""
         while True:
             page = stub.ListIssuances(ipb.ListIssuancesRequest(

@@ -1,0 +1,373 @@
+"""Issue 11 over the real server and simulators: one card per person, DONE means the CMS has the
+return, no fault is a dead end, admission before anything irreversible, a station that starts
+without its devices."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cardstation.config import Config
+from cardstation.personalization.rules.card_number import card_number_check_char
+from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
+from cardstation.protos.cardstation.v1 import issuance_pb2_grpc, station_pb2_grpc
+from cardstation.protos.cardstation.v1 import station_pb2 as spb
+from cardstation.server.errors import error_info
+from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
+from cardstation.simulators.printer.cards import SimPosition
+from tests.conftest import ENCODER_READER, PSAM_READER
+
+pytestmark = pytest.mark.pcscd
+
+CLI = [sys.executable, "-m", "cardstation.cli"]
+
+
+@pytest.fixture
+def api(tmp_path) -> Iterator[object]:
+    from cardstation.commands.serve import start_server
+    from cardstation.drivers.pcsc.readers import PcscContext
+    from cardstation.pcscd import ensure_running
+
+    ensure_running()
+    running = start_server(Config(), "127.0.0.1:0", simulate=True, speed=0.0, blank_cards=6,
+                           folder=str(tmp_path))
+    running.channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")  # type: ignore
+    yield running
+    running.channel.close()  # type: ignore[attr-defined]
+    running.stop()
+    with PcscContext() as pcsc:
+        for reader in (ENCODER_READER, PSAM_READER):
+            pcsc.wait_for_removal(reader, timeout=10)
+
+
+def issuances(api) -> issuance_pb2_grpc.IssuanceServiceStub:
+    return issuance_pb2_grpc.IssuanceServiceStub(api.channel)
+
+
+def final_event(api, issuance_id: str, timeout: float = 60) -> ipb.IssuanceEvent:
+    last = None
+    for response in issuances(api).WatchIssuance(ipb.WatchIssuanceRequest(id=issuance_id),
+                                                 timeout=timeout):
+        last = response.event
+        if last.final:
+            break
+    assert last is not None
+    return last
+
+
+def wait_state(api, issuance_id: str, state: int, timeout: float = 30) -> ipb.Issuance:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = issuances(api).GetIssuance(ipb.GetIssuanceRequest(id=issuance_id)).issuance
+        if job.state == state or time.monotonic() > deadline:
+            return job
+        time.sleep(0.05)
+
+
+def ledger_returns(api, id_number: str) -> list[dict]:
+    return [r for r in api.simulated.cms.ledger(photos=False)["returns"]
+            if r["record"]["id_number"] == id_number]
+
+
+def chips_written(api) -> list[int]:
+    """Per loaded blank: how many items were written to its chip."""
+    return [sum(chip.writes.values()) for chip in api.simulated.chips]
+
+
+def refresh(api) -> None:
+    api.runtime.refresh()  # what the monitor does every second
+
+
+# -- one card per applicant -------------------------------------------------------------------
+
+def test_two_api_calls_without_an_id_and_a_second_client_make_one_card(api) -> None:
+    results: list[object] = []
+
+    def create(request: ipb.CreateIssuanceRequest) -> None:
+        try:
+            results.append(issuances(api).CreateIssuance(request, timeout=20))
+        except grpc.RpcError as exc:
+            results.append(exc)
+
+    requests = [ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER),
+                ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER),
+                ipb.CreateIssuanceRequest(client_request_id="hub-77", id_number=EXAMPLE_ID_NUMBER)]
+    threads = [threading.Thread(target=create, args=(r,)) for r in requests]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    created = [r for r in results if isinstance(r, ipb.CreateIssuanceResponse) and r.created]
+    assert len(created) == 1  # created=true exactly once
+    job_id = created[0].issuance.id
+    for r in results:
+        if isinstance(r, ipb.CreateIssuanceResponse):
+            assert r.issuance.id == job_id  # the others were given the same job ...
+        else:  # ... or told it exists, naming it
+            info = error_info(r)
+            assert r.code() is grpc.StatusCode.ALREADY_EXISTS
+            assert info.reason == "APPLICANT_HAS_LIVE_JOB"
+            assert info.metadata["issuance_id"] == job_id
+            assert job_id[:8] in r.details()
+    assert final_event(api, job_id).state == ipb.ISSUANCE_STATE_DONE
+    # once made, asking again is not a second card
+    again = rpc_error(lambda: issuances(api).CreateIssuance(
+        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER), timeout=20))
+    assert again[:2] == (grpc.StatusCode.ALREADY_EXISTS, "CARD_ALREADY_MADE_HERE")
+    assert sorted(chips_written(api), reverse=True)[1:] == [0] * (len(api.simulated.chips) - 1)
+    assert len(api.simulated.model.print_log) == 1
+    assert len(ledger_returns(api, EXAMPLE_ID_NUMBER)) == 1
+
+
+def test_cli_issue_twice_at_once_makes_one_card(api) -> None:
+    server = ["--server", f"127.0.0.1:{api.port}"]
+    procs = [subprocess.Popen([*CLI, "issue", EXAMPLE_ID_NUMBER, "--watch", *server],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=90) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    for out, err in outputs:
+        assert "Traceback" not in out + err
+        assert out.strip().splitlines()[-1].startswith("DONE")
+    assert len(api.simulated.model.print_log) == 1
+    assert len(ledger_returns(api, EXAMPLE_ID_NUMBER)) == 1
+    assert sum(1 for n in chips_written(api) if n) == 1
+
+
+def rpc_error(call) -> tuple[grpc.StatusCode, str, str]:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    details = error_info(info.value)
+    return info.value.code(), details.reason if details else "", info.value.details() or ""
+
+
+# -- DONE means the CMS has it -------------------------------------------------------------------
+
+def test_a_refused_return_ends_failed_with_its_way_out_and_never_done(api) -> None:
+    cms = api.simulated.cms
+    app = cms.ledger(photos=True)  # the CMS's application, pushed with another card number
+    record = app["applications"][EXAMPLE_ID_NUMBER]
+    body = "B" + record["card_number"][1:8] if record["card_number"][0] != "B" else \
+        "C" + record["card_number"][1:8]
+    other_card = body + card_number_check_char(body)
+    pushed = ipb.Application(**{k: record[k] for k in (
+        "id_number", "name", "sex", "nation", "birth_date", "birthplace", "bank_name",
+        "batch", "issue_date", "expiry_date")}, card_number=other_card)
+    import base64
+    pushed.photo_jpeg = base64.b64decode(record["photo"])
+    job = issuances(api).CreateIssuance(ipb.CreateIssuanceRequest(application=pushed)).issuance
+    assert cms.ledger(photos=False)["claims"][EXAMPLE_ID_NUMBER]["station"]  # pushed = claimed
+    end = final_event(api, job.id)
+    assert end.state == ipb.ISSUANCE_STATE_FAILED
+    assert end.reason_code == "RETURN_REFUSED" and not end.hand_over_allowed
+    assert "card number" in end.message and end.remedy
+    job = issuances(api).GetIssuance(ipb.GetIssuanceRequest(id=job.id)).issuance
+    assert set(job.actions) == {ipb.ISSUANCE_ACTION_RESTORE_AND_RESEND,
+                                ipb.ISSUANCE_ACTION_MARK_SPOILED}
+    assert job.return_progress.last_error_code == "return_conflict"
+    assert not ledger_returns(api, EXAMPLE_ID_NUMBER)
+    # the CMS administrator corrects the record; the operator restores and resends
+    from cardstation.personalization.model import Application
+    fixed = Application.from_dict({**{k: v for k, v in record.items()
+                                      if k in Application.__dataclass_fields__},
+                                   "card_number": other_card})
+    cms.add_application(fixed)
+    issuances(api).RestoreAndResend(ipb.RestoreAndResendRequest(id=job.id))
+    done = wait_state(api, job.id, ipb.ISSUANCE_STATE_DONE)
+    assert done.state == ipb.ISSUANCE_STATE_DONE and done.hand_over_allowed
+    assert len(ledger_returns(api, EXAMPLE_ID_NUMBER)) == 1
+
+
+def test_cms_refusing_returns_for_a_while_keeps_the_card_from_being_handed_over(api) -> None:
+    api.simulated.cms.inject("fail_returns", count=1000)
+    job = issuances(api).CreateIssuance(
+        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER)).issuance
+    ejected = wait_state(api, job.id, ipb.ISSUANCE_STATE_EJECTED)
+    assert ejected.state == ipb.ISSUANCE_STATE_EJECTED and not ejected.hand_over_allowed
+    time.sleep(0.5)  # a few attempts fail (back-off 0.05..0.2 s)
+    job = issuances(api).GetIssuance(ipb.GetIssuanceRequest(id=job.id)).issuance
+    assert job.state == ipb.ISSUANCE_STATE_EJECTED and job.reason_code == "RETURN_PENDING"
+    assert "do not hand the card over" in job.remedy
+    assert job.return_progress.attempts >= 1
+    station = station_pb2_grpc.StationServiceStub(api.channel).GetStation(
+        spb.GetStationRequest()).station
+    assert station.queue.returns_pending == 1
+    api.simulated.cms.clear_faults()
+    assert wait_state(api, job.id, ipb.ISSUANCE_STATE_DONE).hand_over_allowed
+
+
+# -- no dead ends -------------------------------------------------------------------------------
+
+def test_a_jam_after_the_chip_write_ends_done_once_the_card_is_put_back(api) -> None:
+    model = api.simulated.model
+    model.inject("jam", at="print")
+    job = issuances(api).CreateIssuance(
+        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER)).issuance
+    end = final_event(api, job.id)
+    assert end.state == ipb.ISSUANCE_STATE_FAILED and end.reason_code == "PRINTER_CARD_JAM"
+    assert ipb.ISSUANCE_ACTION_RESUME in end.actions and "jam" in end.message
+    # a new job may not feed while this card may still be inside
+    refresh(api)
+    other = next(i for i in api.simulated.cms.samples["ready"] if i != EXAMPLE_ID_NUMBER)
+    held = rpc_error(lambda: issuances(api).CreateIssuance(ipb.CreateIssuanceRequest(
+        id_number=other), timeout=20))
+    assert held[1] in ("PRINTER_CARD_JAM", "PRINTER_HELD_BY_FAILED_JOB")
+    # the operator pulls the jammed card out, resets the printer (the jam's remedy) and puts
+    # the card into the feed slot again
+    model.clear_jam()
+    station_pb2_grpc.StationServiceStub(api.channel).ResetPrinter(spb.ResetPrinterRequest(),
+                                                                  timeout=30)
+    with model._locked():
+        card = model.reject_box.pop()
+        card.position = SimPosition.INPUT
+        model.input_cards.appendleft(card)
+    resumed = issuances(api).ResumeIssuance(ipb.ResumeIssuanceRequest(id=job.id)).issuance
+    assert resumed.state == ipb.ISSUANCE_STATE_QUEUED
+    assert final_event(api, job.id).state == ipb.ISSUANCE_STATE_DONE
+    written = [chip for chip in api.simulated.chips if chip.writes]
+    assert len(written) == 1 and max(written[0].writes.values()) == 1  # not rewritten
+    assert len(ledger_returns(api, EXAMPLE_ID_NUMBER)) == 1
+
+
+def test_a_failed_job_can_be_ended_and_the_card_remade(api) -> None:
+    model = api.simulated.model
+    model.inject("jam", at="print")
+    job = issuances(api).CreateIssuance(
+        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER)).issuance
+    assert final_event(api, job.id).state == ipb.ISSUANCE_STATE_FAILED
+    model.clear_jam()
+    station_pb2_grpc.StationServiceStub(api.channel).ResetPrinter(spb.ResetPrinterRequest(),
+                                                                  timeout=30)
+    ended = issuances(api).RejectCard(ipb.RejectCardRequest(id=job.id)).issuance
+    assert ended.state == ipb.ISSUANCE_STATE_REJECTED and ended.actions == [
+        ipb.ISSUANCE_ACTION_REMAKE]
+    refresh(api)
+    again = rpc_error(lambda: issuances(api).CreateIssuance(
+        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER), timeout=20))
+    assert again[:2] == (grpc.StatusCode.ALREADY_EXISTS, "REMAKE_REQUIRED")
+    remade = issuances(api).CreateIssuance(ipb.CreateIssuanceRequest(
+        id_number=EXAMPLE_ID_NUMBER, remake_of=job.id, remake_reason="jammed card spoiled"),
+        timeout=30)
+    assert remade.created and remade.issuance.remake_of == job.id
+    assert final_event(api, remade.issuance.id).state == ipb.ISSUANCE_STATE_DONE
+    # the spoiled card's return was restored away at the CMS (恢复申请); it holds the new card
+    entry = api.simulated.cms.ledger(photos=False)["applications"][EXAMPLE_ID_NUMBER]
+    assert entry["return_key"] == f"{remade.issuance.id}:return"
+    first, second = ledger_returns(api, EXAMPLE_ID_NUMBER)
+    assert first["record"]["bank_account"] != second["record"]["bank_account"]
+
+
+def test_calibration_and_reset_are_allowed_in_the_fault_they_remedy(api) -> None:
+    model = api.simulated.model
+    model.inject("sensor", offset_mm=5.0)  # beyond the ribbon search: code 0300
+    job = issuances(api).CreateIssuance(
+        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER)).issuance
+    end = final_event(api, job.id)
+    assert end.state == ipb.ISSUANCE_STATE_FAILED
+    assert end.reason_code == "PRINTER_RIBBON_SEARCH_FAIL"
+    assert "calibrate or clean the ribbon sensor" in end.message
+    assert ipb.ISSUANCE_ACTION_CALIBRATE_RIBBON_SENSOR in end.actions
+    station = station_pb2_grpc.StationServiceStub(api.channel)
+    calibrated = station.CalibrateRibbonSensor(spb.CalibrateRibbonSensorRequest(), timeout=30)
+    assert calibrated.calibration.ok and not calibrated.printer.alerts
+    reset = station.ResetPrinter(spb.ResetPrinterRequest(), timeout=30)
+    assert not reset.printer.alerts
+    issuances(api).ResumeIssuance(ipb.ResumeIssuanceRequest(id=job.id))
+    assert final_event(api, job.id).state == ipb.ISSUANCE_STATE_DONE
+
+
+# -- admission before anything irreversible ----------------------------------------------------
+
+@pytest.mark.parametrize(("fault", "reason", "remedy"), [
+    ("ribbon_out", "PRINTER_RIBBON_OUT", "replace the ribbon"),
+    ("ribbon_chip_missing", "PRINTER_RIBBON_CHIP_MISSING", "reseat its chip"),
+    ("printer_unplugged", "PRINTER_NOT_CONNECTED", "both USB cables"),
+])
+def test_a_station_that_cannot_make_the_card_refuses_before_the_claim(api, fault, reason,
+                                                                      remedy) -> None:
+    api.simulated.model.inject(fault)
+    refresh(api)
+    code, got, message = rpc_error(lambda: issuances(api).CreateIssuance(
+        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER), timeout=20))
+    assert (code, got) == (grpc.StatusCode.FAILED_PRECONDITION, reason)
+    assert remedy in message
+    ledger = api.simulated.cms.ledger(photos=False)
+    assert EXAMPLE_ID_NUMBER not in ledger["claims"]  # nothing irreversible happened
+    assert api.simulated.model.print_log == [] and not any(chips_written(api))
+    station = station_pb2_grpc.StationServiceStub(api.channel).GetStation(
+        spb.GetStationRequest()).station
+    assert not station.ready and station.problems[0].reason_code == reason
+    api.simulated.model.clear(fault)
+    refresh(api)
+    job = issuances(api).CreateIssuance(
+        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER), timeout=20).issuance
+    assert final_event(api, job.id).state == ipb.ISSUANCE_STATE_DONE
+
+
+# -- a station that starts without its printer ---------------------------------------------------
+
+def test_serve_without_a_printer_serves_not_serving_and_recovers(tmp_path: Path) -> None:
+    from cardstation.commands.serve import start_server
+    from cardstation.drivers.pcsc.readers import PcscContext
+    from cardstation.pcscd import ensure_running
+    from cardstation.simulators.printer.server import PrinterSimServer
+    from cardstation.simulators.station import SimulatedStation
+
+    ensure_running()
+    with PcscContext() as pcsc:
+        for reader in (ENCODER_READER, PSAM_READER):
+            pcsc.wait_for_removal(reader, timeout=10)
+    sim = SimulatedStation(tmp_path).start()
+    try:
+        pcsc_ready = PcscContext()
+        pcsc_ready.wait_for_card(PSAM_READER, timeout=10)
+        pcsc_ready.close()
+        port = int(sim.server.address.rsplit(":", 1)[1])
+        sim.server.close()  # the printer is "unplugged" when the station starts
+        from cardstation.server.auth import Role, TokenStore
+
+        store = TokenStore()
+        token, _ = store.issue("window-1", Role.OPERATOR, ttl_seconds=3600)
+        store.save(tmp_path / "tokens.json")
+        auth = [("authorization", f"Bearer {token}")]
+        config = sim.config()
+        config = replace(config, printer=replace(config.printer,
+                                                 device=f"socket://127.0.0.1:{port}"),
+                         server=replace(config.server, tokens_file=str(tmp_path / "tokens.json")))
+        running = start_server(config, "127.0.0.1:0")
+        try:
+            channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+            health = health_pb2_grpc.HealthStub(channel)
+
+            def status(service: str) -> int:
+                return health.Check(health_pb2.HealthCheckRequest(service=service),
+                                    metadata=auth).status
+
+            assert status("cardstation.printer") == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert status("") == health_pb2.HealthCheckResponse.NOT_SERVING
+            station = station_pb2_grpc.StationServiceStub(channel).GetStation(
+                spb.GetStationRequest(), metadata=auth).station
+            problem = station.problems[0]
+            assert problem.reason_code == "PRINTER_NOT_CONNECTED"
+            assert "both USB cables" in problem.remedy
+            plugged = PrinterSimServer(sim.model, f"127.0.0.1:{port}").start()  # plugged in
+            deadline = time.monotonic() + 10
+            while (status("cardstation.printer") != health_pb2.HealthCheckResponse.SERVING
+                   and time.monotonic() < deadline):
+                time.sleep(0.2)
+            assert status("cardstation.printer") == health_pb2.HealthCheckResponse.SERVING
+            channel.close()
+            plugged.close()
+        finally:
+            running.stop()
+    finally:
+        sim.stop()
