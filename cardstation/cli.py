@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
 from cardstation import __version__
-from cardstation.logs import setup_logging
+from cardstation.logs import redact, setup_logging
 
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES = (
@@ -59,6 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # no traceback reaches an operator; DEBUG shows it for support
+        logging.getLogger("cardstation").debug("command failed", exc_info=True)
+        print(f"cardstation {args.command}: {redact(str(exc)) or type(exc).__name__} "
+              f"({type(exc).__name__}) — check the command's arguments and the station's "
+              "configuration; if it persists, run again with --log-level DEBUG and report the "
+              "output to the station supplier", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -30,7 +30,12 @@ from typing import Any
 
 from cardstation.drivers.hiti.errors import PrinterError
 from cardstation.drivers.hiti.state import CardPosition
-from cardstation.drivers.pcsc.errors import CardStatusError, PcscError, UnresponsiveCard
+from cardstation.drivers.pcsc.errors import (
+    CardStatusError,
+    CardWaitTimeout,
+    PcscError,
+    UnresponsiveCard,
+)
 from cardstation.drivers.pcsc.ssc import ITEMS, decode_value
 from cardstation.drivers.pcsc.transport import ApduTransport
 from cardstation.logs import mask_id_number
@@ -38,7 +43,7 @@ from cardstation.logs import mask_id_number
 from .chip import ChipBelongsToAnotherHolder, ChipSession, ChipVerificationFailed
 from .cms import CmsClient, CmsError
 from .face import BACK_IN_COLOUR, FaceData, render_faces, render_preview, save_preview
-from .faults import Action, Fault, fault, fault_of
+from .faults import REMEDY_CABLES, Action, Fault, fault, fault_of
 from .journal import IllegalTransition, Issuance, Journal, JournalError, LiveIssuanceExists, State
 from .keys.service import KeyService
 from .model import Application, ReturnRecord
@@ -478,7 +483,17 @@ class Pipeline:
             # still be describing the old one
             self.devices.wait_for_removal(5.0)
         self.devices.printer.move_to_contact()
-        self.devices.wait_for_card(10.0)
+        try:
+            self.devices.wait_for_card(10.0)
+        except CardWaitTimeout as exc:
+            # the printer has the card at the contacts and PC/SC sees none: it is the encoder
+            # (its own USB cable), not the card stock
+            if self.devices.printer.card_position() is CardPosition.CONTACT:
+                raise IssuanceError(Fault(
+                    "ENCODER_NOT_CONNECTED", f"the card is at the chip station but the chip "
+                    f"encoder does not see it ({exc})", REMEDY_CABLES,
+                    (Action.RESUME, Action.REJECT_CARD))) from None
+            raise
 
     def _write(self, issuance: Issuance) -> list[str]:
         app = Application.from_dict(issuance.application)

@@ -28,6 +28,7 @@ from cardstation.drivers.pcsc.errors import PcscError
 from cardstation.drivers.pcsc.readers import PcscContext
 from cardstation.personalization.faults import Fault, fault, fault_of, upper_snake
 from cardstation.personalization.journal import Issuance, State
+from cardstation.personalization.pipeline import IssuanceError
 from cardstation.station import Station
 
 log = logging.getLogger(__name__)
@@ -272,6 +273,9 @@ class StationRuntime:
                     self._running = issuance_id
                 try:
                     done.set_result(action(issuance_id))
+                except IssuanceError as exc:  # a refusal the caller is told about
+                    log.info("job %s: %s", issuance_id[:8], exc)
+                    done.set_exception(exc)
                 except Exception as exc:  # a job's failure must not stop the worker
                     log.exception("job %s failed", issuance_id[:8])
                     done.set_exception(exc)
