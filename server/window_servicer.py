@@ -15,6 +15,7 @@ import grpc
 from cardstation.drivers.idreader.errors import IdReaderError, NoCard, ReaderNotResponding
 from cardstation.drivers.pinpad.errors import PinPadException
 from cardstation.logs import mask_id_number
+from cardstation.personalization import window as w
 from cardstation.personalization.keys.service import KeyServiceError
 from cardstation.personalization.window import CardReading, WindowError
 from cardstation.protos.cardstation.v1 import window_pb2 as wpb
@@ -24,6 +25,29 @@ from .errors import abort_with
 from .runtime import StationRuntime
 
 T = TypeVar("T")
+
+_S = grpc.StatusCode
+# reason -> gRPC code. ABORTED: abandoned and left as it was (or rolled back), start again;
+# UNAVAILABLE: a device or the CMS cannot be reached; FAILED_PRECONDITION (the default): the
+# operator or holder must do something first (the message says what).
+REASON_CODES: dict[str, grpc.StatusCode] = {
+    w.INVALID_HOLDER: _S.INVALID_ARGUMENT,
+    w.TEMPORARY_CARD_UNKNOWN: _S.NOT_FOUND,
+    w.TEMPORARY_CARD_OUTSTANDING: _S.ALREADY_EXISTS,
+    w.PIN_ENTRY_CANCELLED: _S.ABORTED,
+    w.PIN_ENTRY_TIMEOUT: _S.ABORTED,
+    w.TEMPORARY_ISSUE_ROLLED_BACK: _S.ABORTED,
+    w.DESK_READER_UNAVAILABLE: _S.UNAVAILABLE,
+    w.PCSC_UNAVAILABLE: _S.UNAVAILABLE,
+    w.CMS_UNAVAILABLE: _S.UNAVAILABLE,
+    w.TEMPORARY_ISSUE_UNCONFIRMED: _S.UNAVAILABLE,
+}
+KEY_SERVICE_REMEDY = ("check that the key module (PSAM) is seated in its reader and that "
+                      "reader's cable, then try again")
+
+
+def window_error_code(reason: str) -> grpc.StatusCode:
+    return REASON_CODES.get(reason, _S.FAILED_PRECONDITION)
 
 
 def _reason(name: str) -> str:
@@ -58,8 +82,9 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
             try:
                 return action()
             except WindowError as exc:
-                self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, exc.reason.upper(),
-                            str(exc))
+                reason = exc.reason.upper()  # constants are upper already; tolerate old callers
+                metadata = {"cause": exc.cause, "remedy": exc.remedy} if exc.remedy else None
+                abort_with(context, window_error_code(reason), reason, str(exc), metadata)
             except NoCard as exc:
                 self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, "NO_ID_CARD", str(exc))
             except ReaderNotResponding as exc:
@@ -76,7 +101,7 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
                             "PINPAD_" + _reason(type(exc).__name__), str(exc))
             except KeyServiceError as exc:
                 self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, "KEY_SERVICE",
-                            str(exc))
+                            f"{exc} — {KEY_SERVICE_REMEDY}")
 
     @staticmethod
     def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, reason: str,
