@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,8 +92,24 @@ CMS_UNAVAILABLE = "CMS_UNAVAILABLE"
 KEY_SERVICE = "KEY_SERVICE"                  # the key module (PSAM) or its reader failed
 CMS_PREFIX = "CMS_"                          # CMS_<its reason>: another CMS refusal
 
+NO_ID_CARD = "NO_ID_CARD"                    # GA 467: no ID card on the reader
+IDREADER_NOT_RESPONDING = "IDREADER_NOT_RESPONDING"  # GA 467: unplugged, no answer
+IDREADER_PREFIX = "IDREADER_"                # IDREADER_<its error>: another GA 467 status
+
 REASONS = tuple(value for name, value in list(globals().items())
                 if name.isupper() and isinstance(value, str) and value == name)
+
+
+def idreader_reason(exc: Exception) -> str:
+    """The reason for a GA 467 reader error (the servicer and `cardstation read-id` agree)."""
+    from cardstation.drivers.idreader.errors import NoCard as NoIdCard
+    from cardstation.drivers.idreader.errors import ReaderNotResponding
+
+    if isinstance(exc, NoIdCard):
+        return NO_ID_CARD
+    if isinstance(exc, ReaderNotResponding):
+        return IDREADER_NOT_RESPONDING
+    return IDREADER_PREFIX + re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).upper()
 
 
 class WindowError(RuntimeError):

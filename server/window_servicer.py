@@ -12,7 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from cardstation.drivers.idreader.errors import IdReaderError, NoCard, ReaderNotResponding
+from cardstation.drivers.idreader.errors import IdReaderError
 from cardstation.drivers.pinpad.errors import PinPadException
 from cardstation.logs import mask_id_number
 from cardstation.personalization import window as w
@@ -85,16 +85,14 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
                 reason = exc.reason.upper()  # constants are upper already; tolerate old callers
                 metadata = {"cause": exc.cause, "remedy": exc.remedy} if exc.remedy else None
                 abort_with(context, window_error_code(reason), reason, str(exc), metadata)
-            except NoCard as exc:
-                self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, "NO_ID_CARD", str(exc))
-            except ReaderNotResponding as exc:
-                self.window.reset()
-                self._abort(context, grpc.StatusCode.UNAVAILABLE, "IDREADER_NOT_RESPONDING",
-                            str(exc))
             except IdReaderError as exc:
+                reason = w.idreader_reason(exc)
+                if reason == w.NO_ID_CARD:
+                    self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, reason, str(exc))
                 self.window.reset()
-                self._abort(context, grpc.StatusCode.FAILED_PRECONDITION,
-                            "IDREADER_" + _reason(type(exc).__name__), str(exc))
+                code = (grpc.StatusCode.UNAVAILABLE if reason == w.IDREADER_NOT_RESPONDING
+                        else grpc.StatusCode.FAILED_PRECONDITION)
+                self._abort(context, code, reason, str(exc))
             except PinPadException as exc:
                 self.window.reset()
                 self._abort(context, grpc.StatusCode.UNAVAILABLE,
