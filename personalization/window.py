@@ -88,6 +88,7 @@ TEMPORARY_ISSUE_UNCONFIRMED = "TEMPORARY_ISSUE_UNCONFIRMED"  # CMS lost mid-reco
 TEMPORARY_ISSUE_ROLLED_BACK = "TEMPORARY_ISSUE_ROLLED_BACK"  # failed after the record: voided
 TEMPORARY_ISSUE_INCOMPLETE = "TEMPORARY_ISSUE_INCOMPLETE"    # ... and the void failed too
 TEMPORARY_RECALL_INCOMPLETE = "TEMPORARY_RECALL_INCOMPLETE"  # recalled at the CMS, chip not
+TEMPORARY_CARD_MISMATCH = "TEMPORARY_CARD_MISMATCH"  # chip's holder is not the CMS record's
 CMS_UNAVAILABLE = "CMS_UNAVAILABLE"
 KEY_SERVICE = "KEY_SERVICE"                  # the key module (PSAM) or its reader failed
 CMS_PREFIX = "CMS_"                          # CMS_<its reason>: another CMS refusal
@@ -548,6 +549,11 @@ class WindowServices:
             facts = self._temporary_session(session)
             code = facts.card_id_code
             record = self._issued_record(code)
+            on_chip = session.holder_id_number()
+            if on_chip and on_chip != record.get("holder_id"):
+                raise WindowError(TEMPORARY_CARD_MISMATCH, "the holder on the chip is not the "
+                                  "one the CMS recorded for this card", "do not recall it "
+                                  "here: check the card and its record in the CMS")
             try:
                 self.cms.recall_temporary_card(code)
             except CmsError as exc:

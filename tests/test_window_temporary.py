@@ -331,6 +331,21 @@ def test_recall_cut_short_is_finished_by_recalling_again(rig: Rig) -> None:
     assert rig.services.read_card().info.expiry_date == "20261122"
 
 
+def test_recall_refuses_a_card_whose_chip_and_record_disagree(rig: Rig) -> None:
+    card = make_card("temporary")
+    rig.slot.insert(card)
+    rig.type("246810", "246810")
+    issued = rig.services.issue_temporary(HOLDER, NAME, rig.pins)
+    cms = rig.services.cms
+    cms.void_temporary_card(issued.card_id_code, HOLDER)  # the CMS now records it for OTHER
+    cms.record_temporary_card(issued.card_id_code, OTHER, "王二", "20261122", "20270222")
+    with pytest.raises(WindowError) as info:
+        rig.services.recall_temporary()
+    assert info.value.reason == w.TEMPORARY_CARD_MISMATCH
+    assert rig.temporary(issued.card_id_code)["status"] == "issued"  # nothing recalled
+    assert rig.services.read_card().info.expiry_date == "20270222"
+
+
 # -- the desk reader's own faults name their cause ---------------------------------------------
 
 def test_dirty_or_wrong_way_card_at_the_desk_is_not_no_card(rig: Rig) -> None:
