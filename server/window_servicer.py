@@ -13,6 +13,7 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 
 from cardstation.drivers.idreader.errors import IdReaderError
+from cardstation.drivers.pcsc.errors import CardStatusError, PcscError
 from cardstation.drivers.pinpad.errors import PinPadException
 from cardstation.logs import mask_id_number
 from cardstation.personalization import window as w
@@ -42,6 +43,8 @@ REASON_CODES: dict[str, grpc.StatusCode] = {
     w.CMS_UNAVAILABLE: _S.UNAVAILABLE,
     w.TEMPORARY_ISSUE_UNCONFIRMED: _S.UNAVAILABLE,
 }
+PINPAD_REMEDY = ("check the PIN pad's cable and power ([window] pinpad in cardstation.toml), "
+                 "then try again")
 KEY_SERVICE_REMEDY = ("check that the key module (PSAM) is seated in its reader and that "
                       "reader's cable, then try again")
 
@@ -76,35 +79,41 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
 
     def _run(self, context: grpc.ServicerContext, action: Callable[[], T]) -> T:
         if self.window is None:
-            abort_with(context, grpc.StatusCode.FAILED_PRECONDITION, "NO_WINDOW_DEVICES",
-                       "this station has no window devices configured")
+            self._fail(context, _S.FAILED_PRECONDITION, "NO_WINDOW_DEVICES",
+                       "this station has no window devices configured",
+                       "configure [readers] desk and [window] in cardstation.toml")
         with self._lock:
             try:
                 return action()
             except WindowError as exc:
                 reason = exc.reason.upper()  # constants are upper already; tolerate old callers
-                metadata = {"cause": exc.cause, "remedy": exc.remedy} if exc.remedy else None
-                abort_with(context, window_error_code(reason), reason, str(exc), metadata)
+                self._fail(context, window_error_code(reason), reason, exc.cause, exc.remedy)
             except IdReaderError as exc:
                 reason = w.idreader_reason(exc)
-                if reason == w.NO_ID_CARD:
-                    self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, reason, str(exc))
-                self.window.reset()
-                code = (grpc.StatusCode.UNAVAILABLE if reason == w.IDREADER_NOT_RESPONDING
-                        else grpc.StatusCode.FAILED_PRECONDITION)
-                self._abort(context, code, reason, str(exc))
+                if reason != w.NO_ID_CARD:
+                    self.window.reset()
+                code = _S.UNAVAILABLE if reason == w.IDREADER_NOT_RESPONDING else \
+                    _S.FAILED_PRECONDITION
+                self._fail(context, code, reason, str(exc))
             except PinPadException as exc:
                 self.window.reset()
-                self._abort(context, grpc.StatusCode.UNAVAILABLE,
-                            "PINPAD_" + _reason(type(exc).__name__), str(exc))
+                self._fail(context, _S.UNAVAILABLE, "PINPAD_" + _reason(type(exc).__name__),
+                           f"the PIN pad failed ({exc})", PINPAD_REMEDY)
             except KeyServiceError as exc:
-                self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, "KEY_SERVICE",
-                            f"{exc} — {KEY_SERVICE_REMEDY}")
+                self._fail(context, _S.FAILED_PRECONDITION, w.KEY_SERVICE, str(exc),
+                           KEY_SERVICE_REMEDY)
+            except (PcscError, CardStatusError) as exc:  # not expected to escape; never UNKNOWN
+                self._fail(context, _S.FAILED_PRECONDITION, w.CARD_ERROR, exc.cause,
+                           exc.remedy)
 
     @staticmethod
-    def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, reason: str,
-               message: str) -> NoReturn:
-        abort_with(context, code, reason, message)
+    def _fail(context: grpc.ServicerContext, code: grpc.StatusCode, reason: str, cause: str,
+              remedy: str = "") -> NoReturn:
+        """Abort with "cause — remedy" as the message and both in the ErrorInfo metadata."""
+        if not remedy:
+            abort_with(context, code, reason, cause)
+        abort_with(context, code, reason, f"{cause} — {remedy}",
+                   {"cause": cause, "remedy": remedy})
 
     def ReadIdCard(self, request, context):
         card = self._run(context, lambda: self.window.idreader().read_id_card())

@@ -260,3 +260,16 @@ def test_desk_faults_over_the_api_name_cause_and_remedy(window) -> None:
         services.open_desk = original
     assert (status, reason) == (grpc.StatusCode.UNAVAILABLE, "DESK_READER_UNAVAILABLE")
     assert "USB cable" in metadata["remedy"]
+
+
+def test_pin_pad_fault_over_the_api_names_cause_and_remedy(window) -> None:
+    stub = window_pb2_grpc.WindowServiceStub(window.channel)
+    put_on_desk(window, make_card("personalised"))
+    window.simulated.pinpad.inject("keypad_fault")
+    status, reason, metadata = failure_details(
+        lambda: stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20))
+    assert status == grpc.StatusCode.UNAVAILABLE and reason.startswith("PINPAD_")
+    assert "PIN pad failed" in metadata["cause"] and "cable" in metadata["remedy"]
+    keys(window, "123456")  # the pad is opened again on the next use
+    stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)
+    window.simulated.desk.remove()
