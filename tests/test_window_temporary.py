@@ -39,6 +39,7 @@ OTHER = "110105198001010016"
 NAME = "李秀英"
 UPDATE_RECORD = 0xDC
 READ_RECORD = 0xB2
+EXTERNAL_AUTH = 0x82
 
 
 @dataclass
@@ -94,13 +95,22 @@ def code_of(card) -> str:
     return card.card_identification_code.hex().upper()
 
 
-def pull_card_at_first_write(rig: Rig, then=None) -> None:
-    """The operator pulls the card out right after the chip accepted its first write."""
+def is_first_write(command: bytes) -> bool:
+    return command[1] == UPDATE_RECORD
+
+
+def is_pin_reload_auth(command: bytes) -> bool:
+    return command[1] == EXTERNAL_AUTH and command[3] == 0x06
+
+
+def pull_card_at_first_write(rig: Rig, then=None, when=is_first_write) -> None:
+    """The operator pulls the card out right after the chip accepted the first command `when`
+    picks (by default its first write)."""
     def open_desk() -> PcscTransport:
         transport = PcscTransport(DESK_READER)
 
         def observe(command: bytes, response: bytes) -> None:
-            if len(command) > 1 and command[1] == UPDATE_RECORD and response[-2:] == b"\x90\x00":
+            if len(command) > 3 and when(command) and response[-2:] == b"\x90\x00":
                 transport.observers.clear()
                 rig.slot.remove()  # waits until pcscd has seen the card go
                 if then is not None:
@@ -305,6 +315,27 @@ def test_rewrite_takes_the_pin_first_and_refuses_a_card_not_issued(rig: Rig) -> 
     with pytest.raises(WindowError) as info:
         rig.services.rewrite_temporary(rig.pins)
     assert info.value.reason == w.TEMPORARY_CARD_NOT_ISSUED
+
+
+def test_rewrite_cut_short_says_so_and_rewriting_again_finishes(rig: Rig) -> None:
+    card = make_card("temporary")
+    rig.slot.insert(card)
+    rig.type("246810", "246810")
+    rig.services.issue_temporary(HOLDER, NAME, rig.pins)
+    pull_card_at_first_write(rig, when=is_pin_reload_auth)
+    rig.type("135790", "135790")
+    with pytest.raises(WindowError) as info:
+        rig.services.rewrite_temporary(rig.pins)
+    assert info.value.reason == w.CARD_REMOVED
+    assert "may or may not have changed" in info.value.cause
+    assert "rewrite it again" in info.value.remedy
+    put_back(rig, card)
+    rig.type("246810")
+    rig.services.verify_pin(rig.pins)  # the reload never reached the card
+    rig.type("135790", "135790")
+    rig.services.rewrite_temporary(rig.pins)
+    rig.type("135790")
+    rig.services.verify_pin(rig.pins)
 
 
 def test_recall_cut_short_is_finished_by_recalling_again(rig: Rig) -> None:
