@@ -266,6 +266,10 @@ class WindowServices:
                                   exc.remedy) from None
             raise _operation_error(exc) from None
         except CardStatusError as exc:
+            if exc.reader and transport.reader and exc.reader != transport.reader:
+                raise WindowError(KEY_SERVICE, f"the key module (PSAM) refused ({exc.cause})",
+                                  "check that the PSAM is this city's and seated in its "
+                                  "reader, then try again") from None
             raise _card_status_error(exc) from None
         finally:
             transport.close()  # unpowers the chip and releases the PC/SC context

@@ -379,6 +379,25 @@ def test_recall_refuses_a_card_whose_chip_and_record_disagree(rig: Rig) -> None:
 
 # -- the desk reader's own faults name their cause ---------------------------------------------
 
+class RefusingPsam(DamagedChip):
+    """A PSAM that refuses to diversify keys (SW 6982): a PSAM of another city, say."""
+
+    def process_apdu(self, apdu: bytes) -> bytes:
+        if len(apdu) > 1 and apdu[1] == 0xDE:
+            return b"\x69\x82"
+        return self.card.process_apdu(apdu)
+
+
+def test_a_refusing_key_module_is_not_blamed_on_the_card(rig: Rig, psam_slot) -> None:
+    psam_slot.remove()
+    psam_slot.insert(RefusingPsam(Psam(alg=Alg.SM4)))
+    rig.keys.close()
+    rig.slot.insert(make_card("personalised"))
+    with pytest.raises(WindowError) as info:
+        rig.services.read_card()  # a 3rd-generation card needs the read key
+    assert info.value.reason == w.KEY_SERVICE
+    assert "key module (PSAM)" in info.value.cause and "SW 6982" in info.value.cause
+
 def test_dirty_or_wrong_way_card_at_the_desk_is_not_no_card(rig: Rig) -> None:
     rig.slot.insert(NoChipUnderContacts())
     with pytest.raises(WindowError) as info:

@@ -215,13 +215,14 @@ class CardStatusError(Exception):
     default_remedy = REREAD_CARD + "; if the card keeps refusing, " + CARD_MISMATCH
 
     def __init__(self, sw: int, meaning: str, command: str = "", *,
-                 remedy: str | None = None) -> None:
+                 remedy: str | None = None, reader: str | None = None) -> None:
         where = f"{command}: " if command else ""
         self.cause = f"{where}{meaning} (SW {sw:04X})"
         super().__init__(self.cause)
         self.sw = sw
         self.meaning = meaning
         self.command = command
+        self.reader = reader  # which reader's card answered (the card or the PSAM)
         self.remedy = type(self).default_remedy if remedy is None else remedy
 
     def __str__(self) -> str:
@@ -356,11 +357,11 @@ def sw_meaning(sw: int) -> str:
     return SW_TABLE.get(sw, (CardStatusError, "unknown status", None))[1]
 
 
-def raise_for_sw(sw: int, command: str = "") -> None:
+def raise_for_sw(sw: int, command: str = "", reader: str | None = None) -> None:
     """Raise the typed error for a non-9000 status word."""
     if sw == 0x9000:
         return
     if sw & 0xFFF0 == 0x63C0:
-        raise VerificationFailed(sw, sw_meaning(sw), command)
+        raise VerificationFailed(sw, sw_meaning(sw), command, reader=reader)
     cls, _, remedy = SW_TABLE.get(sw, (CardStatusError, "", None))
-    raise cls(sw, sw_meaning(sw), command, remedy=remedy)
+    raise cls(sw, sw_meaning(sw), command, remedy=remedy, reader=reader)

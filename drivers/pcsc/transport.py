@@ -85,7 +85,7 @@ class ApduTransport(ABC):
     def command(self, apdu: bytes, what: str = "") -> bytes:
         """Transmit and raise the typed error for any SW but 9000; return the data."""
         data, sw = self.transmit(apdu)
-        raise_for_sw(sw, what)
+        raise_for_sw(sw, what, self.reader)
         return data
 
     def __enter__(self) -> ApduTransport:
