@@ -487,16 +487,21 @@ class WindowServices:
             what = f"the key module failed while the card was being written ({exc})"
         else:
             what = f"writing the card failed ({type(exc).__name__}: {exc})"
-        again = ("put the card back and issue it again to the same holder"
-                 if not damaged else "the chip is damaged: put this card aside and issue a "
-                 "new temporary card")
         masked = mask_id_number(holder_id)
+        if damaged:
+            again = "the chip is damaged: put this card aside and issue a new temporary card"
+            finish = ("the chip is damaged: recall this card (收回) to close its record (once "
+                      "the CMS is reachable), then issue a new temporary card")
+        else:
+            again = "put the card back and issue it again to the same holder"
+            finish = (f"{again} (the CMS recognises this card), or recall it (收回) to close "
+                      "the record")
         if was_issued:
             # the CMS already had this very card out to this holder before: its record stays
             return WindowError(TEMPORARY_ISSUE_INCOMPLETE,
                                f"{what}; the CMS keeps this card as issued to {masked} (it was "
                                "before), but the chip may not hold the new dates or PIN",
-                               f"{again}, or recall it (收回) to close the record")
+                               finish)
         try:
             self.cms.void_temporary_card(card_id_code, holder_id)
         except TemporaryCardUnknown:
@@ -504,10 +509,8 @@ class WindowServices:
         except CmsError as void_exc:
             return WindowError(TEMPORARY_ISSUE_INCOMPLETE,
                                f"{what}, and withdrawing the CMS record failed "
-                               f"({_cms_cause(void_exc)}); the CMS lists this "
-                               f"card as issued to {masked}",
-                               f"{again} (the CMS recognises this card), or recall it (收回) "
-                               "to close the record")
+                               f"({_cms_cause(void_exc)}); the CMS lists this card as issued "
+                               f"to {masked}", finish)
         return WindowError(TEMPORARY_ISSUE_ROLLED_BACK,
                            f"{what}; the CMS record was withdrawn and the card is not issued "
                            "(it may hold part of the holder's data)",

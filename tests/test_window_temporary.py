@@ -243,6 +243,25 @@ def test_rollback_failing_leaves_a_named_state_the_operator_finishes(rig: Rig) -
     assert rig.temporary(code_of(card))["status"] == "recalled"
 
 
+def test_a_reissue_cut_short_keeps_the_earlier_record_and_says_how_to_finish(rig: Rig) -> None:
+    card = make_card("temporary")
+    rig.slot.insert(card)
+    rig.type("246810", "246810")
+    assert rig.services.issue_temporary(HOLDER, NAME, rig.pins).rewritten is False
+    pull_card_at_first_write(rig, when=is_pin_reload_auth)  # the same data: only the PIN
+    rig.type("135790", "135790")
+    with pytest.raises(WindowError) as info:
+        rig.services.issue_temporary(HOLDER, NAME, rig.pins)
+    assert info.value.reason == w.TEMPORARY_ISSUE_INCOMPLETE
+    assert "it was before" in info.value.cause and "issue it again" in info.value.remedy
+    assert rig.temporary(code_of(card))["status"] == "issued"  # the earlier issue stands
+    put_back(rig, card)
+    rig.type("135790", "135790")
+    assert rig.services.issue_temporary(HOLDER, NAME, rig.pins).rewritten is True
+    rig.type("135790")
+    rig.services.verify_pin(rig.pins)
+
+
 def test_key_module_failing_after_the_record_is_rolled_back(rig: Rig) -> None:
     card = make_card("temporary")
     rig.slot.insert(card)
