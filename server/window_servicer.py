@@ -42,6 +42,7 @@ REASON_CODES: dict[str, grpc.StatusCode] = {
     w.PCSC_UNAVAILABLE: _S.UNAVAILABLE,
     w.CMS_UNAVAILABLE: _S.UNAVAILABLE,
     w.TEMPORARY_ISSUE_UNCONFIRMED: _S.UNAVAILABLE,
+    w.IDREADER_NOT_RESPONDING: _S.UNAVAILABLE,
 }
 PINPAD_REMEDY = ("check the PIN pad's cable and power ([window] pinpad in cardstation.toml), "
                  "then try again")
@@ -92,9 +93,7 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
                 reason = w.idreader_reason(exc)
                 if reason != w.NO_ID_CARD:
                     self.window.reset()
-                code = _S.UNAVAILABLE if reason == w.IDREADER_NOT_RESPONDING else \
-                    _S.FAILED_PRECONDITION
-                self._fail(context, code, reason, str(exc))
+                self._fail(context, window_error_code(reason), reason, str(exc))
             except PinPadException as exc:
                 self.window.reset()
                 self._fail(context, _S.UNAVAILABLE, "PINPAD_" + _reason(type(exc).__name__),
