@@ -199,6 +199,15 @@ class CmsClient:
 
     # ---- temporary cards (临时卡) -------------------------------------------------------
 
+    def check_temporary_card(self, card_id_code: str, holder_id: str) -> bool:
+        """Would the CMS record this card for this holder? True if it already has it issued to
+        them. Raises TemporaryCardOutstanding if the holder has another one out. Changes
+        nothing: the station asks before the holder types a PIN."""
+        data = self._call("POST", "/temporary-cards/check",
+                          {"card_id_code": card_id_code, "holder_id": holder_id},
+                          "temporary card", holder_id)
+        return bool(data.get("issued"))
+
     def record_temporary_card(self, card_id_code: str, holder_id: str, holder_name: str,
                               valid_from: str, valid_to: str, agent_id: str = "",
                               agent_name: str = "") -> bool:
@@ -219,6 +228,14 @@ class CmsClient:
         self._call("POST", f"/temporary-cards/{_seg(card_id_code)}/recall",
                    {"station": self.station_id}, "temporary card recall", "")
         log.info("CMS: temporary card %s recalled", card_id_code)
+
+    def void_temporary_card(self, card_id_code: str, holder_id: str) -> None:
+        """Withdraw a temporary card this station recorded but could not finish writing (the
+        chip write or PIN reload failed): the CMS no longer lists it as issued."""
+        self._call("POST", f"/temporary-cards/{_seg(card_id_code)}/void",
+                   {"station": self.station_id, "holder_id": holder_id},
+                   "temporary card withdrawal", holder_id)
+        log.info("CMS: temporary card %s withdrawn", card_id_code)
 
     # ---- transport ---------------------------------------------------------------------
 

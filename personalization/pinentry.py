@@ -14,7 +14,7 @@ from cardstation.drivers.pinpad.errors import PinPadCancelled, PinPadTimeout
 from cardstation.drivers.pinpad.pinblock import SessionKeys
 from cardstation.drivers.pinpad.pinpad import PinPad
 
-from .window import WindowError
+from .window import PIN_ENTRY_CANCELLED, PIN_ENTRY_TIMEOUT, WindowError
 
 ACCOUNT = "000000000000"  # no bank account is involved in the social-security PIN
 
@@ -45,11 +45,12 @@ class PinPadEntry:
             block = self.pad.read_pin_block(prompt, self.min_len, self.max_len, self.timeout_s,
                                             ACCOUNT, progress)
         except PinPadCancelled:
-            raise WindowError("pin_entry_cancelled",
-                              "the PIN entry was cancelled on the PIN pad") from None
+            raise WindowError(PIN_ENTRY_CANCELLED, "the PIN entry was cancelled on the PIN pad",
+                              "start again when the holder is ready to type the PIN") from None
         except PinPadTimeout:
-            raise WindowError("pin_entry_timeout", "no PIN was entered in time: ask the "
-                              "holder to type the PIN and press the confirm key") from None
+            raise WindowError(PIN_ENTRY_TIMEOUT, f"no PIN was entered within {self.timeout_s} s",
+                              "start again and ask the holder to type the PIN and press the "
+                              "confirm key") from None
         return self.sessions.pin_from_block(block, ACCOUNT)
 
     def close(self) -> None:

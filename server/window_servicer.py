@@ -12,9 +12,11 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from cardstation.drivers.idreader.errors import IdReaderError, NoCard, ReaderNotResponding
+from cardstation.drivers.idreader.errors import IdReaderError
+from cardstation.drivers.pcsc.errors import CardStatusError, PcscError
 from cardstation.drivers.pinpad.errors import PinPadException
 from cardstation.logs import mask_id_number
+from cardstation.personalization import window as w
 from cardstation.personalization.keys.service import KeyServiceError
 from cardstation.personalization.window import CardReading, WindowError
 from cardstation.protos.cardstation.v1 import window_pb2 as wpb
@@ -24,6 +26,32 @@ from .errors import abort_with
 from .runtime import StationRuntime
 
 T = TypeVar("T")
+
+_S = grpc.StatusCode
+# reason -> gRPC code. ABORTED: abandoned and left as it was (or rolled back), start again;
+# UNAVAILABLE: a device or the CMS cannot be reached; FAILED_PRECONDITION (the default): the
+# operator or holder must do something first (the message says what).
+REASON_CODES: dict[str, grpc.StatusCode] = {
+    w.INVALID_HOLDER: _S.INVALID_ARGUMENT,
+    w.TEMPORARY_CARD_UNKNOWN: _S.NOT_FOUND,
+    w.TEMPORARY_CARD_OUTSTANDING: _S.ALREADY_EXISTS,
+    w.PIN_ENTRY_CANCELLED: _S.ABORTED,
+    w.PIN_ENTRY_TIMEOUT: _S.ABORTED,
+    w.TEMPORARY_ISSUE_ROLLED_BACK: _S.ABORTED,
+    w.DESK_READER_UNAVAILABLE: _S.UNAVAILABLE,
+    w.PCSC_UNAVAILABLE: _S.UNAVAILABLE,
+    w.CMS_UNAVAILABLE: _S.UNAVAILABLE,
+    w.TEMPORARY_ISSUE_UNCONFIRMED: _S.UNAVAILABLE,
+    w.IDREADER_NOT_RESPONDING: _S.UNAVAILABLE,
+}
+PINPAD_REMEDY = ("check the PIN pad's cable and power ([window] pinpad in cardstation.toml), "
+                 "then try again")
+KEY_SERVICE_REMEDY = ("check that the key module (PSAM) is seated in its reader and that "
+                      "reader's cable, then try again")
+
+
+def window_error_code(reason: str) -> grpc.StatusCode:
+    return REASON_CODES.get(reason, _S.FAILED_PRECONDITION)
 
 
 def _reason(name: str) -> str:
@@ -52,36 +80,39 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
 
     def _run(self, context: grpc.ServicerContext, action: Callable[[], T]) -> T:
         if self.window is None:
-            abort_with(context, grpc.StatusCode.FAILED_PRECONDITION, "NO_WINDOW_DEVICES",
-                       "this station has no window devices configured")
+            self._fail(context, _S.FAILED_PRECONDITION, "NO_WINDOW_DEVICES",
+                       "this station has no window devices configured",
+                       "configure [readers] desk and [window] in cardstation.toml")
         with self._lock:
             try:
                 return action()
             except WindowError as exc:
-                self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, exc.reason.upper(),
-                            str(exc))
-            except NoCard as exc:
-                self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, "NO_ID_CARD", str(exc))
-            except ReaderNotResponding as exc:
-                self.window.reset()
-                self._abort(context, grpc.StatusCode.UNAVAILABLE, "IDREADER_NOT_RESPONDING",
-                            str(exc))
+                reason = exc.reason.upper()  # constants are upper already; tolerate old callers
+                self._fail(context, window_error_code(reason), reason, exc.cause, exc.remedy)
             except IdReaderError as exc:
-                self.window.reset()
-                self._abort(context, grpc.StatusCode.FAILED_PRECONDITION,
-                            "IDREADER_" + _reason(type(exc).__name__), str(exc))
+                reason = w.idreader_reason(exc)
+                if reason != w.NO_ID_CARD:
+                    self.window.reset()
+                self._fail(context, window_error_code(reason), reason, str(exc))
             except PinPadException as exc:
                 self.window.reset()
-                self._abort(context, grpc.StatusCode.UNAVAILABLE,
-                            "PINPAD_" + _reason(type(exc).__name__), str(exc))
+                self._fail(context, _S.UNAVAILABLE, "PINPAD_" + _reason(type(exc).__name__),
+                           f"the PIN pad failed ({exc})", PINPAD_REMEDY)
             except KeyServiceError as exc:
-                self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, "KEY_SERVICE",
-                            str(exc))
+                self._fail(context, _S.FAILED_PRECONDITION, w.KEY_SERVICE, str(exc),
+                           KEY_SERVICE_REMEDY)
+            except (PcscError, CardStatusError) as exc:  # not expected to escape; never UNKNOWN
+                self._fail(context, _S.FAILED_PRECONDITION, w.CARD_ERROR, exc.cause,
+                           exc.remedy)
 
     @staticmethod
-    def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, reason: str,
-               message: str) -> NoReturn:
-        abort_with(context, code, reason, message)
+    def _fail(context: grpc.ServicerContext, code: grpc.StatusCode, reason: str, cause: str,
+              remedy: str = "") -> NoReturn:
+        """Abort with "cause — remedy" as the message and both in the ErrorInfo metadata."""
+        if not remedy:
+            abort_with(context, code, reason, cause)
+        abort_with(context, code, reason, f"{cause} — {remedy}",
+                   {"cause": cause, "remedy": remedy})
 
     def ReadIdCard(self, request, context):
         card = self._run(context, lambda: self.window.idreader().read_id_card())

@@ -11,10 +11,12 @@ import pytest
 
 from cardstation.config import Config
 from cardstation.drivers.pcsc.readers import PcscContext
+from cardstation.drivers.pcsc.transport import PcscTransport
 from cardstation.protos.cardstation.v1 import window_pb2 as wpb
 from cardstation.protos.cardstation.v1 import window_pb2_grpc
 from cardstation.server.errors import error_info
 from cardstation.simulators.card import make_card
+from cardstation.simulators.vpcd.nochip import NoChipUnderContacts
 from tests.conftest import DESK_READER, ENCODER_READER, PSAM_READER
 
 pytestmark = pytest.mark.pcscd
@@ -172,4 +174,102 @@ def test_window_commands(window, capsys) -> None:
     assert main(["temp", "issue", "110105198001010016", "王二", *server]) == 0
     assert '"holder_id_masked": "110105********0016"' in capsys.readouterr().out
     assert main(["temp", "recall", *server]) == 0
+    window.simulated.desk.remove()
+
+
+def failure_details(call) -> tuple[grpc.StatusCode, str, dict[str, str]]:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    details = error_info(info.value)
+    assert details is not None
+    return info.value.code(), details.reason, dict(details.metadata)
+
+
+def read_holder(window, stub) -> str:
+    return stub.ReadCard(wpb.ReadCardRequest(), timeout=20).info.id_number_masked
+
+
+def test_temporary_issue_abandoned_midway_over_the_api(window) -> None:
+    """Cancelled on the pad: ABORTED, nothing on the chip or at the CMS. Card pulled while it
+    is written: the CMS record is voided (ABORTED, TEMPORARY_ISSUE_ROLLED_BACK) and issuing the
+    same card again finishes it."""
+    stub = window_pb2_grpc.WindowServiceStub(window.channel)
+    services = window.runtime.station.window.services
+    ledger = window.simulated.cms.ledger
+    card = make_card("temporary", serial=0x30000096)
+    code = card.card_identification_code.hex().upper()
+    request = wpb.IssueTemporaryCardRequest(holder_id_number="110105198001010016",
+                                            holder_name="王二")
+    put_on_desk(window, card)
+    window.simulated.pinpad.script(["CANCEL"])
+    status, reason, metadata = failure_details(
+        lambda: stub.IssueTemporaryCard(request, timeout=20))
+    assert (status, reason) == (grpc.StatusCode.ABORTED, "PIN_ENTRY_CANCELLED")
+    assert "nothing was written" in metadata["cause"] and metadata["remedy"]
+    assert read_holder(window, stub) == ""
+    assert code not in ledger(photos=False)["temporary_cards"]
+
+    original = services.open_desk
+
+    def pulled_at_first_write():
+        transport = original()
+
+        def observe(command: bytes, response: bytes) -> None:
+            if command[1:2] == b"\xdc" and response[-2:] == b"\x90\x00":
+                transport.observers.clear()
+                window.simulated.desk.remove()
+                with PcscContext() as pcsc:
+                    pcsc.wait_for_removal(DESK_READER, timeout=10)
+
+        transport.observers.append(observe)
+        return transport
+
+    services.open_desk = pulled_at_first_write
+    try:
+        keys(window, "975310", "975310")
+        status, reason, metadata = failure_details(
+            lambda: stub.IssueTemporaryCard(request, timeout=20))
+    finally:
+        services.open_desk = original
+    assert (status, reason) == (grpc.StatusCode.ABORTED, "TEMPORARY_ISSUE_ROLLED_BACK")
+    assert "withdrawn" in metadata["cause"] and "issue it again" in metadata["remedy"]
+    assert ledger(photos=False)["temporary_cards"][code]["status"] == "voided"
+    put_on_desk(window, card)
+    keys(window, "975310", "975310")
+    stub.IssueTemporaryCard(request, timeout=20)
+    assert ledger(photos=False)["temporary_cards"][code]["status"] == "issued"
+    stub.RecallTemporaryCard(wpb.RecallTemporaryCardRequest(), timeout=20)
+    window.simulated.desk.remove()
+
+
+def test_desk_faults_over_the_api_name_cause_and_remedy(window) -> None:
+    stub = window_pb2_grpc.WindowServiceStub(window.channel)
+    put_on_desk(window, NoChipUnderContacts())
+    status, reason, metadata = failure_details(
+        lambda: stub.ReadCard(wpb.ReadCardRequest(), timeout=20))
+    assert (status, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CARD_UNREADABLE")
+    assert "dirty" in metadata["cause"] and "wipe the chip" in metadata["remedy"]
+    window.simulated.desk.remove()
+    services = window.runtime.station.window.services
+    original = services.open_desk
+    services.open_desk = lambda: PcscTransport("Virtual PCD Desk 09 09")  # unplugged
+    try:
+        status, reason, metadata = failure_details(
+            lambda: stub.ReadCard(wpb.ReadCardRequest(), timeout=20))
+    finally:
+        services.open_desk = original
+    assert (status, reason) == (grpc.StatusCode.UNAVAILABLE, "DESK_READER_UNAVAILABLE")
+    assert "USB cable" in metadata["remedy"]
+
+
+def test_pin_pad_fault_over_the_api_names_cause_and_remedy(window) -> None:
+    stub = window_pb2_grpc.WindowServiceStub(window.channel)
+    put_on_desk(window, make_card("personalised"))
+    window.simulated.pinpad.inject("keypad_fault")
+    status, reason, metadata = failure_details(
+        lambda: stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20))
+    assert status == grpc.StatusCode.UNAVAILABLE and reason.startswith("PINPAD_")
+    assert "PIN pad failed" in metadata["cause"] and "cable" in metadata["remedy"]
+    keys(window, "123456")  # the pad is opened again on the next use
+    stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)
     window.simulated.desk.remove()

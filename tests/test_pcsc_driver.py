@@ -13,6 +13,7 @@ from cardstation.drivers.pcsc.errors import (
     CardWaitTimeout,
     NoCard,
     ReaderNotFound,
+    ReaderUnavailable,
     RecordNotFound,
     SecurityNotSatisfied,
     UnresponsiveCard,
@@ -171,3 +172,19 @@ def test_trace_masks_pins_cryptograms_and_id_numbers(caplog) -> None:
     assert id_record.hex().upper()[4:] not in text
     assert "6228230029000005274" not in text
     assert "<3 bytes masked>" in text and "<16 bytes masked>" in text
+
+
+def test_wait_timeouts_name_the_reader_cable_not_a_missing_card(encoder_slot, pcsc_context) -> None:
+    """An unplugged encoder looks like an empty reader: the timeout must say check the cable."""
+    with pytest.raises(CardWaitTimeout) as info:
+        pcsc_context.wait_for_card(ENCODER_READER, timeout=0.2)
+    text = str(info.value)
+    assert "no card was inserted" not in text
+    assert "USB cable" in text and "second" in text and info.value.remedy
+    encoder_slot.insert(ScriptedCard({}))
+    with pytest.raises(CardWaitTimeout) as info:
+        pcsc_context.wait_for_removal(ENCODER_READER, timeout=0.2)
+    assert "still reports a card" in info.value.cause and "eject" in info.value.remedy
+    with pytest.raises(ReaderUnavailable) as info:  # a reader PC/SC does not know (unplugged)
+        pcsc_context.wait_for_card("Virtual PCD 09 09", timeout=0.2)
+    assert "unplugged" in info.value.cause and "USB cable" in info.value.remedy

@@ -65,14 +65,14 @@ def test_read_a_formal_card_and_verify_a_returned_one(window) -> None:
     assert services.verify_returned_card(HOLDER).info.card_number
     with pytest.raises(WindowError, match="does not belong") as info:
         services.verify_returned_card("11010519491231003X")
-    assert info.value.reason == "wrong_card"
+    assert info.value.reason == "WRONG_CARD"
 
 
 def test_no_card_in_the_desk_reader(window) -> None:
     services, _, _ = window
     with pytest.raises(WindowError, match="insert the card") as info:
         services.read_card()
-    assert info.value.reason == "no_card"
+    assert info.value.reason == "NO_CARD"
 
 
 def test_desk_reader_connections_are_given_back(window) -> None:
@@ -100,10 +100,10 @@ def test_pin_change_rules_countdown_lock_unblock_and_reset(window) -> None:
     services.verify_pin(pins("123456"))
     with pytest.raises(WindowError) as info:
         services.change_pin(pins("123456", "123456"))
-    assert info.value.reason == "pin_not_allowed"
+    assert info.value.reason == "PIN_NOT_ALLOWED"
     with pytest.raises(WindowError) as info:
         services.change_pin(pins("123456", "802514", "802515"))
-    assert info.value.reason == "pin_mismatch"
+    assert info.value.reason == "PIN_MISMATCH"
     source = pins("123456", "802514", "802514")
     services.change_pin(source)
     assert source.asked == ["ENTER_PIN", "ENTER_NEW_PIN", "CONFIRM_NEW_PIN"]
@@ -112,11 +112,11 @@ def test_pin_change_rules_countdown_lock_unblock_and_reset(window) -> None:
         with pytest.raises(WindowError) as info:
             services.verify_pin(pins("000000"))
         messages.append((info.value.reason, str(info.value)))
-    assert [m[0] for m in messages] == ["wrong_pin"] * 5 + ["pin_locked"]
+    assert [m[0] for m in messages] == ["WRONG_PIN"] * 5 + ["PIN_LOCKED"]
     assert "5 tries left" in messages[0][1] and "1 tries left" in messages[4][1]
     with pytest.raises(WindowError) as info:
         services.verify_pin(pins("802514"))
-    assert info.value.reason == "pin_locked"
+    assert info.value.reason == "PIN_LOCKED"
     services.unblock_pin()  # tries restored, PIN unchanged
     services.verify_pin(pins("802514"))
     services.reset_pin(pins("470125", "470125"))  # without the old PIN
@@ -141,7 +141,7 @@ def test_temporary_card_issue_refuse_second_rewrite_recall(window) -> None:
     slot.insert(make_card("temporary", serial=0x30000099))
     with pytest.raises(WindowError, match="recall it") as info:
         services.issue_temporary(HOLDER, "李秀英", pins("246810", "246810"))
-    assert info.value.reason == "temporary_card_outstanding"
+    assert info.value.reason == "TEMPORARY_CARD_OUTSTANDING"
     # back to the holder's card: rewrite the PIN, then recall it
     slot.remove()
     slot.insert(card)
@@ -159,9 +159,9 @@ def test_recall_of_an_unknown_card_and_formal_card_refused(window) -> None:
     slot.insert(make_card("temporary", serial=0x30000077))
     with pytest.raises(WindowError) as info:
         services.recall_temporary()
-    assert info.value.reason == "temporary_card_unknown"
+    assert info.value.reason == "TEMPORARY_CARD_UNKNOWN"
     slot.remove()
     slot.insert(make_card("personalised"))
     with pytest.raises(WindowError) as info:
         services.issue_temporary(HOLDER, "李秀英", pins("246810", "246810"))
-    assert info.value.reason == "not_temporary"
+    assert info.value.reason == "NOT_TEMPORARY"

@@ -3,7 +3,8 @@
 Prints the card as one JSON object. The ID number is masked (110105********002X) unless
 `--show-id` is given: the operator's own screen may show it, logs and pasted output should not.
 The WLT photo is reported by size only (decoding it needs the reader vendor's library).
-Exit codes: 0 card read, 1 reader or card error (`{"error": NAME, "message": ...}`).
+Exit codes: 0 card read, 1 reader or card error (`{"error": CLASS, "reason": REASON,
+"message": ...}`; REASON is the window service's: NO_ID_CARD, IDREADER_NOT_RESPONDING, ...).
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
         with Ga467Reader(args.port, baudrate=args.baud, timeout=args.timeout) as reader:
             card = reader.read_id_card(with_fingerprint=args.fingerprint)
     except IdReaderError as exc:
-        print(json.dumps({"error": type(exc).__name__, "message": redact(str(exc))},
-                         ensure_ascii=False))
+        from cardstation.personalization.window import idreader_reason
+
+        print(json.dumps({"error": type(exc).__name__, "reason": idreader_reason(exc),
+                          "message": redact(str(exc))}, ensure_ascii=False))
         return 1
     print(json.dumps(card.to_dict(show_id=args.show_id), ensure_ascii=False))
     return 0

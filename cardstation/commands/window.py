@@ -5,6 +5,12 @@
   cardstation temp issue HOLDER_ID NAME [--agent-id ID --agent-name NAME] | rewrite | recall
 
 PINs are never typed here or sent over the API: the station's PIN pad prompts the holder.
+A failure prints `{"code", "reason", "message"}` on stderr and exits 1; the message is
+"cause — remedy" and the reason is the window service's (README). A temporary issue that was
+abandoned midway is either rolled back (PIN_ENTRY_CANCELLED, PIN_ENTRY_TIMEOUT,
+TEMPORARY_ISSUE_ROLLED_BACK: start again) or left in a named state whose message says how to
+finish it (TEMPORARY_ISSUE_INCOMPLETE, TEMPORARY_ISSUE_UNCONFIRMED,
+TEMPORARY_RECALL_INCOMPLETE).
 """
 
 from __future__ import annotations
@@ -95,7 +101,8 @@ def run_temp(args: argparse.Namespace) -> int:
         stub = _stub(ch)
         timeout = max(args.timeout, 120)
         if args.action == "issue":
-            print("the holder sets the PIN on the PIN pad ...", flush=True)
+            print("the holder sets the PIN on the PIN pad (twice); nothing is written before "
+                  "that ...", flush=True)
             _print(stub.IssueTemporaryCard(wpb.IssueTemporaryCardRequest(
                 holder_id_number=args.holder_id, holder_name=args.holder_name,
                 agent_id_number=args.agent_id, agent_name=args.agent_name),

@@ -8,6 +8,7 @@ import time
 from smartcard import scard
 
 from .errors import (
+    CHECK_READER_CABLE,
     SCARD_E_NO_READERS_AVAILABLE,
     CardWaitTimeout,
     ReaderNotFound,
@@ -17,6 +18,23 @@ from .errors import (
 # pcscd wakes SCardGetStatusChange on reader events; we wait in slices so a reader that
 # disappears (unplugged) is noticed between slices rather than hanging the caller.
 _WAIT_SLICE_MS = 1000
+
+
+def _wait_timeout(reader: str, want_present: bool, timeout: float) -> CardWaitTimeout:
+    """The reader reported no change in time. Not "no card was inserted": the usual cause at
+    a station is a reader that is not connected (an unplugged encoder looks exactly so)."""
+    if want_present:
+        return CardWaitTimeout(
+            f"{reader} reported no card within {timeout:.1f} s",
+            code=scard.SCARD_E_TIMEOUT, reader=reader,
+            remedy="if a card is in that reader (or the printer has just fed one to its "
+                   "encoder), " + CHECK_READER_CABLE + "; otherwise insert the card, chip "
+                   "first and facing up")
+    return CardWaitTimeout(
+        f"{reader} still reports a card after {timeout:.1f} s",
+        code=scard.SCARD_E_TIMEOUT, reader=reader,
+        remedy="take the card out (for the encoder: eject or reject it from the printer); if "
+               "it is out, " + CHECK_READER_CABLE)
 
 
 class PcscContext:
@@ -82,13 +100,10 @@ class PcscContext:
         flags, atr = self.state(reader)
         while bool(flags & scard.SCARD_STATE_PRESENT) != want_present:
             remaining = deadline - time.monotonic()
+            if flags & scard.SCARD_STATE_UNKNOWN:  # the reader went away while we waited
+                raise pcsc_error(scard.SCARD_E_UNKNOWN_READER, "waiting for the card", reader)
             if remaining <= 0:
-                what = "inserted" if want_present else "removed"
-                raise CardWaitTimeout(
-                    f"no card was {what} in {reader} within {timeout:.1f} s",
-                    code=scard.SCARD_E_TIMEOUT,
-                    reader=reader,
-                )
+                raise _wait_timeout(reader, want_present, timeout)
             wait_ms = int(min(remaining * 1000, _WAIT_SLICE_MS))
             rv, states = scard.SCardGetStatusChange(
                 self.handle, wait_ms, [(reader, flags & ~scard.SCARD_STATE_CHANGED)]

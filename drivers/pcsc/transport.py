@@ -15,7 +15,7 @@ from typing import Protocol
 from smartcard import scard
 
 from .atr import protocols_from_atr
-from .errors import CardRemoved, NoCard, PcscError, UnresponsiveCard, pcsc_error, raise_for_sw
+from .errors import CardRemoved, NoCard, UnresponsiveCard, pcsc_error, raise_for_sw
 from .trace import ApduTrace
 
 GET_RESPONSE = bytes.fromhex("00C00000")
@@ -57,12 +57,15 @@ class ApduTransport(ABC):
             observer(apdu, response)
         if not response:  # the reader lost the card mid-exchange (vpcd reports it so)
             raise CardRemoved(
-                "the command did not complete: the card was removed or stopped answering "
-                "(read the card again before doing anything else to it)",
+                "the command did not complete: the card was removed or stopped answering",
                 reader=self.reader,
             )
         if len(response) < 2:
-            raise PcscError(f"card answered {len(response)} byte, no status word", self.reader)
+            raise CardRemoved(
+                f"the card answered {len(response)} byte and no status word: it moved, or the "
+                "chip contacts are dirty",
+                reader=self.reader,
+            )
         data, sw = response[:-2], (response[-2] << 8) | response[-1]
         if tracing:
             self._trace.response(data, sw)
@@ -82,7 +85,7 @@ class ApduTransport(ABC):
     def command(self, apdu: bytes, what: str = "") -> bytes:
         """Transmit and raise the typed error for any SW but 9000; return the data."""
         data, sw = self.transmit(apdu)
-        raise_for_sw(sw, what)
+        raise_for_sw(sw, what, self.reader)
         return data
 
     def __enter__(self) -> ApduTransport:
@@ -159,7 +162,9 @@ class PcscTransport(ApduTransport):
 
     def _exchange(self, apdu: bytes) -> bytes:
         if self._card is None:
-            raise NoCard("not connected to a card: call connect() first", reader=self.reader)
+            raise NoCard("the station is not connected to the card (program error: connect() "
+                         "first)", reader=self.reader,
+                         remedy="read the card again; report this to the station supplier")
         rv, response = scard.SCardTransmit(self._card, self._pci, list(apdu))
         if rv != scard.SCARD_S_SUCCESS:
             raise pcsc_error(rv, "sending a command to the card", self.reader)
@@ -191,7 +196,9 @@ class InProcessTransport(ApduTransport):
         atr = self.card.power_on()
         if not atr or len(atr) > 33:
             raise UnresponsiveCard(
-                "no answer to reset — card inserted the wrong way?", reader=self.reader
+                "no answer to reset: the card is in the wrong way round, or its chip is dirty "
+                "or damaged",
+                reader=self.reader,
             )
         self.atr = atr
         self._powered = True
@@ -204,7 +211,10 @@ class InProcessTransport(ApduTransport):
 
     def _exchange(self, apdu: bytes) -> bytes:
         if self.card is None:
-            raise CardRemoved("the card was removed", code=0x80100069, reader=self.reader)
+            raise CardRemoved("the card was removed during the operation", code=0x80100069,
+                              reader=self.reader)
         if not self._powered:
-            raise NoCard("not connected to a card: call connect() first", reader=self.reader)
+            raise NoCard("the station is not connected to the card (program error: connect() "
+                         "first)", reader=self.reader,
+                         remedy="read the card again; report this to the station supplier")
         return self.card.process_apdu(apdu)

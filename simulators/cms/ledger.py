@@ -362,21 +362,34 @@ class Ledger:
 
     # ---- temporary cards (临时卡) ---------------------------------------------------------
 
+    def _outstanding_temporary(self, holder: str, code: str) -> dict[str, Any] | None:
+        """The holder's issued temporary card if it is this one; 409 if it is another."""
+        for existing in self._temporary.values():
+            if existing["holder_id"] == holder and existing["status"] == "issued":
+                if existing["card_id_code"] == code:
+                    return existing
+                raise LedgerError(
+                    409, "temporary_card_outstanding",
+                    f"holder {mask_id_number(holder)} already has a temporary card that was "
+                    "not returned; recall it first")
+        return None
+
+    def check_temporary(self, card_id_code: str, holder_id: str) -> dict[str, Any]:
+        """Would `record_temporary` accept this card for this holder? Changes nothing."""
+        with self._lock:
+            existing = self._outstanding_temporary(holder_id, card_id_code)
+            return {"status": "ok", "issued": existing is not None}
+
     def record_temporary(self, record: dict[str, Any]) -> dict[str, Any]:
         """A temporary card was issued. One outstanding temporary card per holder: the holder
         must return it before another is issued (business-flows.md section 3)."""
         with self._lock:
             code, holder = record["card_id_code"], record["holder_id"]
-            for existing in self._temporary.values():
-                if existing["holder_id"] == holder and existing["status"] == "issued":
-                    if existing["card_id_code"] == code:
-                        existing.update(valid_to=record["valid_to"], rewritten_at=_now())
-                        self._save()
-                        return {"status": "issued", "duplicate": True}
-                    raise LedgerError(
-                        409, "temporary_card_outstanding",
-                        f"holder {mask_id_number(holder)} already has a temporary card that was "
-                        "not returned; recall it first")
+            existing = self._outstanding_temporary(holder, code)
+            if existing is not None:
+                existing.update(valid_to=record["valid_to"], rewritten_at=_now())
+                self._save()
+                return {"status": "issued", "duplicate": True}
             self._temporary[code] = {**record, "status": "issued", "issued_at": _now(),
                                      "recalled_at": None}
             self._save()
@@ -401,6 +414,27 @@ class Ledger:
             entry.update(status="recalled", recalled_at=_now(), recalled_by=station)
             self._save()
             return {"status": "recalled", "duplicate": False}
+
+    def void_temporary(self, card_id_code: str, station: str, holder_id: str) -> dict[str, Any]:
+        """Withdraw a temporary card the station recorded but could not finish writing: it is
+        no longer issued (the holder may be given another). Only the recording station may, and
+        only while the card is issued to that holder; a repeat is acknowledged."""
+        with self._lock:
+            entry = self._temporary.get(card_id_code)
+            if entry is None or entry["holder_id"] != holder_id:
+                raise LedgerError(404, "temporary_card_unknown",
+                                  "no temporary card with this card identification code for "
+                                  "this holder")
+            if entry["status"] == "voided":
+                return {"status": "voided", "duplicate": True}
+            if entry["status"] != "issued" or entry["station"] != station:
+                raise LedgerError(409, "temporary_card_not_voidable",
+                                  f"the temporary card is {entry['status']} (recorded by "
+                                  f"station {entry['station']}); only the recording station "
+                                  "may withdraw an issued card")
+            entry.update(status="voided", voided_at=_now(), voided_by=station)
+            self._save()
+            return {"status": "voided", "duplicate": False}
 
     def _same_return(self, existing: dict[str, Any], key: str, station: str, id_number: str,
                      payload: dict[str, Any], why: str) -> dict[str, Any]:

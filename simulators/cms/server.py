@@ -11,6 +11,10 @@ Endpoints (JSON in, JSON out; errors are `{"error": code, "message": text}`):
     POST /applications/{id}/restore    {}                        失败数据处理 → 恢复申请
     POST /returns     {"idempotency_key", "station", "record"}   -> {"ack", "duplicate"}
     POST /failures    {"idempotency_key", "station", "id_number", "reason"}
+    POST /temporary-cards {"station", "card_id_code", "holder_id", ...}   409 outstanding
+    GET  /temporary-cards/{code}       POST .../{code}/recall {"station"}
+    POST /temporary-cards/{code}/void  {"station", "holder_id"}  withdraw an unfinished issue
+    POST /temporary-cards/check {"card_id_code", "holder_id"}    409 outstanding; no change
     GET  /health
     POST /applications {"application", "status"?, "fee_registered"?}   admin: add or replace
     GET  /ledger[?photos=0]                                      admin: everything
@@ -392,11 +396,19 @@ class _Handler(BaseHTTPRequestHandler):
                 for optional in ("agent_id", "agent_name"):
                     record[optional] = str(data.get(optional) or "")
                 return 200, store.record_temporary(record)
+            case "POST", ["temporary-cards", "check"]:
+                data = _object(body)
+                return 200, store.check_temporary(_text(data, "card_id_code"),
+                                                  _text(data, "holder_id"))
             case "GET", ["temporary-cards", card_id_code]:
                 return 200, store.get_temporary(card_id_code)
             case "POST", ["temporary-cards", card_id_code, "recall"]:
                 return 200, store.recall_temporary(card_id_code,
                                                    _text(_object(body), "station"))
+            case "POST", ["temporary-cards", card_id_code, "void"]:
+                data = _object(body)
+                return 200, store.void_temporary(card_id_code, _text(data, "station"),
+                                                 _text(data, "holder_id"))
             case "GET", ["ledger"]:
                 photos = query.get("photos", ["1"])[-1] not in ("0", "false", "no")
                 return 200, sim.ledger(photos=photos)
