@@ -28,7 +28,12 @@ from cardstation.personalization.outbox import Outbox, ReturnWorker
 from cardstation.personalization.pinentry import PinPadEntry
 from cardstation.personalization.pipeline import Devices, EventSink, Pipeline
 from cardstation.personalization.rules import PhotoSpec
-from cardstation.personalization.window import WindowError, WindowServices
+from cardstation.personalization.window import (
+    NO_IDREADER,
+    NO_PINPAD,
+    WindowError,
+    WindowServices,
+)
 
 
 class Window:
@@ -45,8 +50,9 @@ class Window:
 
     def idreader(self) -> Ga467Reader:
         if not self.config.window.idreader:
-            raise WindowError("no_idreader", "no ID-card reader is configured ([window] "
-                              "idreader in cardstation.toml)")
+            raise WindowError(NO_IDREADER, "no ID-card reader is configured",
+                              "set [window] idreader in cardstation.toml to the reader's "
+                              "serial port, then restart the station")
         if self._idreader is None:
             self._idreader = Ga467Reader(self.config.window.idreader,
                                          self.config.window.idreader_baud)
@@ -54,8 +60,9 @@ class Window:
 
     def pins(self) -> PinPadEntry:
         if not self.config.window.pinpad:
-            raise WindowError("no_pinpad", "no PIN pad is configured ([window] pinpad in "
-                              "cardstation.toml)")
+            raise WindowError(NO_PINPAD, "no PIN pad is configured",
+                              "set [window] pinpad in cardstation.toml to the PIN pad's "
+                              "serial port, then restart the station")
         if self._pins is None:
             self._pins = PinPadEntry(PinPad(self.config.window.pinpad), self.keys.pinpad_kek(),
                                      timeout_s=self.config.window.pin_timeout)

@@ -188,7 +188,9 @@ def _printer_fault(exc: PrinterError) -> Fault:
 
 
 def _pcsc_fault(exc: pcsc.PcscError) -> Fault:
-    text = str(exc)
+    # the driver's own remedy speaks of a desk reader; at the printer's encoder the fault
+    # table's remedies apply, so only the cause is taken
+    text = exc.cause
     if isinstance(exc, pcsc.PcscServiceUnavailable):
         return Fault("PCSC_SERVICE_UNAVAILABLE", f"the smart-card service is not running "
                      f"({text})", "restart the station PC's smart-card service (pcscd), "
@@ -212,16 +214,17 @@ def _pcsc_fault(exc: pcsc.PcscError) -> Fault:
 
 
 def _card_fault(exc: pcsc.CardStatusError) -> Fault:
-    if isinstance(exc, pcsc.MemoryFailure):
-        return Fault("CHIP_DAMAGED", f"the chip is damaged ({exc})", REMEDY_CHIP,
+    text = exc.cause
+    if isinstance(exc, pcsc.MemoryFailure | pcsc.ApplicationLocked):
+        return Fault("CHIP_DAMAGED", f"the chip is damaged ({text})", REMEDY_CHIP,
                      (Action.REMAKE,))
     if isinstance(exc, pcsc.SecurityNotSatisfied | pcsc.ReferenceDataInvalid
                   | pcsc.AuthenticationBlocked | pcsc.VerificationFailed):
         return Fault("CHIP_AUTHENTICATION_FAILED", f"the chip refused the station's keys "
-                     f"({exc})", "check that the PSAM belongs to this card issuer and the "
+                     f"({text})", "check that the PSAM belongs to this card issuer and the "
                      "card stock is the right one; the card went to the reject box",
                      (Action.REMAKE,))
-    return Fault("CHIP_REFUSED", f"the chip refused a command ({exc})",
+    return Fault("CHIP_REFUSED", f"the chip refused a command ({text})",
                  "check the card stock is a pre-made social security card for this region; "
                  + REMEDY_CHIP, (Action.REMAKE,))
 
