@@ -117,8 +117,6 @@ CATALOGUE: dict[str, Fault] = {f.code: f for f in (
           (Action.REMAKE,)),
     Fault("CARD_SPOILED", "the card was marked spoiled", "destroy the card; make a new one "
           "if the applicant still needs it", (Action.REMAKE,)),
-    Fault("STATION_NOT_READY", "the station cannot make a card now",
-          "fix what the station picture names, then try again", ()),
     Fault("PRINTER_HELD_BY_FAILED_JOB", "a failed job's card may still be in the printer",
           "finish that job first (resume it or reject its card)", ()),
     Fault("KEY_SERVICE_UNAVAILABLE", "the key service (PSAM) does not answer",

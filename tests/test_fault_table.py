@@ -112,3 +112,21 @@ def test_an_unexpected_error_is_internal_with_a_remedy_not_a_traceback() -> None
     problem = fault_of(KeyError("x"))
     assert problem.code == "INTERNAL" and "KeyError" in problem.cause
     assert Action.RESUME in problem.actions
+
+
+def test_the_readme_documents_every_reason_code() -> None:
+    """One documented vocabulary: every fixed code the station can answer is in the README."""
+    import re
+    from pathlib import Path
+
+    from cardstation.personalization import window
+    from cardstation.server import servicers
+
+    readme = Path(__file__).resolve().parent.parent.joinpath("README.md").read_text("utf-8")
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", readme))
+    source = Path(servicers.__file__).read_text("utf-8")
+    fixed = set(CATALOGUE) | set(re.findall(r'Fault\("([A-Z][A-Z0-9_]+)"', source))
+    fixed |= {name for name in dir(window) if name.isupper() and isinstance(
+        getattr(window, name), str) and getattr(window, name) == name}
+    missing = sorted(code for code in fixed if code not in documented)
+    assert not missing, f"README lacks: {', '.join(missing)}"

@@ -371,3 +371,26 @@ def test_serve_without_a_printer_serves_not_serving_and_recovers(tmp_path: Path)
             running.stop()
     finally:
         sim.stop()
+
+
+# -- API polish found by an independent client ----------------------------------------------------
+
+def test_reprint_without_a_deadline_and_a_watch_that_ends_once(api) -> None:
+    job = issuances(api).CreateIssuance(
+        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER)).issuance
+    assert final_event(api, job.id).state == ipb.ISSUANCE_STATE_DONE
+    events = [r.event for r in issuances(api).WatchIssuance(
+        ipb.WatchIssuanceRequest(id=job.id), timeout=30)]
+    assert [e.final for e in events].count(True) == 1 and events[-1].final
+    assert [e.state for e in events].count(ipb.ISSUANCE_STATE_DONE) == 1  # not repeated
+    assert events[-1].hand_over_allowed and events[-1].at.seconds > 1_700_000_000
+    model = api.simulated.model
+    with model._locked():  # the operator puts the finished card back for 补打卡面
+        card = model.output_hopper.pop()
+        card.position = SimPosition.INPUT
+        model.input_cards.appendleft(card)
+    reprinted = issuances(api).ReprintFace(ipb.ReprintFaceRequest(id=job.id))  # no deadline
+    assert reprinted.issuance.reprints == 1
+    assert len(model.print_log) == 2
+    got = issuances(api).GetIssuance(ipb.GetIssuanceRequest(id=job.id)).issuance
+    assert got.created_at.seconds > 1_700_000_000 and got.updated_at.ToDatetime()
