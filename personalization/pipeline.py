@@ -338,11 +338,11 @@ class Pipeline:
         entry = self.outbox.get(issuance_id)
         try:
             if entry is not None and entry.status is OutboxStatus.DELIVERED:
-                issuance = self.journal.transition(
-                    issuance_id, State.DONE, expect=State.EJECTED,
-                    reason=f"the CMS acknowledged the data return ({entry.ack}): hand the "
-                    "card over")
-                self._emit(issuance, issuance.reason or "done")
+                done = (f"the CMS acknowledged the data return ({entry.ack}): hand the card "
+                        "over")
+                issuance = self.journal.transition(issuance_id, State.DONE, reason=done,
+                                                   expect=State.EJECTED)
+                self._emit(issuance, done)
             elif entry is not None and entry.refused:
                 refused = fault("RETURN_REFUSED", entry.last_error)
                 issuance = self._transition(issuance, State.FAILED, refused.message,
