@@ -201,16 +201,23 @@ STATUS_BAD_FRAME = 0xD8
 #: (busy, an alert blocks it, sequence error). 0xDB is seen with errors on real devices.
 STATUS_REJECTED = 0xDB
 
-#: ASSUMPTION: numbering of the jam paths 0x0302xx..0x0307xx (and CS codes 0501..0506) onto
-#: card positions. Public sources only say "jam in path 01..09".
+#: Jam codes per card position. SOURCED: 0x030000 "card jam in card path", 0x040000 "card jam
+#: in flipper", 0x050000 "card jam in eject box" (PavoApi.h 1.7.11.1100, PAVO_DS_CARD_JAM1-3).
+#: (Earlier revisions of this table put the flipper and reject-box jams on 0x0305xx / 0x0307xx,
+#: which no source supports; the reference's jam section said the same before its corrections.)
+#: ASSUMPTION: the feeder, contact-station, print-position and output jams use gutenprint's
+#: "paper jam in paper path 01/02/03/05" codes (0x030200, 0x030300, 0x030400, 0x030600,
+#: backend_hiti.c 2024-06); which path is which card position is not public. ASSUMPTION: the
+#: CS 4-digit codes 0500-0506 sent with them (PavoApi lists 0500-0508 "card jam" without
+#: positions).
 JAM_PATHS: dict[str, tuple[int, str]] = {
     "card path": (0x030000, "0500"),
     "feeder": (0x030200, "0501"),
     "contact station": (0x030300, "0502"),
     "print position": (0x030400, "0503"),
-    "flipper": (0x030500, "0504"),
+    "flipper": (0x040000, "0504"),
     "output": (0x030600, "0505"),
-    "reject box": (0x030700, "0506"),
+    "reject box": (0x050000, "0506"),
 }
 
 #: ASSUMPTION: the ribbon-search and ribbon-calibration faults have no public 24-bit code;

@@ -556,8 +556,11 @@ class PrinterModel:
         have = RIBBON_PANELS.get(ribbon.type, 0)
         for side, panels in job.sides.items():
             need = colorseq(frozenset(panels))
-            if need & ~have & ~ColorSeq.DK:
-                alert = A.by_name("RibbonTypeMismatch")
+            lacking = need & ~have & ~ColorSeq.DK
+            if lacking:
+                # gutenprint backend_hiti.c (2024): 0x080201 "need YMCO", 0x080203 "need KO"
+                colour = lacking & (ColorSeq.Y | ColorSeq.M | ColorSeq.C)
+                alert = A.decode(0x080201 if colour else 0x080203, "0202")
                 self._latch(alert)
                 raise Refused(f"ribbon {RibbonType(ribbon.type).name} lacks panels (side {side})",
                               alert)  # fmt: skip
