@@ -110,6 +110,8 @@ class AlertDef:
     remedy: str
     #: For jams: where the card is stuck.
     position: str | None = None
+    #: False for a notice that does not stop the printer (PavoApi "card low").
+    blocks: bool = True
 
 
 _MALFUNCTION = RIBBON_MALFUNCTION_CODE24
@@ -215,7 +217,7 @@ ALERTS: tuple[AlertDef, ...] = (
              REMEDY_LOAD_CARDS),
     AlertDef("CardsLow", 0x008001, None, _I,
              "cards low: few blank cards are left in the input hopper",
-             "add blank cards soon (rear feed slot, face up, chip inwards)"),
+             "add blank cards soon (rear feed slot, face up, chip inwards)", blocks=False),
     AlertDef("InputHopperMissing", 0x008008, None, _I,
              "input hopper missing: the card cassette is not in place",
              "insert the input hopper (card cassette) until it clicks"),

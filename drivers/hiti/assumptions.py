@@ -105,9 +105,10 @@ def encode_ribbon_tag(tag: TagState) -> int:
     return _TAG_VALUES[tag] << 8
 
 
-#: ASSUMPTION: statistic record type 0x01 is the total print count (type 0x03, ribbon prints
-#: remaining, is public).
-STAT_PRINT_COUNT = 0x01
+#: The print count is read with GET_PRINT_COUNT (0x8005, argument 01, u32be) as gutenprint
+#: reads it; GET_STATS carries only the ribbon-remaining record (type 3, public). An earlier
+#: ASSUMED statistics record 0x01 for the print count, placed before it, is gone: gutenprint
+#: reads only the first statistics record.
 
 #: ASSUMPTION: default prints per roll, not sourced (reference section 7.3).
 RIBBON_CAPACITY: dict[int, int] = {
@@ -225,6 +226,34 @@ JAM_PATHS: dict[str, tuple[int, str]] = {
 #: 0300 / 1100 / 1101.
 RIBBON_MALFUNCTION_CODE24 = 0x080105
 
-#: ASSUMPTION: EDM_CPP Clean Paper Path (0xE023, real opcode) takes no payload on the CS-2xx;
-#: the operator feeds a cleaning card, completion is seen by polling BUSY.
-CLEAN_PATH_PAYLOAD = b""
+#: EDM_CPP Clean Paper Path (0xE023) takes ONE argument (gutenprint backend_hiti.c 2024,
+#: "1 arg XX", marked unverified there). ASSUMPTION: its value, 0x00; the operator feeds a
+#: cleaning card and completion is seen by polling BUSY.
+CLEAN_PATH_ARG = 0x00
+
+# --- replies the simulator gives to gutenprint's connection queries ---------------------------
+
+#: ASSUMPTION: contents of the replies to the queries gutenprint sends when it connects to a
+#: CS-2xx (backend_hiti.c hiti_attach, 2024: 0x8010, 0x0100, 0x040C, 0x0401, 0x8001, 0x800F,
+#: 0x8009, 0x801C, 0x8007, 0x8000; then 0x800E, 0x8006, 0x0104, 0x040B, 0x0400, 0x8005, 0x0503).
+#: Only their sizes are public (gutenprint's reply buffers, noted per item); a reply longer
+#: than the buffer fails gutenprint's "Response too long" check, so each stays within it.
+UNKNOWN_8010_REPLY = bytes(15)  # unk_8010[15]; meaning unknown
+CALIBRATION_REPLY = bytes([0, 0])  # struct hiti_calibration {horiz, vert}
+HIGHLIGHT_ADJ_REPLY = bytes(6)  # "00 YY MM CC 00 00", all adjustments 0
+TL_VOLTAGE_REPLY = bytes(2)  # rtlv[2]; conversion unknown
+#: struct hiti_rpidm {u16be usb_pid, u8 region}: CS-220e PID 0x030A, region 0x22 "CN".
+PID_REGION_REPLY = bytes([0x03, 0x0A, 0x22])
+#: struct hiti_erdc_rs (29 bytes, big endian): tph_seg, stride, dpi_cols, dpi_rows, cols, rows,
+#: vertUnitInstalled, y/m/c/o speed, overheat, heater-off, hwFeature1, fwFeature1, preheat,
+#: dpi_rows2, dpi_rows3, hwFeature2, overheatTempS, overheatTempOT. ASSUMED values for a 300
+#: dpi card head: 1014 x 642 dots (the PavoApi page size), no vertical unit (0xFFFF).
+DEVICE_INFO_REPLY = b"".join((
+    bytes([0x1E]),  # tph_seg
+    *(v.to_bytes(2, "big") for v in (1014, 300, 300, 1014, 642, 0xFFFF)),
+    bytes([10, 10, 10, 10, 60, 40, 0, 0, 40]),  # speeds, temperatures, feature bits
+    bytes(7),  # dpi_rows2, dpi_rows3, hwFeature2, overheatTempS, overheatTempOT
+))
+#: RDC_ROC option list: {u8 type, u8 len, ascii}..., ends with type 0. ASSUMED entries for the
+#: CS-220e's flipper and contact encoder.
+OPTIONS_REPLY = b"\x01\x07Flipper\x02\x0fContact encoder\x00"
