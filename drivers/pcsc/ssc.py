@@ -172,6 +172,12 @@ class SscCard:
         self.algorithm = _algorithm_flag(fci)
         return self.algorithm
 
+    def select_df(self, fid: int) -> None:
+        """Select a DF under the current DF by FID (P1=01), as field readers select the SSSE's
+        DF01-DF04/DF07 (e.g. `00 A4 01 00 02 DF 03`, a7082633/HDOS_VC6 ICCInter2)."""
+        self.t.command(bytes([0x00, 0xA4, 0x01, 0x00, 0x02]) + fid.to_bytes(2, "big"),
+                       "select DF")
+
     def select_ef(self, fid: int) -> None:
         self.t.command(bytes([0x00, 0xA4, 0x02, 0x00, 0x02]) + fid.to_bytes(2, "big"), "select")
 
@@ -235,9 +241,12 @@ class SscCard:
         card wants the read key) the holder items. Without an authenticator the holder items
         of a protected (3rd-generation) card come back empty, as real readers report them."""
         self.select_ssse()
-        values = {n: self.read_item(n) for n in ("card_id_code", "spec_version", "card_number")}
+        values = {n: self.read_item(n) for n in ("card_id_code", "spec_version")}
         holder = {"id_number": "", "name": ""}
-        for n in ("issue_date", "expiry_date"):
+        # Which of these a 3rd-generation card gives without the read key is the card's
+        # business (recorded real cards: the dates yes, the card number no); each is read
+        # and the key is presented only when the card asks for it.
+        for n in ("card_number", "issue_date", "expiry_date"):
             values[n] = self._read_optional(n, authenticate)
         holder["id_number"] = self._read_optional("id_number", authenticate)
         if holder["id_number"]:
