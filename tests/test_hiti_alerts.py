@@ -129,3 +129,13 @@ def test_alert_sent_by_the_printer_reaches_the_driver_named(
     assert reports and reports[0].name == alert.name and reports[0].remedy == alert.remedy
     raw = AlertList.build({"count": 1, "alerts": [{"code24": code, "aux": 0, "ascii": "0000"}]})
     assert AlertList.parse(raw).alerts[0].code24 == code
+
+
+def test_card_low_is_reported_but_does_not_stop_the_printer(
+    printer: Printer, model: PrinterModel
+) -> None:
+    """PavoApi.h 1.7.11.1100 PAVO_DS_CARD_LOW 0x00008001 "Card low": a notice, not a fault."""
+    model.latch(alerts.by_name("CardsLow"))
+    report = [a for a in printer.status().alerts if a.name == "CardsLow"]
+    assert report and report[0].blocks is False
+    printer.move_to_contact()  # not raised

@@ -84,6 +84,8 @@ def test_gutenprint_connection_replay_gets_no_failed_ack(
     assert not model.protocol_errors
     summary = replies[0x0100]  # hiti_query_version: id length at [33], id at [34]
     assert summary[34 : 34 + summary[33]] == b"CS-220e"
+    version = summary[34 + summary[33] + 1 :].split(b"\x00")[0]  # gutenprint skips one byte
+    assert version.decode().startswith(model.firmware[:9])
     assert replies[0x8009][:2] == b"\x03\x0a"  # struct hiti_rpidm: usb_pid 0x030A
     if 0x8007 in replies:
         assert replies[0x8007].rstrip(b"\x00") == model.serial.encode()

@@ -180,8 +180,9 @@ class Printer:
                 _, defs = self._status_defs()
             except CommandRejected:
                 defs = []
-            if defs:
-                raise alert_error(defs[0])
+            blocking = [d for d in defs if d.blocks]
+            if blocking:
+                raise alert_error(blocking[0])
         meaning = "malformed or unknown frame" if status == asm.STATUS_BAD_FRAME else "refused"
         raise CommandRejected(
             f"printer rejected {name} (status 0x{status:02X}: {meaning})", None, status
@@ -512,4 +513,5 @@ def _report(d: AlertDef) -> AlertReport:
         description=d.description,
         remedy=d.remedy,
         position=d.position,
+        blocks=d.blocks,
     )

@@ -287,6 +287,7 @@ class SscCard:
                 data = self.t.command(apdu, "read bank record")
                 pan = find_ber(data, 0x5A)
                 if pan is not None:
+                    # 5A is EMV cn of variable length, decimal: trailing F is only padding
                     return pan.hex().upper().rstrip("F")
         raise ValueError("the bank application has no account number (tag 5A)")
 

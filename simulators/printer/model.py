@@ -383,6 +383,8 @@ class PrinterModel:
     def _blocking(self, *, printing: bool = False) -> AlertDef | None:
         """The alert that stops motion (or printing) now, if any."""
         for alert in self.alerts():
+            if not alert.blocks:  # a notice (PavoApi "card low") stops nothing
+                continue
             if alert.category is AlertCategory.SUPPLIES and not printing:
                 continue
             if alert.name in ("InputEmpty", "RibbonTypeMismatch", "RejectBoxFull"):
