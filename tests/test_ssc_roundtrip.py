@@ -43,11 +43,20 @@ def _name() -> st.SearchStrategy[str]:
     return st.lists(HANZI, min_size=1, max_size=25).map("".join)
 
 
+def _hex_ending_in_f(n: int) -> st.SearchStrategy[str]:
+    """n hex digits: random, or forced to end in one or more F nibbles (the lost-digit case)."""
+    return st.one_of(
+        _fixed(HEX, n),
+        st.builds(lambda head, k: (head + "F" * k)[-n:],
+                  _fixed(HEX, n), st.integers(1, 8)),
+    )
+
+
 STRATEGIES: dict[str, st.SearchStrategy[str]] = {
-    "card_id_code": st.builds(lambda s: REGION + "D156000005" + s, _fixed(HEX, 16)),
+    "card_id_code": st.builds(lambda s: REGION + "D156000005" + s, _hex_ending_in_f(16)),
     "card_type": st.sampled_from(["1", "2", "3", "4"]),
     "spec_version": st.sampled_from(["2.00", "3.00"]),
-    "init_org": st.builds(lambda s: "9156000002" + s, _fixed(HEX, 14)),
+    "init_org": st.builds(lambda s: "9156000002" + s, _hex_ending_in_f(14)),
     "issue_date": _fixed(DIGITS, 8),
     "expiry_date": _fixed(DIGITS, 8),
     "card_number": st.builds(str.__add__, st.sampled_from(list("ABCDEFGHJKLMNPQRSTUVWXYZ")),
