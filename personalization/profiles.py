@@ -17,6 +17,18 @@ from .rules import split_name_gbk
 HOLDER_ITEMS = ("id_number", "name", "name_ext", "sex", "nation", "birthplace", "birth_date")
 ISSUER_ITEMS = ("issue_date", "expiry_date", "card_number")
 
+#: EVIDENCE-BASED CHOICE, kept here only: the items of a 3rd-generation card readable without the
+#: read key (RKSSSE). Recorded iReadCardBas outputs of real 3.0 cards read without
+#: authentication (leithergit/SSCard_System, SSCard_System/Gloabal.cpp, 2025 snapshot):
+#: `411600|||411600D156000005C38275EEFC9B9648||008C544CB386844116018593CA|3.00|20211203|20311202|`
+#: carry the card identification code, the spec version and the issue and expiry dates, and no
+#: card number, ID number or name. The reference (ssc-chip.md 8.3 and 13) said the opposite
+#: (card number free, dates protected); the recorded outputs are followed. The card type and
+#: the initialising institution are not in that output and stay protected (no evidence).
+#: The card simulator builds its 3rd-generation access rules from this set.
+GEN3_FREE_READ: frozenset[str] = frozenset({"card_id_code", "spec_version", "issue_date",
+                                            "expiry_date"})
+
 
 @dataclass(frozen=True)
 class ChipProfile:

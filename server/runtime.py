@@ -353,12 +353,13 @@ class StationRuntime:
 
     def _look_at_printer(self, printer: DeviceSnapshot, snap: StationSnapshot) -> None:
         status = self.station.printer.status()
-        if status.alerts:
-            alert = status.alerts[0]
+        blocking = [a for a in status.alerts if a.blocks]  # "cards low" informs, blocks nothing
+        if blocking:
+            alert = blocking[0]
             printer.set_fault("FAULT", Fault("PRINTER_" + upper_snake(alert.name),
                                              f"printer: {alert.description}", alert.remedy),
                               alert.cs_code or f"0x{alert.code24:06X}")
-        elif status.busy:
+        elif status.busy or status.power_on:  # a reset shows POWER-ON, not BUSY
             printer.status = "BUSY"
         ribbon = self.station.printer.ribbon()
         snap.ribbon_type = ribbon.type_name

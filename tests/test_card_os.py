@@ -75,15 +75,17 @@ def test_atr_layout(profile: str) -> None:
     info = parse_atr(atr)
     assert info.region == "410700"
     cid = card.card_identification_code
-    assert atr[-4:] == cid[8:12]  # ATR tail = 卡流水号 (bytes 9-12 of 卡识别码)
+    # The ATR tail is not the 卡流水号 (bytes 9-12 of the 卡识别码): public pairs for 411600
+    # and 371600 differ (leithergit/SSCard_System logs, ssc-chip.md corrections).
+    assert atr[-4:] != cid[8:12]
     assert cid[:8] == bytes.fromhex("410700D156000005")
     assert card.historical_bytes == atr[4:]
 
 
 def test_serial_override_changes_atr_and_card_id() -> None:
-    a, b = make_card(serial=1), make_card(serial="00000002")
-    assert a.atr != b.atr
-    assert b.card_identification_code[8:12] == bytes.fromhex("00000002")
+    a, b = make_card(serial=1), make_card(serial="00000002", card_serial="C38275EE")
+    assert a.atr != b.atr and b.atr[-4:] == bytes.fromhex("00000002")
+    assert b.card_identification_code[8:12] == bytes.fromhex("C38275EE")
     assert a.pan != b.pan
 
 
@@ -160,11 +162,17 @@ def test_read_card_id_by_number_current_and_sfi(card3: SSCard) -> None:
     assert ok(card3, "00B2010400") == rec  # Le=00: whole record
 
 
-def test_spec_version_and_card_number_free_on_gen3(card3: SSCard) -> None:
+def test_gen3_free_reads_follow_recorded_real_cards(card3: SSCard) -> None:
+    """Golden, leithergit/SSCard_System (SSCard_System/Gloabal.cpp, 2025 snapshot): a real
+    3.0 card read without authentication gives the card identification code, the spec
+    version and the issue and expiry dates, and no card number."""
     tx(card3, SELECT_SSSE)
     assert ok(card3, "00B2032C06") == bytes.fromhex("0304") + b"3.00"
-    assert ok(card3, "00B2072C0B")[:2] == b"\x07\x09"
     assert ok(card3, "00B2032806") == bytes.fromhex("0304") + b"3.00"
+    assert ok(card3, "00B2012C12")[:2] == b"\x01\x10"
+    assert ok(card3, "00B2052C06")[:2] == b"\x05\x04"  # 发卡日期
+    assert ok(card3, "00B2062C06")[:2] == b"\x06\x04"  # 卡有效期
+    assert sw_of(card3, "00B2072C0B") == SW.SECURITY_NOT_SATISFIED  # 卡号
 
 
 def test_wrong_le_gives_6cxx(card3: SSCard) -> None:
@@ -188,7 +196,7 @@ def test_record_errors(card3: SSCard) -> None:
 
 def test_gen3_protected_reads_need_rk(card3: SSCard) -> None:
     tx(card3, SELECT_SSSE)
-    assert sw_of(card3, "00B2052806") == SW.SECURITY_NOT_SATISFIED  # 发卡日期
+    assert sw_of(card3, "00B2072C0B") == SW.SECURITY_NOT_SATISFIED  # 卡号
     assert sw_of(card3, "00B2022C03") == SW.SECURITY_NOT_SATISFIED  # 卡类别
     assert sw_of(card3, "00B2013414") == SW.SECURITY_NOT_SATISFIED  # EF06 社会保障号码
     assert ext_auth(card3, 0x0A, KeyUsage.RK) == 0x9000

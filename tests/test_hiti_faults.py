@@ -61,7 +61,7 @@ CASES = [
     Case("jam_print", lambda m: m.inject("jam", at="print"), feed_and_print, errors.CardJam,
          0x030400, "0503"),
     Case("jam_flipper", lambda m: m.inject("jam", at="flipper"), feed_and_print, errors.CardJam,
-         0x030500, "0504"),
+         0x040000, "0504"),  # PavoApi.h 1.7.11.1100 PAVO_DS_CARD_JAM2 "card jam in flipper"
     Case("ribbon_missing", lambda m: m.inject("ribbon_missing"), feed_and_print,
          errors.RibbonMissing, 0x080004, "0201"),
     Case("ribbon_out", lambda m: m.inject("ribbon_out"), feed_and_print, errors.RibbonOut,
@@ -71,7 +71,7 @@ CASES = [
     Case("ribbon_chip_unreadable", lambda m: m.inject("ribbon_chip_unreadable"), feed_and_print,
          errors.RibbonChipError, 0x0804FE, "0200"),
     Case("ribbon_type_mismatch", lambda m: m.inject("ribbon_type_mismatch"), feed_and_print,
-         errors.RibbonTypeMismatch, 0x080200, "0202"),
+         errors.RibbonTypeMismatch, 0x080201, "0202"),  # gutenprint 2024: "need YMCO"
     Case("ribbon_search_fail", lambda m: m.inject("sensor", offset_mm=1.5), feed_and_print,
          errors.RibbonSearchFail, 0x080105, "0300"),
     Case("calibration_fail", lambda m: m.inject("sensor", dirt=0.8), calibrate,

@@ -107,7 +107,12 @@ def test_print_job_front_and_back(model: PrinterModel) -> None:
     text = record(model, lambda p: p.move_to_contact(), lambda p: p.print_card(panels))
     lines = text.splitlines()
     assert sum(line.startswith("= raw 650988 ") for line in lines) == 10  # YMCKO x 2 sides
-    assert lines[2] == "> a50006500500000001"  # START_JOB lun 0, job 1
+    # gutenprint backend_hiti.c hiti_main_loop (2019 and 2024): SET_FORMAT, then START_JOB,
+    # then the heating setting {0, 1} (default tables), then START_PAGE.
+    assert lines[2].startswith("> a5000b508100")  # SET_FORMAT
+    assert lines[3] == "> a50006500500000001"  # START_JOB lun 0, job 1
+    assert lines[4] == "> a5000550810100" + "01"  # SET_HEATING {0, 1}
+    assert lines[5] == "> a50003508200"  # START_PAGE
     check("print_duplex", text)
 
 

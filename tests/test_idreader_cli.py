@@ -100,3 +100,23 @@ def test_sim_idreader_rejects_bad_id_number() -> None:
                           cwd=ROOT, timeout=30)
     assert proc.returncode == 2 and "check character" in proc.stderr
     assert bad not in proc.stderr
+
+
+def test_sim_idreader_serves_a_permit() -> None:
+    """`--permit Y`: a generated 2023 foreigner permanent residence card, read through the pty
+    in its own layout (Johann356/readinfo PCSCGetData.h, t_idforeigner2023)."""
+    proc = subprocess.Popen(
+        [*_sim_command(), "--permit", "Y"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        path = proc.stdout.readline().strip()
+        with Ga467Reader(path, timeout=2.0) as reader:
+            card = reader.read_id_card()
+        assert card.card_type == "Y" and card.id_number.startswith("9")
+        assert card.nationality == "USA" and card.english_name.startswith("SMITH")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0

@@ -268,14 +268,16 @@ def test_sim_card_command_keeps_the_chip_in_its_state_file(pcsc_context, tmp_pat
             proc.wait(timeout=10)
             pcsc_context.wait_for_removal(ENCODER_READER, timeout=10)
 
+    # the issue date: written with the update key, read without a key on a 3rd-generation card
+    # (recorded real-card reads, leithergit/SSCard_System; the card number is protected)
     def write(ssc: SscCard, atr: bytes) -> None:
         uk_authenticate(ssc, atr)
-        ssc.write_item("card_number", "D2143569X")
+        ssc.write_item("issue_date", "20261122")
 
     def read(ssc: SscCard, atr: bytes) -> str:
         ssc.select_ssse()
-        return ssc.read_item("card_number")
+        return ssc.read_item("issue_date")
 
     run_once(write)
     assert json.loads(state.read_text())  # saved on exit
-    assert run_once(read) == "D2143569X"
+    assert run_once(read) == "20261122"

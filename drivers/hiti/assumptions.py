@@ -105,9 +105,10 @@ def encode_ribbon_tag(tag: TagState) -> int:
     return _TAG_VALUES[tag] << 8
 
 
-#: ASSUMPTION: statistic record type 0x01 is the total print count (type 0x03, ribbon prints
-#: remaining, is public).
-STAT_PRINT_COUNT = 0x01
+#: The print count is read with GET_PRINT_COUNT (0x8005, argument 01, u32be) as gutenprint
+#: reads it; GET_STATS carries only the ribbon-remaining record (type 3, public). An earlier
+#: ASSUMED statistics record 0x01 for the print count, placed before it, is gone: gutenprint
+#: reads only the first statistics record.
 
 #: ASSUMPTION: default prints per roll, not sourced (reference section 7.3).
 RIBBON_CAPACITY: dict[int, int] = {
@@ -201,16 +202,23 @@ STATUS_BAD_FRAME = 0xD8
 #: (busy, an alert blocks it, sequence error). 0xDB is seen with errors on real devices.
 STATUS_REJECTED = 0xDB
 
-#: ASSUMPTION: numbering of the jam paths 0x0302xx..0x0307xx (and CS codes 0501..0506) onto
-#: card positions. Public sources only say "jam in path 01..09".
+#: Jam codes per card position. SOURCED: 0x030000 "card jam in card path", 0x040000 "card jam
+#: in flipper", 0x050000 "card jam in eject box" (PavoApi.h 1.7.11.1100, PAVO_DS_CARD_JAM1-3).
+#: (Earlier revisions of this table put the flipper and reject-box jams on 0x0305xx / 0x0307xx,
+#: which no source supports; the reference's jam section said the same before its corrections.)
+#: ASSUMPTION: the feeder, contact-station, print-position and output jams use gutenprint's
+#: "paper jam in paper path 01/02/03/05" codes (0x030200, 0x030300, 0x030400, 0x030600,
+#: backend_hiti.c 2024-06); which path is which card position is not public. ASSUMPTION: the
+#: CS 4-digit codes 0500-0506 sent with them (PavoApi lists 0500-0508 "card jam" without
+#: positions).
 JAM_PATHS: dict[str, tuple[int, str]] = {
     "card path": (0x030000, "0500"),
     "feeder": (0x030200, "0501"),
     "contact station": (0x030300, "0502"),
     "print position": (0x030400, "0503"),
-    "flipper": (0x030500, "0504"),
+    "flipper": (0x040000, "0504"),
     "output": (0x030600, "0505"),
-    "reject box": (0x030700, "0506"),
+    "reject box": (0x050000, "0506"),
 }
 
 #: ASSUMPTION: the ribbon-search and ribbon-calibration faults have no public 24-bit code;
@@ -218,6 +226,34 @@ JAM_PATHS: dict[str, tuple[int, str]] = {
 #: 0300 / 1100 / 1101.
 RIBBON_MALFUNCTION_CODE24 = 0x080105
 
-#: ASSUMPTION: EDM_CPP Clean Paper Path (0xE023, real opcode) takes no payload on the CS-2xx;
-#: the operator feeds a cleaning card, completion is seen by polling BUSY.
-CLEAN_PATH_PAYLOAD = b""
+#: EDM_CPP Clean Paper Path (0xE023) takes ONE argument (gutenprint backend_hiti.c 2024,
+#: "1 arg XX", marked unverified there). ASSUMPTION: its value, 0x00; the operator feeds a
+#: cleaning card and completion is seen by polling BUSY.
+CLEAN_PATH_ARG = 0x00
+
+# --- replies the simulator gives to gutenprint's connection queries ---------------------------
+
+#: ASSUMPTION: contents of the replies to the queries gutenprint sends when it connects to a
+#: CS-2xx (backend_hiti.c hiti_attach, 2024: 0x8010, 0x0100, 0x040C, 0x0401, 0x8001, 0x800F,
+#: 0x8009, 0x801C, 0x8007, 0x8000; then 0x800E, 0x8006, 0x0104, 0x040B, 0x0400, 0x8005, 0x0503).
+#: Only their sizes are public (gutenprint's reply buffers, noted per item); a reply longer
+#: than the buffer fails gutenprint's "Response too long" check, so each stays within it.
+UNKNOWN_8010_REPLY = bytes(15)  # unk_8010[15]; meaning unknown
+CALIBRATION_REPLY = bytes([0, 0])  # struct hiti_calibration {horiz, vert}
+HIGHLIGHT_ADJ_REPLY = bytes(6)  # "00 YY MM CC 00 00", all adjustments 0
+TL_VOLTAGE_REPLY = bytes(2)  # rtlv[2]; conversion unknown
+#: struct hiti_rpidm {u16be usb_pid, u8 region}: CS-220e PID 0x030A, region 0x22 "CN".
+PID_REGION_REPLY = bytes([0x03, 0x0A, 0x22])
+#: struct hiti_erdc_rs (29 bytes, big endian): tph_seg, stride, dpi_cols, dpi_rows, cols, rows,
+#: vertUnitInstalled, y/m/c/o speed, overheat, heater-off, hwFeature1, fwFeature1, preheat,
+#: dpi_rows2, dpi_rows3, hwFeature2, overheatTempS, overheatTempOT. ASSUMED values for a 300
+#: dpi card head: 1014 x 642 dots (the PavoApi page size), no vertical unit (0xFFFF).
+DEVICE_INFO_REPLY = b"".join((
+    bytes([0x1E]),  # tph_seg
+    *(v.to_bytes(2, "big") for v in (1014, 300, 300, 1014, 642, 0xFFFF)),
+    bytes([10, 10, 10, 10, 60, 40, 0, 0, 40]),  # speeds, temperatures, feature bits
+    bytes(7),  # dpi_rows2, dpi_rows3, hwFeature2, overheatTempS, overheatTempOT
+))
+#: RDC_ROC option list: {u8 type, u8 len, ascii}..., ends with type 0. ASSUMED entries for the
+#: CS-220e's flipper and contact encoder.
+OPTIONS_REPLY = b"\x01\x07Flipper\x02\x0fContact encoder\x00"

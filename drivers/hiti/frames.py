@@ -77,9 +77,17 @@ class Opcode(IntEnum):
     GET_SERIAL = 0x8007
     GET_CORRECTION_STATUS = 0x8008  # CS
     GET_PID_REGION = 0x8009
+    GET_TL_VOLTAGE = 0x800E
     GET_RIBBON_VENDOR = 0x800F
+    #: ERDC_UNK0, meaning unknown: the first command gutenprint sends to a roll or card printer
+    #: when it connects (backend_hiti.c hiti_attach, 2019 and 2024); reply up to 15 bytes.
+    GET_UNKNOWN_8010 = 0x8010
+    GET_HIGHLIGHT_ADJ = 0x801C
     SET_FORMAT = 0x8100
-    SET_COLOR_HEATING = 0x8102  # CS
+    #: EFD_CHS "Color & Heating Setting", 2 args; gutenprint sends {0, 1} (default tables)
+    #: after START_JOB when it has no heat table of its own.
+    SET_HEATING = 0x8101
+    SET_COLOR_HEATING = 0x8102  # CS, 3 args
     SET_INPUT_ID = 0x8103  # CS
     START_PAGE = 0x8200
     END_PAGE = 0x8201
@@ -98,11 +106,15 @@ class Opcode(IntEnum):
     START_RK2 = 0x820D
     START_L2 = 0x820E
     START_O2 = 0x820F
-    SEND_HEAT_TABLE = 0x8303
+    SEND_HEAT_TABLE = 0x8303  # 24-bit length + plane byte, then raw data (HeatTableHeader)
     SEND_PANEL_DATA = 0x8309
+    SEND_HEAT_TONE = 0x830B  # header, ack, then the raw payload
+    SEND_HEAT_TONE_CS = 0x830C  # CS; header, ack, then the raw payload
+    SEND_VOLTAGE_DROP = 0xE002  # header, ack, then the raw payload
     CLEAN_PATH = 0xE023
     MOVE_TO_CONTACT = 0xE02E  # CS
-    MOVE_TO_MAG = 0xE02F  # CS
+    MOVE_TO_MAG = 0xE02F  # CS (gutenprint names it; PavoApi.h 1.7.11.1100 has no MoveCard
+    # position for the magstripe station, so nothing here uses it)
     MOVE_TO_CONTACTLESS = 0xE030  # CS
     MOVE_TO_EJECT_BOX = 0xE031  # CS, the reject box
     MOVE_TO_HOPPER = 0xE037  # CS, the output hopper
@@ -167,6 +179,35 @@ BulkHeader = Struct(
     "num_lines" / Int16ub,
 )
 
+#: Commands sent as a 6-byte header whose length counts a payload that follows only after the
+#: printer acked the header (gutenprint backend_hiti.c: hiti_shptc 0x830B, hiti_cvd 0xE002;
+#: 0x830C is the CS variant of 0x830B).
+HEADER_THEN_PAYLOAD = frozenset({Opcode.SEND_HEAT_TONE, Opcode.SEND_HEAT_TONE_CS,
+                                 Opcode.SEND_VOLTAGE_DROP})
+
+#: SEND_HEAT_TABLE (0x8303, gutenprint struct hiti_seht2): a 24-bit length (data_len + 5) split
+#: like the panel header, then the plane number; the raw data follows the printer's ack.
+HEAT_TABLE_OVERHEAD = 5
+HeatTableHeader = Struct(
+    "hdr" / Const(bytes([FRAME_HEADER])),
+    "len_hi" / Int16ub,
+    "status" / Const(CMD_STATUS_OK, Int8ub),
+    "cmd" / Const(int(Opcode.SEND_HEAT_TABLE), Int16ub),
+    "len_lo" / Int8ub,
+    "plane" / Int8ub,
+)
+HEAT_TABLE_HEADER_SIZE = 8
+
+#: SET_HEATING payload gutenprint sends to use the printer's default tables.
+HEATING_DEFAULT_TABLES = b"\x00\x01"
+
+#: GET_PRINT_COUNT argument gutenprint uses for the life counter (hiti_query_stats, 2024);
+#: the reply is one u32be on the CS/P52x/P7xx families (8 bytes on the P51x).
+PRINT_COUNT_ARG = 0x01
+
+#: Job ids stay in 1..0x7FFF (gutenprint hiti_attach: `jobid & 0x7fff`, 0 becomes 1).
+MAX_JOB_ID = 0x7FFF
+
 #: Reply to GET_STATUS (0x0400), 3 bytes, bits parsed MSB first.
 StatusSummary = BitStruct(
     "busy" / Flag, Padding(4), "resend" / Flag, Padding(1), "power_on" / Flag,
@@ -183,6 +224,8 @@ AlertCS = Struct(
 AlertList = Struct("count" / Int8ub, "alerts" / Array(this.count, AlertCS))
 
 #: GET_STATS (0x040B): u8 count, then {u8 type, u32be value}; type 3 = ribbon prints left.
+#: gutenprint (hiti_query_statistics, 2024) reads at most 30 bytes and, through its loop
+#: arithmetic, only the FIRST record: the ribbon-remaining record comes first.
 StatRecord = Struct("type" / Int8ub, "value" / Int32ub)
 StatsReply = Struct("count" / Int8ub, "records" / Array(this.count, StatRecord))
 STAT_RIBBON_REMAINING = 0x03
@@ -227,6 +270,19 @@ def build_bulk_header(data_len: int, start_line: int, num_lines: int) -> bytes:
             "num_lines": num_lines,
         }
     )
+
+
+def build_heat_table_header(data_len: int, plane: int) -> bytes:
+    """SEND_HEAT_TABLE header for `data_len` raw bytes of heat table `plane`."""
+    total = data_len + HEAT_TABLE_OVERHEAD
+    if total >= 1 << 24:
+        raise ValueError(f"heat table of {data_len} bytes does not fit a 24-bit length")
+    return HeatTableHeader.build({"len_hi": total >> 8, "len_lo": total & 0xFF, "plane": plane})
+
+
+def heat_table_data_len(header: Container) -> int:
+    """Raw data length announced by a parsed HeatTableHeader."""
+    return ((header.len_hi << 8) | header.len_lo) - HEAT_TABLE_OVERHEAD
 
 
 def bulk_data_len(header: Container) -> int:

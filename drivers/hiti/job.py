@@ -1,8 +1,11 @@
-"""The byte sequence of one print job (reference section 7.2, step 5), independent of I/O.
+"""The byte sequence of one print job, independent of I/O.
 
-START_JOB -> SET_FORMAT -> START_PAGE -> per panel (START_PANEL, SEND_PANEL_DATA header, raw
-plane) -> END_PAGE -> END_JOB. The printer executes these steps one by one, reading the reply
-of each frame; the benchmark sums their sizes.
+The order is gutenprint's (src/cups/backend_hiti.c hiti_main_loop, 2019 and 2024 versions):
+SET_FORMAT -> START_JOB -> SET_HEATING {0, 1} (the printer's default heat tables; gutenprint
+sends its own table instead when it has one) -> START_PAGE -> per panel (START_PANEL,
+SEND_PANEL_DATA header, raw plane) -> END_PAGE -> END_JOB. The reference's section 7.2 put
+START_JOB first; the public source is followed. The printer executes these steps one by one,
+reading the reply of each frame; the benchmark sums their sizes.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Literal
 
 from cardstation.drivers.hiti.assumptions import PANEL_OPCODES, CardFormat, colorseq
 from cardstation.drivers.hiti.frames import (
+    HEATING_DEFAULT_TABLES,
     MAX_LINES_PER_CHUNK,
     Job,
     Opcode,
@@ -60,8 +64,9 @@ def job_steps(
 ) -> Iterator[JobStep]:
     """Every write of a print job in order."""
     job = Job.build({"jobid": jobid})
-    yield _command(Opcode.START_JOB, job, "start job")
     yield _command(Opcode.SET_FORMAT, format_payload(panels, ribbon_type), "set format")
+    yield _command(Opcode.START_JOB, job, "start job")
+    yield _command(Opcode.SET_HEATING, HEATING_DEFAULT_TABLES, "default heat tables")
     yield _command(Opcode.START_PAGE, b"", "start page")
     for side, planes in panels.sides():
         side_name = "front" if side == 1 else "back"

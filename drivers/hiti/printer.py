@@ -19,6 +19,7 @@ from construct import ConstructError
 from cardstation.drivers.hiti import alerts as alert_table
 from cardstation.drivers.hiti import assumptions as asm
 from cardstation.drivers.hiti.alerts import CATEGORY_FLAG, AlertCategory, AlertDef
+from cardstation.drivers.hiti.assumptions import PANEL_BY_OPCODE
 from cardstation.drivers.hiti.errors import (
     CommandRejected,
     PrinterError,
@@ -30,6 +31,8 @@ from cardstation.drivers.hiti.errors import (
 from cardstation.drivers.hiti.frames import (
     HEADER_SIZE,
     LEN_OVERHEAD,
+    MAX_JOB_ID,
+    PRINT_COUNT_ARG,
     STAT_RIBBON_REMAINING,
     STATUS_FAILED,
     AlertCS,
@@ -180,8 +183,9 @@ class Printer:
                 _, defs = self._status_defs()
             except CommandRejected:
                 defs = []
-            if defs:
-                raise alert_error(defs[0])
+            blocking = [d for d in defs if d.blocks]
+            if blocking:
+                raise alert_error(blocking[0])
         meaning = "malformed or unknown frame" if status == asm.STATUS_BAD_FRAME else "refused"
         raise CommandRejected(
             f"printer rejected {name} (status 0x{status:02X}: {meaning})", None, status
@@ -233,7 +237,7 @@ class Printer:
         """status(), raising the highest-priority alert not in `ignore`."""
         summary, defs = self._status_defs()
         for d in defs:
-            if d.category not in ignore:
+            if d.category not in ignore and d.blocks:
                 raise alert_error(d)
         return PrinterStatus(
             summary.busy, summary.power_on, summary.resend,
@@ -248,13 +252,14 @@ class Printer:
         ignore: frozenset[AlertCategory] = frozenset(),
         job: int | None = None,
     ) -> PrinterStatus:
-        """Poll until not busy (and `job` left the queue); raise alerts and timeouts."""
+        """Poll until neither BUSY nor POWER-ON is set (and `job` left the queue); raise alerts
+        and timeouts. gutenprint backend_hiti.c (2019 and 2024) waits on both bits."""
         start = self.clock()
         expected = _EXPECTED.get(step, 5.0)
         while True:
             st = self.check(ignore)
             queued = job is not None and self._job_queued(job)
-            if not st.busy and not queued:
+            if not st.busy and not st.power_on and not queued:
                 if progress:
                     progress(step, 1.0)
                 return st
@@ -288,13 +293,13 @@ class Printer:
         return {r.type: r.value for r in stats.records}
 
     def print_count(self) -> int:
-        """Cards printed in the printer's life (a job counts when it finishes). The record
-        type is an assumption (assumptions.STAT_PRINT_COUNT); PrinterProtocolError if the
-        printer does not report it."""
-        count = self.statistics().get(asm.STAT_PRINT_COUNT)
-        if count is None:
-            raise PrinterProtocolError("the printer's statistics carry no print count")
-        return count
+        """Cards printed in the printer's life (a job counts when it finishes), read as
+        gutenprint reads it: ERDC_RPC 0x8005 with argument 01, a u32be (backend_hiti.c
+        hiti_query_counter, 2024). PrinterProtocolError on a short reply."""
+        raw = self._exchange(Opcode.GET_PRINT_COUNT, bytes([PRINT_COUNT_ARG]))
+        if len(raw) < 4:
+            raise PrinterProtocolError(f"print count reply has {len(raw)} bytes, expected 4")
+        return int.from_bytes(raw[:4], "big")
 
     def ribbon(self) -> RibbonStatus:
         """Ribbon type, prints remaining and whether its chip was read."""
@@ -395,7 +400,7 @@ class Printer:
         """
         self.wait_idle("print", self.timeouts.move, None)
         ribbon_type = RibbonInfo.parse(self._exchange(Opcode.GET_SUPPLIES, b"\x00")).type
-        self._jobid = self._jobid % 0xFFFF + 1
+        self._jobid = self._jobid % MAX_JOB_ID + 1  # 1..0x7FFF, as gutenprint keeps them
         jobid = self._jobid
         steps = list(job_steps(panels, jobid, ribbon_type))
         raw_total = sum(len(s.data) for s in steps if s.kind == "raw") or 1
@@ -422,19 +427,27 @@ class Printer:
         return jobid
 
     def _send_plane(self, steps: list[Any], i: int) -> None:
-        """Raw plane after its bulk header; resend while the printer asks for it."""
+        """Raw plane after its bulk header; while the printer asks for a resend, send the
+        plane again from its START_PANEL: start-plane command, header, data (gutenprint
+        backend_hiti.c hiti_main_loop, `goto resend_y` and friends, 2019 and 2024)."""
         step = steps[i]
-        extra = self.timeouts.per_mb * len(step.data) / 1e6
-        for _attempt in range(3):
-            self._write(step.data, extra)
+        start = i
+        while steps[start].kind != "command" or steps[start].opcode not in PANEL_BY_OPCODE:
+            start -= 1
+        for attempt in range(3):
+            if attempt:
+                log.warning("printer asked to resend %s", step.label)
+                for again in steps[start:i]:
+                    if again.kind == "raw":
+                        self._write(again.data, self.timeouts.per_mb * len(again.data) / 1e6)
+                    else:
+                        self._write(again.data)
+                        self._read_reply(again.opcode)
+            self._write(step.data, self.timeouts.per_mb * len(step.data) / 1e6)
             if self.panel_pause:
                 self.sleep(self.panel_pause)
-            summary, _ = self._status_defs()
-            if not summary.resend:
+            if not self.check().resend:  # an alert fails the job, as in gutenprint
                 return
-            log.warning("printer asked to resend %s", step.label)
-            self._write(steps[i - 1].data)  # the bulk header again
-            self._read_reply(steps[i - 1].opcode)
         raise PrinterError(f"printer kept asking to resend {step.label}")
 
     # -- maintenance -------------------------------------------------------------------------
@@ -454,7 +467,7 @@ class Printer:
     def clean_card_path(self, progress: Progress | None = None) -> PrinterStatus:
         """Run the card-path cleaning cycle (a cleaning card must be loaded)."""
         self.wait_idle("clean", self.timeouts.move, None, _MAINTENANCE_IGNORES)
-        self._exchange(Opcode.CLEAN_PATH, asm.CLEAN_PATH_PAYLOAD)
+        self._exchange(Opcode.CLEAN_PATH, bytes([asm.CLEAN_PATH_ARG]))
         return self.wait_idle("clean", self.timeouts.clean, progress, _MAINTENANCE_IGNORES)
 
     def sensor_calibration(self) -> SensorCalibration:
@@ -506,4 +519,5 @@ def _report(d: AlertDef) -> AlertReport:
         description=d.description,
         remedy=d.remedy,
         position=d.position,
+        blocks=d.blocks,
     )

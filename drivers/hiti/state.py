@@ -59,6 +59,8 @@ class AlertReport:
     description: str
     remedy: str
     position: str | None = None
+    #: False for a notice that does not stop the printer (PavoApi "card low").
+    blocks: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -77,6 +79,11 @@ class PrinterStatus:
     @property
     def ok(self) -> bool:
         return not self.alerts
+
+    @property
+    def idle(self) -> bool:
+        """Neither BUSY nor POWER-ON (gutenprint waits while either is set)."""
+        return not self.busy and not self.power_on
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -54,6 +54,20 @@ class ReaderStatusError(IdReaderError):
         super().__init__(text + where)
 
 
+class ReplyStatusError(ReaderStatusError):
+    """A reply whose SW1 SW2 are not 00 00: the reader failed the command, whatever SW3 says
+    (ssc-chip.md corrections, from public GA 467 SDK reimplementations)."""
+
+    operator_message = (
+        "the ID-card reader reported a failure: take the card off, put it back and try again"
+    )
+
+    def __init__(self, sw1: int, sw2: int, sw3: int, *, command: str | None = None) -> None:
+        self.sw1, self.sw2 = sw1, sw2
+        super().__init__(f"{self.operator_message} (SW1 SW2 = {sw1:02X} {sw2:02X})", sw3=sw3,
+                         command=command)
+
+
 class NoSuchItem(ReaderStatusError):
     sw3 = Sw3.NO_SUCH_ITEM
     operator_message = "the card holds no such item (for example no appended address)"

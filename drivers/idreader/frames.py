@@ -49,6 +49,11 @@ SELECT_SN_SIZE = 8
 FIND_DATA_SIZE = 4
 SAM_ID_SIZE = 16
 APPENDED_ADDRESS_SIZE = 70
+#: `30 03` answers up to four appended addresses of 70 bytes (ssc-chip.md corrections, from
+#: public GA 467 SDK reimplementations; the reference's §12 said one address of 70).
+APPENDED_ADDRESS_MAX = 4 * APPENDED_ADDRESS_SIZE
+#: `30 05` card management information (ssc-chip.md corrections): 28 bytes, content opaque.
+MANAGEMENT_INFO_SIZE = 28
 
 
 def xor8(data: bytes) -> int:
@@ -67,6 +72,10 @@ class Command(IntEnum):
     READ_TEXT_PHOTO = 0x3001
     READ_TEXT_PHOTO_FP = 0x3010
     READ_APPENDED_ADDRESS = 0x3003
+    READ_MANAGEMENT_INFO = 0x3005
+    #: `61 FF xx`: set the maximum RF frame bytes (data: one byte), sent by real SDKs when they
+    #: initialise the reader; success SW3 90 (ssc-chip.md corrections).
+    SET_MAX_RF_FRAME = 0x61FF
     SET_BAUD = 0x6000  # the PARA byte carries the rate code, see BAUD_CODES
 
     @property
@@ -170,7 +179,8 @@ def build_command(command: Command | int, para: int | None = None, data: bytes =
 
 
 def build_reply(sw3: int, data: bytes = b"", sw1: int = 0, sw2: int = 0) -> bytes:
-    """Encode a reader reply (the simulator's side). SW1 SW2 are 00 00 in every §12 sample.
+    """Encode a reader reply (the simulator's side). SW1 SW2 are 00 00 in every §12 sample;
+    a reply whose SW1 SW2 are anything else has failed (ssc-chip.md corrections).
 
     >>> build_reply(Sw3.FIND_FAIL).hex().upper()
     'AAAAAA9669000400008084'

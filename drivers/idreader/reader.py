@@ -21,12 +21,14 @@ import serial
 from construct import ChecksumError, ConstructError
 
 from cardstation.drivers.idreader import frames as fr
-from cardstation.drivers.idreader.card import IdCard
+from cardstation.drivers.idreader.card import IdCard, UnknownCardTypeFlag
 from cardstation.drivers.idreader.errors import (
     FrameError,
     NoCard,
     PortUnavailable,
     ReaderNotResponding,
+    ReplyStatusError,
+    UnknownCardType,
     error_for,
 )
 from cardstation.logs import redact
@@ -45,7 +47,7 @@ _LINE_ERRORS = (serial.SerialException, OSError, _TermiosError)
 DEFAULT_TIMEOUT = 3.0
 #: Commands whose reply data is card data: logged by size only.
 _SENSITIVE = {fr.Command.READ_TEXT_PHOTO, fr.Command.READ_TEXT_PHOTO_FP,
-              fr.Command.READ_APPENDED_ADDRESS}
+              fr.Command.READ_APPENDED_ADDRESS, fr.Command.READ_MANAGEMENT_INFO}
 
 
 def format_sam_id(raw: bytes) -> str:
@@ -146,19 +148,48 @@ class Ga467Reader:
             raise FrameError(f"read-card reply carries {len(data)} data bytes, "
                              f"expected {header + sum(sizes)}")
         parsed = layout.parse(data)
-        card = IdCard.from_blocks(parsed.text, parsed.photo,
-                                  parsed.fingerprint if with_fingerprint else None)
+        try:
+            card = IdCard.from_blocks(parsed.text, parsed.photo,
+                                      parsed.fingerprint if with_fingerprint else None)
+        except UnknownCardTypeFlag as exc:
+            raise UnknownCardType(f"{UnknownCardType.operator_message} ({exc})",
+                                  command="read card") from None
         log.info("read ID card %s", card.masked_id_number)
         return card
 
-    def read_appended_address(self) -> str:
-        """Read the appended (changed) address (`30 03`): 70 bytes UCS-2 LE (§12).
+    def read_appended_addresses(self) -> list[str]:
+        """Read the appended (changed) addresses (`30 03`): up to four of 70 bytes UCS-2 LE,
+        oldest first (ssc-chip.md corrections: up to 280 bytes; §12 said 70).
 
         A card without one answers SW3 91 (NoSuchItem).
         """
-        data = self._transact(fr.Command.READ_APPENDED_ADDRESS,
-                              expect_len=fr.APPENDED_ADDRESS_SIZE)
-        return data.decode("utf-16-le", errors="replace").rstrip(" \x00")
+        data = self._transact(fr.Command.READ_APPENDED_ADDRESS)
+        size = fr.APPENDED_ADDRESS_SIZE
+        if not data or len(data) > fr.APPENDED_ADDRESS_MAX or len(data) % size:
+            raise FrameError(f"appended-address reply carries {len(data)} data bytes, expected "
+                             f"{size}, {2 * size}, {3 * size} or {4 * size}")
+        texts = (data[i : i + size].decode("utf-16-le", errors="replace").rstrip(" \x00")
+                 for i in range(0, len(data), size))
+        return [text for text in texts if text]
+
+    def read_appended_address(self) -> str:
+        """The current appended address: the last of `read_appended_addresses` ("" if all
+        are blank). A card without one answers SW3 91 (NoSuchItem)."""
+        addresses = self.read_appended_addresses()
+        return addresses[-1] if addresses else ""
+
+    def read_management_info(self) -> bytes:
+        """Read the card management information (`30 05`, 28 bytes, content opaque;
+        ssc-chip.md corrections)."""
+        return self._transact(fr.Command.READ_MANAGEMENT_INFO,
+                              expect_len=fr.MANAGEMENT_INFO_SIZE)
+
+    def set_max_rf_frame(self, size: int) -> None:
+        """`61 FF xx`: set the reader's maximum RF frame bytes, as real SDKs do when they
+        initialise the reader (ssc-chip.md corrections). Success is SW3 90."""
+        if not 0 <= size <= 0xFF:
+            raise ValueError("the maximum RF frame size is one byte")
+        self._transact(fr.Command.SET_MAX_RF_FRAME, data=bytes([size]), expect_len=0)
 
     def set_baud(self, rate: int) -> None:
         """Switch the reader's line speed (`60 xx`, §12) and then this port's to match."""
@@ -178,9 +209,9 @@ class Ga467Reader:
     # -- framing ---------------------------------------------------------------------------
 
     def _transact(self, command: fr.Command, para: int | None = None, ok: int = fr.Sw3.OK,
-                  expect_len: int | None = None) -> bytes:
+                  expect_len: int | None = None, data: bytes = b"") -> bytes:
         name = command.name.lower().replace("_", " ")
-        frame = fr.build_command(command, para)
+        frame = fr.build_command(command, para, data)
         try:
             self._serial.reset_input_buffer()
             self._serial.write(frame)
@@ -197,6 +228,8 @@ class Ga467Reader:
                       name, len(raw), sw1, sw2, sw3)
         else:
             log.debug("<- %s %s", name, raw.hex(" ").upper())
+        if (sw1, sw2) != (0, 0):  # SW1 SW2 are 00 00 in every good reply (ssc-chip.md corr.)
+            raise ReplyStatusError(sw1, sw2, sw3, command=name)
         if sw3 != ok:
             raise error_for(sw3, command=name)
         if expect_len is not None and len(data) != expect_len:

@@ -27,7 +27,17 @@ Format = Literal["an", "cn", "b"]
 
 @dataclass(frozen=True)
 class Item:
-    """One data item: which EF (SFI) holds it, its tag, record number (2.0/3.0), length."""
+    """One data item: which EF (SFI) holds it, its tag, record number (2.0/3.0), length.
+
+    `nibbles` is set for a cn item whose value has a fixed number of digits (a date, a region
+    code, the 32-digit card identification code): such a value fills the item exactly and is
+    never stripped on reading, because a trailing F there is data, not padding (the card
+    identification code is hex and ends in F on about 1 card in 16). A cn item without
+    `nibbles` is variable-length and decimal: it alone is right-padded with F, and only that
+    padding is removed on reading. `hex_digits` allows A-F inside a fixed cn value (the card
+    identification code's serial and authenticator; an initialising-institution number with a
+    non-decimal nibble is recorded in the field, ssc-chip.md 5.1).
+    """
 
     name: str
     sfi: int
@@ -35,38 +45,46 @@ class Item:
     record: int
     length: int
     fmt: Format
+    nibbles: int | None = None
+    hex_digits: bool = False
 
 
 ITEMS: dict[str, Item] = {
     item.name: item
     for item in (
-        Item("card_id_code", 0x05, 0x01, 1, 16, "cn"),  # 卡的识别码
+        # Lengths and formats: 社会保障卡文件结构和数据项 V2.0, 表9. Fixed digit counts: 表10
+        # (卡识别码 = region 3 B + D156000005 + serial 4 B + authenticator 4 B), 表12 (初始化机构
+        # 编号, 12 B), YYYYMMDD dates, GB 3304 two-digit nation, GB/T 2260 six-digit region.
+        Item("card_id_code", 0x05, 0x01, 1, 16, "cn", 32, True),  # 卡的识别码
         Item("card_type", 0x05, 0x02, 2, 1, "an"),  # 卡的类别
         Item("spec_version", 0x05, 0x03, 3, 4, "an"),  # 规范版本
-        Item("init_org", 0x05, 0x04, 4, 12, "cn"),  # 初始化机构编号
-        Item("issue_date", 0x05, 0x05, 5, 4, "cn"),  # 发卡日期
-        Item("expiry_date", 0x05, 0x06, 6, 4, "cn"),  # 卡有效期
+        Item("init_org", 0x05, 0x04, 4, 12, "cn", 24, True),  # 初始化机构编号
+        Item("issue_date", 0x05, 0x05, 5, 4, "cn", 8),  # 发卡日期
+        Item("expiry_date", 0x05, 0x06, 6, 4, "cn", 8),  # 卡有效期
         Item("card_number", 0x05, 0x07, 7, 9, "an"),  # 卡号
         Item("id_number", 0x06, 0x08, 1, 18, "an"),  # 社会保障号码
         Item("name", 0x06, 0x09, 2, 30, "an"),  # 姓名
         Item("name_ext", 0x06, 0x4E, 3, 20, "an"),  # 姓名扩展
         Item("sex", 0x06, 0x0A, 4, 1, "an"),  # 性别
-        Item("nation", 0x06, 0x0B, 5, 1, "cn"),  # 民族
-        Item("birthplace", 0x06, 0x0C, 6, 3, "cn"),  # 出生地
-        Item("birth_date", 0x06, 0x0D, 7, 4, "cn"),  # 出生日期
+        Item("nation", 0x06, 0x0B, 5, 1, "cn", 2),  # 民族
+        Item("birthplace", 0x06, 0x0C, 6, 3, "cn", 6),  # 出生地
+        Item("birth_date", 0x06, 0x0D, 7, 4, "cn", 8),  # 出生日期
     )
 }
 
+_DECIMAL = frozenset("0123456789")
+_HEX = frozenset("0123456789ABCDEF")
+
 
 def encode_value(item: Item, value: str | bytes) -> bytes:
-    """Pad a value to the item's length: an -> GBK, 00-padded; cn -> BCD, F-padded."""
+    """Pad a value to the item's length: an -> GBK, 00-padded; cn -> BCD (fixed-length items
+    exactly their digits, variable-length ones F-padded). Bytes are taken as they are."""
     if isinstance(value, bytes):
         raw = value
     elif item.fmt == "cn":
-        digits = value.upper()
-        if len(digits) % 2:
-            digits += "F"
-        raw = bytes.fromhex(digits)
+        raw = _encode_cn(item, value)
+    elif item.fmt == "b":
+        raw = bytes.fromhex(value)
     else:
         raw = value.encode("gbk")
     if len(raw) > item.length:
@@ -75,9 +93,30 @@ def encode_value(item: Item, value: str | bytes) -> bytes:
     return raw + pad * (item.length - len(raw))
 
 
+def _encode_cn(item: Item, value: str) -> bytes:
+    digits = value.upper()
+    if item.nibbles is not None:
+        allowed = _HEX if item.hex_digits else _DECIMAL
+        if len(digits) != item.nibbles or not set(digits) <= allowed:
+            kind = "hex digits" if item.hex_digits else "decimal digits"
+            raise ValueError(f"{item.name}: needs exactly {item.nibbles} {kind}, got {value!r}")
+        return bytes.fromhex(digits)
+    if not set(digits) <= _DECIMAL:
+        raise ValueError(f"{item.name}: a variable-length cn value is decimal, got {value!r}")
+    return bytes.fromhex(digits + "F" * (len(digits) % 2))
+
+
 def decode_value(item: Item, raw: bytes) -> str:
+    """The item's value as text: an -> GBK without its 00 (or FF) padding; b -> hex; cn -> the
+    digits. A fixed-length cn item is returned nibble for nibble (an all-F item is unwritten:
+    ""); only a variable-length cn item has its trailing F padding removed."""
     if item.fmt == "cn":
-        return raw.hex().upper().rstrip("F")
+        hexs = raw.hex().upper()
+        if item.nibbles is None:
+            return hexs.rstrip("F")  # declared padding of a decimal, variable-length item
+        if not hexs.strip("F"):
+            return ""  # never written (the card pads a blank cn item with F)
+        return hexs
     if item.fmt == "b":
         return raw.hex().upper()
     return raw.rstrip(b"\x00\xff").decode("gbk", errors="replace")
@@ -132,6 +171,12 @@ class SscCard:
         fci = self.t.command(b"\x00\xa4\x04\x00\x0f" + SSSE_NAME, "select SSSE")
         self.algorithm = _algorithm_flag(fci)
         return self.algorithm
+
+    def select_df(self, fid: int) -> None:
+        """Select a DF under the current DF by FID (P1=01), as field readers select the SSSE's
+        DF01-DF04/DF07 (e.g. `00 A4 01 00 02 DF 03`, a7082633/HDOS_VC6 ICCInter2)."""
+        self.t.command(bytes([0x00, 0xA4, 0x01, 0x00, 0x02]) + fid.to_bytes(2, "big"),
+                       "select DF")
 
     def select_ef(self, fid: int) -> None:
         self.t.command(bytes([0x00, 0xA4, 0x02, 0x00, 0x02]) + fid.to_bytes(2, "big"), "select")
@@ -196,9 +241,12 @@ class SscCard:
         card wants the read key) the holder items. Without an authenticator the holder items
         of a protected (3rd-generation) card come back empty, as real readers report them."""
         self.select_ssse()
-        values = {n: self.read_item(n) for n in ("card_id_code", "spec_version", "card_number")}
+        values = {n: self.read_item(n) for n in ("card_id_code", "spec_version")}
         holder = {"id_number": "", "name": ""}
-        for n in ("issue_date", "expiry_date"):
+        # Which of these a 3rd-generation card gives without the read key is the card's
+        # business (recorded real cards: the dates yes, the card number no); each is read
+        # and the key is presented only when the card asks for it.
+        for n in ("card_number", "issue_date", "expiry_date"):
             values[n] = self._read_optional(n, authenticate)
         holder["id_number"] = self._read_optional("id_number", authenticate)
         if holder["id_number"]:
@@ -239,6 +287,7 @@ class SscCard:
                 data = self.t.command(apdu, "read bank record")
                 pan = find_ber(data, 0x5A)
                 if pan is not None:
+                    # 5A is EMV cn of variable length, decimal: trailing F is only padding
                     return pan.hex().upper().rstrip("F")
         raise ValueError("the bank application has no account number (tag 5A)")
 

@@ -6,8 +6,10 @@ TCK) [I ssc-chip.md §2]. The historical-byte layout is not documented [§2]; pr
     00 81 <vendor 2 B ASCII> <chip 2 B> <region 3 B BCD> <serial 4 B>
 
 The task brief listed ``<3 B> <3 B region> <4 B serial>``, which makes 14 bytes; T0 = 6D fixes
-13, so the undocumented middle field is 2 bytes here. The serial (ATR tail) is also bytes 9-12
-of the 卡识别码 [I §2]. The key diversifier ATR8 is the last 8 bytes [C2 §2].
+13, so the undocumented middle field is 2 bytes here. The serial (ATR tail) is NOT forced to
+equal the 卡流水号 in bytes 9-12 of the 卡识别码: the public pairs disagree for 411600 and
+371600 (ssc-chip.md corrections; the reference's §2 inference held for 639900 only). The key
+diversifier ATR8 is the last 8 bytes [C2 §2].
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cardstation.drivers.pcsc.ssc import ITEMS
+from cardstation.personalization.profiles import GEN3_FREE_READ
+
 from .files import DF, FREE, AccessRule, ItemDef, RecordEF, TransparentEF, by_key
 from .tlv import ber_tlv
 
@@ -15,6 +18,14 @@ SSSE_NAME = bytes.fromhex("7378312E73682EC9E7BBE1B1A3D5CF")  # "sx1.sh.社会保
 PSE_NAME = b"1PAY.SYS.DDF01"
 DEBIT_AID = bytes.fromhex("A000000333010101")
 DF01_AID = bytes.fromhex("D15600000500")  # 公共应用 [C §3.1]; DF01 mapping [I]
+#: The other SSSE DFs (社会保障卡文件结构和数据项 V2.0 §5.4-5.7: DF02 就业与失业, DF03 社会保险 1,
+#: DF04 社会保险 2, DF07 人事人才) with their AIDs (表2, D156000005 01..04; the FID-AID pairing
+#: [I]). Field readers select them by FID with P1=01, e.g. `00 A4 01 00 02 DF 03`
+#: (a7082633/HDOS_VC6 ICCInter2/ICCInter.cpp). Declared empty [P].
+OTHER_DFS: tuple[tuple[int, bytes], ...] = tuple(
+    (fid, bytes.fromhex(f"D156000005{n:02X}"))
+    for fid, n in ((0xDF02, 1), (0xDF03, 2), (0xDF04, 3), (0xDF07, 4))
+)
 
 # --- key ids (P2 of EXTERNAL AUTHENTICATE) [C §8.1] --------------------------------------------
 KID_UK = 0x04
@@ -33,8 +44,11 @@ EF05_ITEMS: tuple[ItemDef, ...] = (
     ItemDef(0x06, 0x04, "cn", "卡有效期"),
     ItemDef(0x07, 0x09, "an", "卡号"),
 )
-#: EF05 items readable without RK on 3rd-gen cards [C §8.3 step 2].
-EF05_FREE_TAGS_GEN3 = frozenset({0x01, 0x03, 0x07})
+#: EF05 items readable without RK on 3rd-gen cards: the station's evidence-based set
+#: (personalization/profiles.py GEN3_FREE_READ, from recorded real-card reads in
+#: leithergit/SSCard_System; the reference's 01/03/07 is contradicted by them).
+EF05_FREE_TAGS_GEN3 = frozenset(ITEMS[name].tag for name in GEN3_FREE_READ
+                                if ITEMS[name].sfi == 0x05)
 
 #: EF06 持卡人基本信息 in 2.0/3.0 record order [C §5.2].
 EF06_ITEMS: tuple[ItemDef, ...] = (
@@ -127,6 +141,8 @@ def build_ssse(generation: int, alg: int, with_ef0d: bool) -> tuple[DF, RecordEF
         RecordEF("EF06", 0xEF06, 0x06, df01_read, uk, DF01_EF06_ITEMS),
     )
     ssse.add(df01)
+    for fid, aid in OTHER_DFS:
+        ssse.add(DF(f"{fid:04X}", fid, aid))
     return ssse, ef05, ef06
 
 

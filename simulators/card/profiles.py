@@ -3,14 +3,20 @@
 Profiles:
 
 - ``blank3`` (default): blank pre-made 3rd-generation card (SM4, alg flag 03). EF05 pre-filled by
-  the vendor with 卡识别码 (region 410700 Xinxiang, serial = ATR tail, 卡认证码), 卡类别 '3',
+  the vendor with 卡识别码 (region 410700 Xinxiang, 卡流水号, 卡认证码), 卡类别 '3',
   规范版本 "3.00", 初始化机构编号; the rest of EF05 and all of EF06 blank; bank application
   with a PAN; PIN 123456.
 - ``blank2``: the same for the 2nd generation (3DES, alg 01, 规范版本 "2.00").
 - ``temporary``: a blank3 without the bank application.
 - ``personalised``: a blank3 whose EF05/EF06 carry :data:`SAMPLE_HOLDER` (a made-up person).
 
-Overrides (keyword arguments): ``serial`` (int or 8 hex digits), ``region``, ``vendor``,
+The 卡流水号 inside the 卡识别码 is NOT the ATR's serial: of three public ATR / card
+identification code pairs only one (639900) has them equal, 411600 and 371600 do not
+(ssc-chip.md corrections, from leithergit/SSCard_System logs). Stand-in [P]: the bitwise
+complement of the chip serial, or the ``card_serial`` override.
+
+Overrides (keyword arguments): ``serial`` (int or 8 hex digits, the chip serial in the ATR),
+``card_serial`` (4 bytes, the 卡流水号), ``region``, ``vendor``,
 ``chip``, ``pan`` (None: no bank application), ``pan_expiry``, ``pan_effective``,
 ``with_ef0d``, ``pin``, ``holder`` (:class:`Holder` or None), ``card_type``, ``spec_version``,
 ``init_org`` (24 hex digits), ``master_keys`` (defaults to the TEST-ONLY keys), ``generation``,
@@ -71,6 +77,7 @@ PROFILES: Mapping[str, Mapping[str, Any]] = {
 _OVERRIDES = frozenset(
     {
         "serial",
+        "card_serial",
         "region",
         "vendor",
         "chip",
@@ -116,6 +123,8 @@ def make_card(profile: str = "blank3", **overrides: Any) -> SSCard:
     generation = int(opts.get("generation", 3))
     alg = int(opts.get("alg", scheme.Alg.SM4 if generation >= 3 else scheme.Alg.TDES))
     serial = _serial_bytes(opts.get("serial", 0x30000001))
+    card_serial = (_serial_bytes(opts["card_serial"]) if "card_serial" in opts
+                   else bytes(b ^ 0xFF for b in serial))
     region = str(opts.get("region", "410700"))
     pan = opts["pan"] if "pan" in opts else default_pan(serial)
     config = CardConfig(
@@ -140,7 +149,8 @@ def make_card(profile: str = "blank3", **overrides: Any) -> SSCard:
     ef05 = card.tree.ef05
     ef05.set_value(
         0x01,
-        scheme.compute_card_identification_code(alg, masters[KeyUsage.AUTH_CODE], region, serial),
+        scheme.compute_card_identification_code(alg, masters[KeyUsage.AUTH_CODE], region,
+                                                card_serial),
     )
     ef05.set_value(0x02, str(opts.get("card_type", "3")).encode("ascii"))
     ef05.set_value(0x03, str(opts.get("spec_version", f"{generation}.00")).encode("ascii"))

@@ -101,7 +101,16 @@ class Psam(CardOS):
         if apdu.p2 not in (0x00, 0x0C):
             raise SwError(SW.WRONG_P1P2)
         node: DF | EF | None = None
-        if apdu.p1 in (0x00, 0x02):
+        if apdu.p1 == 0x00 and not apdu.data:
+            # SELECT MF with no data, `00 A4 00 00 00`, as field readers open the PSAM before
+            # reading 0015/0016 (a7082633/HDOS_VC6 ICCInter2/ICCInter.cpp); ISO 7816-4.
+            node = self.mf
+        elif apdu.p1 == 0x01:
+            if len(apdu.data) != 2:
+                raise SwError(SW.WRONG_LENGTH)
+            child = self.current_df.child_by_fid(int.from_bytes(apdu.data, "big"))
+            node = child if isinstance(child, DF) else None
+        elif apdu.p1 in (0x00, 0x02):
             if len(apdu.data) != 2:
                 raise SwError(SW.WRONG_LENGTH)
             fid = int.from_bytes(apdu.data, "big")

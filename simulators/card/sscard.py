@@ -55,7 +55,7 @@ class CardConfig:
     vendor: str = "CS"
     chip: str = "3001"  # 2 bytes hex, ATR middle field [P]
     region: str = "410700"  # 6 digits; ATR region, 卡识别码 prefix, key diversification city
-    serial: str = "30000001"  # 4 bytes hex: ATR tail = 卡流水号
+    serial: str = "30000001"  # 4 bytes hex: the chip serial, ATR tail (not the 卡流水号)
     pan: str | None = None  # bank application present when set
     pan_expiry: str = "301231"  # YYMMDD
     pan_effective: str = "201231"
@@ -229,10 +229,19 @@ class SSCard(CardOS):
         if apdu.p2 not in (0x00, 0x0C):
             raise SwError(SW.WRONG_P1P2)
         node: EF | DF | None
-        if apdu.p1 in (0x00, 0x02):
+        if apdu.p1 == 0x00 and not apdu.data:
+            node = self.tree.mf  # ISO 7816-4: P1=00 without data selects the MF
+        elif apdu.p1 in (0x00, 0x01, 0x02):
             if len(apdu.data) != 2:
                 raise SwError(SW.WRONG_LENGTH)
-            node = self._find_by_fid(int.from_bytes(apdu.data, "big"), ef_only=apdu.p1 == 0x02)
+            fid = int.from_bytes(apdu.data, "big")
+            if apdu.p1 == 0x01:
+                # a DF under the current DF, by FID: field readers select DF03 this way
+                # (`00 A4 01 00 02 DF 03`, a7082633/HDOS_VC6 ICCInter2/ICCInter.cpp)
+                child = self.current_df.child_by_fid(fid)
+                node = child if isinstance(child, DF) else None
+            else:
+                node = self._find_by_fid(fid, ef_only=apdu.p1 == 0x02)
         elif apdu.p1 == 0x04:
             if not 1 <= len(apdu.data) <= 16:
                 raise SwError(SW.WRONG_LENGTH)

@@ -123,8 +123,9 @@ def digits_to_bcd(digits: str, length: int | None = None) -> bytes:
 
 
 def bcd_to_digits(data: bytes) -> str:
-    """Inverse of :func:`digits_to_bcd`; raises ValueError on a non-decimal nibble before the
-    trailing F padding."""
+    """Inverse of :func:`digits_to_bcd` for VARIABLE-length decimal values (the bank PAN);
+    raises ValueError on a non-decimal nibble before the trailing F padding. Never use it on a
+    fixed-length cn item: the card identification code is hex and may end in F."""
     hexs = data.hex().upper().rstrip("F")
     if not hexs.isdigit() and hexs:
         raise ValueError("not packed BCD")

@@ -4,7 +4,12 @@ Confirmed wire facts come from ssc-chip.md §12 (frame layout, command bytes, SW
 find/select/read replies and their lengths). Where §12 is silent the simulator makes a choice,
 marked [P]: the select serial number is 8 zero bytes (this gives the checksum 9C shown in §12);
 a read without a selected card answers 41; a card without fingerprint data answers 91 to 30 10;
-a card without an appended address answers 91 to 30 03.
+a card without an appended address answers 91 to 30 03; the 28 bytes of card management
+information (30 05) are deterministic filler; the maximum RF frame size set by 61 FF xx is
+kept but changes nothing. From the reference's corrections (public GA 467 SDK
+reimplementations): 30 03 answers up to four addresses of 70 bytes; 61 FF xx answers SW3 90.
+Permits (HK/Macao/Taiwan 'J', foreigner 'I' 2017 and 'Y' 2023) are placed like any card: the
+text block carries their layout (drivers/idreader/card.py).
 
 The sample card is a GENERATED person, never a real one: the ID number is the GB 11643 worked
 example 11010519491231002X and the photo is deterministic filler, not WLT.
@@ -49,6 +54,40 @@ def filler(seed: str, size: int) -> bytes:
     return bytes(out[:size])
 
 
+def make_permit(card_type: str, number: str | None = None) -> IdCard:
+    """A generated permit of `card_type` ('J', 'I' or 'Y'), never a real person.
+
+    J: an 18-character number with an 81/82/83 address code; I: a 15-character number (three
+    letters of the nationality, then 12 digits); Y: an 18-character number starting with 9.
+    """
+    base = make_card()
+    if card_type == "J":
+        number = number or _with_check("81000019900101002")
+        return replace(base, card_type="J", id_number=number, nation="",
+                       birth_date=number[6:14], sex=_sex_of(number),
+                       issuer="公安部出入境管理局", pass_number="H01234567", issue_count="01")
+    if card_type == "I":
+        number = number or "USA110090010100"
+        return replace(base, card_type="I", id_number=number, name="李约翰", nation="",
+                       address="", issuer="", english_name="SMITH, JOHN", nationality="USA",
+                       birth_date="19900101", card_version="01", authority_code="1100")
+    if card_type == "Y":
+        number = number or _with_check("91184019900101002")
+        return replace(base, card_type="Y", id_number=number, name="李约翰", nation="",
+                       address="", issuer="", birth_date=number[6:14], sex=_sex_of(number),
+                       english_name="SMITH, JOHN WILLIAM ALEXANDER MAXIMILIAN",
+                       nationality="USA", renewal_count="00", previous_number_link="")
+    raise ValueError(f"unknown permit type {card_type!r}; choose J, I or Y")
+
+
+def _with_check(body17: str) -> str:
+    return body17 + id_check_char(body17)
+
+
+def _sex_of(number: str) -> str:
+    return "1" if int(number[16]) % 2 else "2"
+
+
 def make_card(id_number: str = SAMPLE_ID_NUMBER, name: str = "李秀英") -> IdCard:
     """A generated card for `id_number`: birth date and sex follow from the number itself.
 
@@ -85,10 +124,12 @@ class IdReaderModel:
     """Device state plus `handle(frame) -> reply`. Thread-safe: tests poke it while it serves."""
 
     def __init__(self, card: IdCard | None = SAMPLE_CARD,
-                 appended_address: str | None = None) -> None:
+                 appended_address: str | list[str] | None = None) -> None:
         self._lock = threading.Lock()
         self.card = card
         self.appended_address = appended_address
+        self.max_rf_frame: int | None = None
+        self.management_info = filler("management", fr.MANAGEMENT_INFO_SIZE)
         self.faults: set[str] = set()
         self.baudrate = 115200
         self.selected = False
@@ -101,7 +142,8 @@ class IdReaderModel:
 
     # -- control (the simulator's own API, never device opcodes) ---------------------------
 
-    def place(self, card: IdCard, appended_address: str | None = None) -> None:
+    def place(self, card: IdCard, appended_address: str | list[str] | None = None) -> None:
+        """Put `card` on the reader; `appended_address` is one address or up to four."""
         with self._lock:
             self.card = card
             self.appended_address = appended_address
@@ -150,6 +192,11 @@ class IdReaderModel:
         if fr.xor8(body) != frame[-1]:
             return fr.build_reply(fr.Sw3.CHECKSUM_ERROR)
         cmd, para, data = frame[7], frame[8], frame[9:-1]
+        if (cmd << 8) | para == fr.Command.SET_MAX_RF_FRAME:
+            if len(data) != 1:
+                return fr.build_reply(fr.Sw3.LENGTH_ERROR)
+            self.max_rf_frame = data[0]
+            return fr.build_reply(fr.Sw3.OK)
         if cmd == fr.Command.SET_BAUD.cmd:
             rates = {code: rate for rate, code in fr.BAUD_CODES.items()}
             if para not in rates:
@@ -203,11 +250,17 @@ class IdReaderModel:
             return fr.build_reply(S.CARD_TO_SAM_AUTH_FAIL)
         if "read_fail" in self.faults or card is None or not self.selected:
             return fr.build_reply(S.READ_FAIL)
+        if command is C.READ_MANAGEMENT_INFO:
+            return fr.build_reply(S.OK, self.management_info)
         if command is C.READ_APPENDED_ADDRESS:
             if not self.appended_address:
                 return fr.build_reply(S.NO_SUCH_ITEM)
-            raw = self.appended_address.encode("utf-16-le")[: fr.APPENDED_ADDRESS_SIZE]
-            raw += " ".encode("utf-16-le") * ((fr.APPENDED_ADDRESS_SIZE - len(raw)) // 2)
+            addresses = ([self.appended_address] if isinstance(self.appended_address, str)
+                         else list(self.appended_address))
+            raw = b""
+            for address in addresses[:4]:  # up to four of 70 bytes
+                one = address.encode("utf-16-le")[: fr.APPENDED_ADDRESS_SIZE]
+                raw += one + " ".encode("utf-16-le") * ((fr.APPENDED_ADDRESS_SIZE - len(one)) // 2)
             return fr.build_reply(S.OK, raw)
         photo = card.photo_wlt.ljust(fr.PHOTO_SIZE, b"\x00")[: fr.PHOTO_SIZE]
         if command is C.READ_TEXT_PHOTO_FP:

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 class IdReaderSimulator:
     """A GA 467 reader on a pty: `start()` -> device path, `place/remove/inject` to drive it."""
 
-    def __init__(self, card: IdCard | None = SAMPLE_CARD, appended_address: str | None = None,
+    def __init__(self, card: IdCard | None = SAMPLE_CARD,
+                 appended_address: str | list[str] | None = None,
                  frame_timeout: float = 0.3) -> None:
         self.model = IdReaderModel(card, appended_address)
         self.frame_timeout = frame_timeout
@@ -81,7 +82,7 @@ class IdReaderSimulator:
 
     # -- control (delegates to the model) --------------------------------------------------
 
-    def place(self, card: IdCard, appended_address: str | None = None) -> None:
+    def place(self, card: IdCard, appended_address: str | list[str] | None = None) -> None:
         """Put `card` on the reader (replacing any card there)."""
         self.model.place(card, appended_address)
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from cardstation.foreground import wait_for_stop_signal
-from cardstation.simulators.idreader.model import make_card
+from cardstation.simulators.idreader.model import make_card, make_permit
 from cardstation.simulators.idreader.pty import IdReaderSimulator
 
 
@@ -25,14 +25,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="put a generated card with this ID number on the reader (default: the sample "
              "card, 11010519491231002X)",
     )
+    parser.add_argument(
+        "--permit", choices=("J", "I", "Y"), default=None,
+        help="put a generated permit on the reader instead: J HK/Macao/Taiwan residence "
+             "permit, I foreigner permanent residence card (2017), Y (2023)",
+    )
     parser.add_argument("--empty", action="store_true", help="start with no card on the reader")
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; print the device path first. Exit 2 on a bad --card."""
     try:
+        permit = getattr(args, "permit", None)
         card = None if getattr(args, "empty", False) else (
-            make_card(args.card) if args.card else make_card()
+            make_permit(permit, args.card) if permit
+            else make_card(args.card) if args.card else make_card()
         )
     except ValueError as exc:
         print(f"sim idreader: {exc}", file=sys.stderr)

@@ -67,7 +67,7 @@ PANEL_SHIFT_INDEX = {"Y": 0, "M": 1, "C": 2}
 FAULTS = (
     "cover_open", "jam", "ribbon_missing", "ribbon_out", "ribbon_chip_missing",
     "ribbon_chip_unreadable", "ribbon_type_mismatch", "input_empty", "reject_box_full",
-    "printer_unplugged", "encoder_unplugged", "sensor",
+    "printer_unplugged", "encoder_unplugged", "sensor", "resend",
 )  # fmt: skip
 
 Hook = Callable[..., None]
@@ -161,6 +161,10 @@ class PrinterModel:
         self._pending_output: list[Future[None]] = []
         self._output_lock = threading.Lock()
         self.protocol_errors: list[str] = []
+        #: Planes still to be refused with RESEND_DATA (fault "resend"), and whether the
+        #: status shows RESEND_DATA now (until the host starts the plane again).
+        self.resend_armed = 0
+        self.resend_pending = False
         self.command_log: list[int] = []
 
         #: Coupling hooks (the lead wires these to the PC/SC card simulator).
@@ -379,6 +383,8 @@ class PrinterModel:
     def _blocking(self, *, printing: bool = False) -> AlertDef | None:
         """The alert that stops motion (or printing) now, if any."""
         for alert in self.alerts():
+            if not alert.blocks:  # a notice (PavoApi "card low") stops nothing
+                continue
             if alert.category is AlertCategory.SUPPLIES and not printing:
                 continue
             if alert.name in ("InputEmpty", "RibbonTypeMismatch", "RejectBoxFull"):
@@ -401,8 +407,25 @@ class PrinterModel:
             flags = {name: False for name in A.CATEGORY_FLAG.values()}
             for alert in self.alerts():
                 flags[A.CATEGORY_FLAG[alert.category]] = True
-            flags["busy"] = bool(self._steps)
+            # While a reset runs the printer reports POWER-ON rather than BUSY (gutenprint
+            # waits while either is set, backend_hiti.c 2019 and 2024).
+            resetting = bool(self._steps) and self._steps[0].label == "reset"
+            flags["busy"] = bool(self._steps) and not resetting
+            flags["power_on"] = resetting
+            flags["resend"] = self.resend_pending
             return flags
+
+    def plane_received(self) -> None:
+        """A plane's data arrived: ask for it again if a resend fault is armed."""
+        with self._locked():
+            if self.resend_armed:
+                self.resend_armed -= 1
+                self.resend_pending = True
+
+    def plane_restarted(self) -> None:
+        """The host started a plane (again): the resend request is answered."""
+        with self._locked():
+            self.resend_pending = False
 
     def device_position(self) -> int:
         with self._locked():
@@ -556,8 +579,11 @@ class PrinterModel:
         have = RIBBON_PANELS.get(ribbon.type, 0)
         for side, panels in job.sides.items():
             need = colorseq(frozenset(panels))
-            if need & ~have & ~ColorSeq.DK:
-                alert = A.by_name("RibbonTypeMismatch")
+            lacking = need & ~have & ~ColorSeq.DK
+            if lacking:
+                # gutenprint backend_hiti.c (2024): 0x080201 "need YMCO", 0x080203 "need KO"
+                colour = lacking & (ColorSeq.Y | ColorSeq.M | ColorSeq.C)
+                alert = A.decode(0x080201 if colour else 0x080203, "0202")
                 self._latch(alert)
                 raise Refused(f"ribbon {RibbonType(ribbon.type).name} lacks panels (side {side})",
                               alert)  # fmt: skip
@@ -632,10 +658,15 @@ class PrinterModel:
             "printer_unplugged": self.unplug_printer,
             "encoder_unplugged": self.unplug_encoder,
             "sensor": lambda: self.set_sensor(params.get("offset_mm"), params.get("dirt")),
+            "resend": lambda: self._arm_resend(int(params.get("times", 1))),
         }
         if fault not in actions:
             raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
         actions[fault]()
+
+    def _arm_resend(self, times: int) -> None:
+        with self._locked():
+            self.resend_armed = times
 
     def clear(self, fault: str) -> None:
         """Undo one injected fault (the operator fixed it)."""
@@ -652,6 +683,7 @@ class PrinterModel:
             "printer_unplugged": self.plug_printer,
             "encoder_unplugged": self.plug_encoder,
             "sensor": lambda: self.set_sensor(0.0, 0.0),
+            "resend": lambda: self._arm_resend(0),
         }
         if fault not in actions:
             raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
@@ -670,6 +702,8 @@ class PrinterModel:
             self._latched.clear()
             self.sensor_drift_mm = self.sensor_dirt = 0.0
             self.calibration_ok = True
+            self.resend_armed = 0
+            self.resend_pending = False
         self.plug_printer()
         self.plug_encoder()
 

@@ -5,6 +5,14 @@ the pyusb backend (one bulk transfer at a time) and the TCP server (an arbitrary
 Malformed input never raises: the session logs it on the model (`protocol_errors`), answers
 with a failed-status frame (assumptions.STATUS_BAD_FRAME) and resynchronises on the next 0xA5.
 A job is assembled per session and discarded if the connection drops before END_PAGE.
+
+Framing follows gutenprint `src/cups/backend_hiti.c` (2019 and 2024 versions): ordinary frames;
+the panel-data header with its 24-bit length (0x8309); the heat-table header with its 24-bit
+length and plane byte (0x8303); and the header-then-payload commands (0x830B, 0x830C, 0xE002),
+acked after their 6-byte header, before the raw payload the length counts. A job is
+SET_FORMAT -> START_JOB -> heat tables or SET_HEATING -> START_PAGE -> planes -> END_PAGE ->
+END_JOB; SET_FORMAT may come before START_JOB, as gutenprint sends it. The queries gutenprint
+sends when it connects are all answered (reply contents: assumptions.py).
 """
 
 from __future__ import annotations
@@ -23,10 +31,15 @@ from cardstation.drivers.hiti.frames import (
     CMD_STATUS_OK,
     FRAME_HEADER,
     HEADER_SIZE,
+    HEADER_THEN_PAYLOAD,
+    HEAT_TABLE_HEADER_SIZE,
     LEN_OVERHEAD,
+    MAX_JOB_ID,
+    PRINT_COUNT_ARG,
     STAT_RIBBON_REMAINING,
     AlertList,
     BulkHeader,
+    HeatTableHeader,
     Job,
     JobQueue,
     Opcode,
@@ -36,6 +49,7 @@ from cardstation.drivers.hiti.frames import (
     build_command,
     build_status,
     bulk_data_len,
+    heat_table_data_len,
 )
 from cardstation.drivers.hiti.state import TagState
 from cardstation.simulators.printer.model import PrinterModel, PrintJob, Refused
@@ -44,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: Largest payload accepted for an ordinary (non-bulk) command.
 MAX_PAYLOAD = 1024
+#: Largest raw payload accepted after a heat-table or header-then-payload header.
+MAX_RAW_PAYLOAD = 1 << 20
 _ALERT_OPS = {int(c): c for c in AlertCategory}
 
 
@@ -64,6 +80,16 @@ class _JobState:
 
 
 @dataclass
+class _Raw:
+    """The raw payload of a heat-table or header-then-payload command, after its ack."""
+
+    cmd: int
+    key: int  # plane for 0x8303, 0 otherwise
+    remaining: int
+    data: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
 class _Bulk:
     target: bytearray
     offset: int
@@ -80,7 +106,12 @@ class Session:
         self._in = bytearray()
         self._out = bytearray()
         self._bulk: _Bulk | None = None
+        self._raw: _Raw | None = None
         self._job: _JobState | None = None
+        #: SET_FORMAT sent before START_JOB (gutenprint's order) waits here for the job.
+        self._format: object | None = None
+        #: Raw payloads received per (command, plane): heat tables, tone curves, voltages.
+        self.uploads: dict[tuple[int, int], bytes] = {}
         self._junk = False
         self.output_ready = threading.Condition()
         self._handlers: dict[int, Callable[[bytes], bytes]] = {
@@ -93,7 +124,7 @@ class Session:
             Opcode.GET_RIBBON_VENDOR: self._ribbon_vendor,
             Opcode.GET_SENSOR_CAL: self._sensor_cal,
             Opcode.RESET: self._reset,
-            Opcode.CLEAN_PATH: self._model_op(lambda: self.model.clean_path()),
+            Opcode.CLEAN_PATH: self._clean_path,
             Opcode.MOVE_TO_CONTACT: self._model_op(lambda: self.model.move_to_contact()),
             Opcode.MOVE_TO_HOPPER: self._model_op(lambda: self.model.eject()),
             Opcode.MOVE_TO_EJECT_BOX: self._model_op(lambda: self.model.eject(reject=True)),
@@ -103,6 +134,16 @@ class Session:
             Opcode.END_PAGE: self._end_page,
             Opcode.END_JOB: self._end_job,
             Opcode.QUERY_JOBS: self._query_jobs,
+            Opcode.SET_HEATING: self._set_heating(2),
+            Opcode.SET_COLOR_HEATING: self._set_heating(3),
+            Opcode.GET_PRINT_COUNT: self._print_count,
+            Opcode.GET_UNKNOWN_8010: self._fixed(asm.UNKNOWN_8010_REPLY),
+            Opcode.GET_CALIBRATION: self._fixed(asm.CALIBRATION_REPLY),
+            Opcode.GET_PID_REGION: self._fixed(asm.PID_REGION_REPLY),
+            Opcode.GET_HIGHLIGHT_ADJ: self._fixed(asm.HIGHLIGHT_ADJ_REPLY),
+            Opcode.GET_DEVICE_INFO: self._fixed(asm.DEVICE_INFO_REPLY),
+            Opcode.GET_TL_VOLTAGE: self._fixed(asm.TL_VOLTAGE_REPLY),
+            Opcode.GET_OPTIONS: self._fixed(asm.OPTIONS_REPLY),
         }
         if asm.MOVE_TO_PRINT_POSITION is not None:
             self._handlers[asm.MOVE_TO_PRINT_POSITION] = self._model_op(
@@ -142,6 +183,8 @@ class Session:
             log.info("printer simulator: job %s discarded (connection lost)", self._job.jobid)
         self._job = None
         self._bulk = None
+        self._raw = None
+        self._format = None
 
     # -- framing -----------------------------------------------------------------------------
     def _reply(self, cmd: int, payload: bytes = b"", status: int = CMD_STATUS_OK) -> None:
@@ -158,6 +201,9 @@ class Session:
         while buf:
             if self._bulk is not None:
                 self._take_bulk()
+                continue
+            if self._raw is not None:
+                self._take_raw()
                 continue
             if buf[0] != FRAME_HEADER:
                 nxt = buf.find(FRAME_HEADER)
@@ -180,6 +226,17 @@ class Session:
                 frame = bytes(buf[:BULK_HEADER_SIZE])
                 del buf[:BULK_HEADER_SIZE]
                 self._bulk_header(frame)
+                continue
+            if cmd == Opcode.SEND_HEAT_TABLE:
+                if len(buf) < HEAT_TABLE_HEADER_SIZE:
+                    return
+                frame = bytes(buf[:HEAT_TABLE_HEADER_SIZE])
+                del buf[:HEAT_TABLE_HEADER_SIZE]
+                self._heat_table_header(frame)
+                continue
+            if cmd in HEADER_THEN_PAYLOAD:
+                del buf[:HEADER_SIZE]
+                self._raw_header(cmd, length - LEN_OVERHEAD, status)
                 continue
             if length < LEN_OVERHEAD:
                 del buf[:HEADER_SIZE]
@@ -224,6 +281,50 @@ class Session:
             return
         self._reply(cmd, reply)
 
+    # -- header-then-payload and heat tables ---------------------------------------------------
+    def _raw_header(self, cmd: int, size: int, status: int) -> None:
+        self.model.command_log.append(cmd)
+        if status != CMD_STATUS_OK or not 0 <= size <= MAX_RAW_PAYLOAD:
+            self._error(cmd, f"malformed 0x{cmd:04X} header: status 0x{status:02X}, {size} bytes")
+            return
+        self._reply(cmd)  # the host sends the payload only after this ack
+        self._raw = _Raw(cmd, 0, size)
+        if size == 0:
+            self._finish_raw()
+
+    def _heat_table_header(self, frame: bytes) -> None:
+        cmd = int(Opcode.SEND_HEAT_TABLE)
+        self.model.command_log.append(cmd)
+        try:
+            hdr = HeatTableHeader.parse(frame)
+        except ConstructError as exc:
+            self._error(cmd, f"malformed heat table header: {exc}")
+            return
+        size = heat_table_data_len(hdr)
+        if not 0 <= size <= MAX_RAW_PAYLOAD:
+            self._error(cmd, f"heat table header announces {size} bytes")
+            return
+        self._reply(cmd)
+        self._raw = _Raw(cmd, hdr.plane, size)
+        if size == 0:
+            self._finish_raw()
+
+    def _take_raw(self) -> None:
+        raw = self._raw
+        assert raw is not None
+        n = min(raw.remaining, len(self._in))
+        raw.data += self._in[:n]
+        del self._in[:n]
+        raw.remaining -= n
+        if raw.remaining == 0:
+            self._finish_raw()
+
+    def _finish_raw(self) -> None:
+        raw = self._raw
+        assert raw is not None
+        self.uploads[(raw.cmd, raw.key)] = bytes(raw.data)
+        self._raw = None
+
     # -- bulk data ---------------------------------------------------------------------------
     def _bulk_header(self, frame: bytes) -> None:
         cmd = int(Opcode.SEND_PANEL_DATA)
@@ -265,6 +366,8 @@ class Session:
         if bulk.remaining == 0:
             self._job.lines[bulk.key] = self._job.lines.get(bulk.key, 0) + bulk.num_lines
             self._bulk = None
+            if self._job.lines[bulk.key] >= self._job.fmt.rows:  # type: ignore[union-attr]
+                self.model.plane_received()
 
     # -- job ---------------------------------------------------------------------------------
     def _sequence_error(self, cmd: int, message: str) -> None:
@@ -280,17 +383,40 @@ class Session:
 
     def _start_job(self, payload: bytes) -> bytes:
         job = Job.parse(payload)
+        if not 1 <= job.jobid <= MAX_JOB_ID:  # gutenprint keeps ids in 1..0x7FFF
+            raise ValueError(f"job id {job.jobid} outside 1..0x{MAX_JOB_ID:04X}")
         self.model.clear_latched("CommandSequenceError", "RibbonTypeMismatch")
-        self._job = _JobState(job.jobid)
+        self._job = _JobState(job.jobid, fmt=self._format)
+        self._format = None
         return Job.build({"jobid": job.jobid})
 
     def _set_format(self, payload: bytes) -> bytes:
-        job = self._need_job(Opcode.SET_FORMAT, "SET_FORMAT")
+        """SET_FORMAT before START_JOB (gutenprint's order) or inside a job before START_PAGE."""
         fmt = asm.CardFormat.parse(payload)
         if fmt.sides not in (1, 2) or not 0 < fmt.cols <= 2048 or not 0 < fmt.rows <= 2048:
             raise ValueError(f"unsupported format {dict(fmt)}")
-        job.fmt = fmt
+        job = self._job
+        if job is None:
+            self._format = fmt
+        elif job.page_open:
+            raise _SequenceError(Opcode.SET_FORMAT, "SET_FORMAT inside an open page")
+        else:
+            job.fmt = fmt
         return b""
+
+    def _set_heating(self, size: int) -> Callable[[bytes], bytes]:
+        """SET_HEATING (2 args, gutenprint sends {0, 1} = default tables) or the CS
+        SET_COLOR_HEATING (3 args); both inside a job, before START_PAGE."""
+
+        def handler(payload: bytes) -> bytes:
+            job = self._need_job(Opcode.SET_HEATING, "colour/heating setting")
+            if len(payload) != size:
+                raise ValueError(f"{len(payload)} bytes, expected {size}")
+            if job.page_open:
+                raise _SequenceError(Opcode.SET_HEATING, "heating setting inside an open page")
+            return b""
+
+        return handler
 
     def _start_page(self, payload: bytes) -> bytes:
         job = self._need_job(Opcode.START_PAGE, "START_PAGE")
@@ -305,6 +431,9 @@ class Session:
             if not job.page_open:
                 raise _SequenceError(op, "START_PANEL before START_PAGE")
             job.panel = asm.PANEL_BY_OPCODE[op]
+            if job.panel in job.lines:  # started again: a resend of the whole plane
+                job.lines[job.panel] = 0
+            self.model.plane_restarted()
             return b""
 
         return handler
@@ -391,12 +520,21 @@ class Session:
         )
 
     def _stats(self, payload: bytes) -> bytes:
+        # Only the ribbon-remaining record: gutenprint reads only the first one (frames.py).
         ribbon = self.model.ribbon
-        records = [
-            {"type": asm.STAT_PRINT_COUNT, "value": self.model.print_count},
-            {"type": STAT_RIBBON_REMAINING, "value": ribbon.remaining if ribbon else 0},
-        ]
+        records = [{"type": STAT_RIBBON_REMAINING, "value": ribbon.remaining if ribbon else 0}]
         return StatsReply.build({"count": len(records), "records": records})
+
+    def _print_count(self, payload: bytes) -> bytes:
+        if payload != bytes([PRINT_COUNT_ARG]):
+            raise ValueError(f"print count argument {payload.hex()}, expected 01")
+        return self.model.print_count.to_bytes(4, "big")
+
+    def _fixed(self, reply: bytes) -> Callable[[bytes], bytes]:
+        def handler(payload: bytes) -> bytes:
+            return reply
+
+        return handler
 
     def _supplies(self, payload: bytes) -> bytes:
         ribbon = self.model.ribbon
@@ -437,6 +575,12 @@ class Session:
             raise ValueError(f"reset argument {arg}")
         self._job = None
         self.model.reset(full=arg == asm.RESET_FULL)
+        return b""
+
+    def _clean_path(self, payload: bytes) -> bytes:
+        if len(payload) != 1:  # one argument (gutenprint backend_hiti.c 2024)
+            raise ValueError(f"clean path takes one argument byte, got {payload.hex() or 'none'}")
+        self.model.clean_path()
         return b""
 
     def _model_op(self, action: Callable[[], None]) -> Callable[[bytes], bytes]:
