@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := swig libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools libusb-1.0-0 fonts-wqy-zenhei
+APT_PACKAGES := swig libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools libusb-1.0-0 fonts-wqy-zenhei chromium
 STAMP := $(VENV)/.installed
 
 .PHONY: setup system-packages venv protos test demo bench lint clean

@@ -13,6 +13,7 @@ FOLDERS = {
     "cardstation.personalization": "personalization",
     "cardstation.protos": "protos",
     "cardstation.server": "server",
+    "cardstation.console": "console",
     "cardstation.simulators": "simulators",
 }
 
@@ -26,5 +27,10 @@ for name, folder in FOLDERS.items():
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"cardstation.protos": ["**/*.proto"], "cardstation.simulators": ["**/*.json"]},
+    package_data={
+        "cardstation.protos": ["**/*.proto"],
+        "cardstation.simulators": ["**/*.json"],
+        "cardstation.personalization": ["**/*.json"],
+        "cardstation.console": ["templates/*.html", "static/*", "static/vendor/*", "locale/*.po"],
+    },
 )

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "run",
     "serve",
     "client",
+    "console",
     "window",
     "audit",
     "read_id",

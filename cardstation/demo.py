@@ -10,9 +10,10 @@ the preview and printed faces are and the CMS ledger's return. Exit 0 only if th
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
-import uuid
+from pathlib import Path
 
 from cardstation.logs import mask_id_number
 
@@ -29,6 +30,10 @@ def run_demo(output: str, id_number: str, speed: float = 0.05) -> int:
     from cardstation.protos.cardstation.v1 import issuance_pb2_grpc
 
     started = time.monotonic()
+    # A demo is a new simulated station each time: its CMS starts empty, so yesterday's journal
+    # (a card already made for the sample applicant) must not be carried over.
+    for leftover in ("station", "printed"):
+        shutil.rmtree(Path(output) / leftover, ignore_errors=True)
     print("starting the simulated station (pcscd, vpcd card + PSAM, CS-220e, CMS) and the "
           "gRPC server ...", flush=True)
     running = start_server(Config(), "127.0.0.1:0", simulate=True, speed=speed, blank_cards=3,
@@ -42,8 +47,8 @@ def run_demo(output: str, id_number: str, speed: float = 0.05) -> int:
               "(generated photo, not a real person)", flush=True)
         with grpc.insecure_channel(address) as channel:
             stub = issuance_pb2_grpc.IssuanceServiceStub(channel)
-            created = stub.CreateIssuance(ipb.CreateIssuanceRequest(
-                client_request_id=str(uuid.uuid4()), id_number=id_number), timeout=30)
+            created = stub.CreateIssuance(ipb.CreateIssuanceRequest(id_number=id_number),
+                                          timeout=30)
             last = ""
             for response in stub.WatchIssuance(ipb.WatchIssuanceRequest(
                     id=created.issuance.id), timeout=300):
@@ -78,3 +83,46 @@ def run_demo(output: str, id_number: str, speed: float = 0.05) -> int:
                       "preview": issuance.preview_path, "printed": pngs,
                       "cms_ledger_return": record}, ensure_ascii=False, indent=2))
     return 0 if record else 1
+
+
+def run_console_demo(output: str, listen: str, speed: float = 0.05) -> int:
+    """A simulated station and its console, running until Ctrl-C (SIGINT) or SIGTERM."""
+    from dataclasses import replace
+
+    from cardstation.commands.console import serve_console
+    from cardstation.commands.serve import start_server
+    from cardstation.config import Config
+    from cardstation.console.security import InsecureListen, check_listen
+    from cardstation.server.auth import Role, TokenStore
+
+    host, _, port = listen.rpartition(":")
+    try:
+        check_listen(host or "127.0.0.1", False)
+        port_number = int(port)
+    except (InsecureListen, ValueError) as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    for leftover in ("station", "printed"):
+        shutil.rmtree(Path(output) / leftover, ignore_errors=True)
+    folder = Path(output)
+    folder.mkdir(parents=True, exist_ok=True)
+    store = TokenStore()
+    token, _ = store.issue("demo-operator", Role.OPERATOR, ttl_seconds=7 * 24 * 3600)
+    store.save(folder / "tokens.json")
+    config = Config()
+    config = replace(config, server=replace(config.server,
+                                            tokens_file=str(folder / "tokens.json")))
+    print("starting the simulated station ...", flush=True)
+    running = start_server(config, "127.0.0.1:0", simulate=True, speed=speed, blank_cards=20,
+                           folder=output)
+    try:
+        sim = running.simulated
+        print(f"station server 127.0.0.1:{running.port}; sample applicants: "
+              f"{', '.join(sim.cms.samples['ready'][:3])} (generated, not real people)",
+              flush=True)
+        print(f"login token (operator, valid 7 days): {token}", flush=True)
+        serve_console(host or "127.0.0.1", port_number, f"127.0.0.1:{running.port}")
+    finally:
+        print("stopping the simulated station", flush=True)
+        running.stop()
+    return 0

@@ -26,7 +26,7 @@ from cardstation.personalization.faults import (
 def test_row_colour_offset_calibrate_or_clean_the_ribbon_sensor() -> None:
     problem = fault_of(alert_error(alerts.by_name("RibbonSearchFail")))
     assert problem.code == "PRINTER_RIBBON_SEARCH_FAIL"
-    assert "ribbon sensor offset or dirty" in problem.cause
+    assert "sensor offset or dirty" in problem.cause and "ribbon" in problem.cause
     assert "calibrate or clean the ribbon sensor" in problem.remedy
     assert {Action.CALIBRATE_RIBBON_SENSOR, Action.CLEAN_CARD_PATH} <= set(problem.actions)
 
@@ -52,7 +52,7 @@ def test_row_printer_not_connected_two_usb_cables_or_the_driver() -> None:
 def test_row_ribbon_chip_not_detected_replace_or_reseat() -> None:
     problem = fault_of(alert_error(alerts.by_name("RibbonChipMissing")))
     assert problem.code == "PRINTER_RIBBON_CHIP_MISSING"
-    assert "ribbon chip not detected" in problem.cause
+    assert "ribbon" in problem.cause and "damaged or loose" in problem.cause
     assert "replace the ribbon or reseat its chip" in problem.remedy
 
 

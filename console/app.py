@@ -1,0 +1,281 @@
+"""The console's pages: login, 制卡 (make a card) with its live step list, and the job actions.
+
+Every action is one gRPC call made with the operator's own token; the server enforces roles.
+Pages are Jinja2 templates; htmx swaps fragments and the SSE extension follows a job.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sse_starlette.sse import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
+
+from .client import ApiError, StationApi
+from .i18n import DEFAULT_LOCALE, LOCALES, Translator
+from .security import COOKIE, CSP, Session, Sessions, csrf_ok
+
+HERE = Path(__file__).resolve().parent
+STEPS = ("QUEUED", "FETCHED", "PREVIEWED", "FED", "CHIP_WRITTEN", "VERIFIED", "RETURN_QUEUED",
+         "PRINTED", "EJECTED", "DONE")
+_ID_SHAPE = re.compile(r"^[0-9]{17}[0-9Xx]$")
+_SAFE_ACTIONS = frozenset({"RESUME", "REJECT_CARD", "CANCEL", "MARK_SPOILED",
+                           "RESTORE_AND_RESEND", "REPRINT", "CALIBRATE_RIBBON_SENSOR",
+                           "CLEAN_CARD_PATH", "RESET_PRINTER"})
+
+
+def state_name(value: int) -> str:
+    return ipb.IssuanceState.Name(value).removeprefix("ISSUANCE_STATE_")
+
+
+def action_name(value: int) -> str:
+    return ipb.IssuanceAction.Name(value).removeprefix("ISSUANCE_ACTION_")
+
+
+class SecurityHeaders:
+    """A strict CSP and the usual hardening headers on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(b"content-security-policy", CSP.encode()),
+                            (b"x-content-type-options", b"nosniff"),
+                            (b"referrer-policy", b"no-referrer"),
+                            (b"x-frame-options", b"DENY"),
+                            (b"cache-control", b"no-store")]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class Console:
+    def __init__(self, api: StationApi, sessions: Sessions | None = None,
+                 secure_cookie: bool = False) -> None:
+        self.api = api
+        self.sessions = sessions or Sessions()
+        self.secure_cookie = secure_cookie
+        self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
+                                     autoescape=select_autoescape(["html"]))
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _session(self, request: Request) -> Session | None:
+        return self.sessions.get(request.cookies.get(COOKIE))
+
+    def render(self, name: str, session: Session | None, status: int = 200,
+               **values: Any) -> HTMLResponse:
+        tr = Translator(session.locale if session else DEFAULT_LOCALE)
+        html = self.templates.get_template(name).render(
+            _=tr.gettext, tr=tr, session=session, steps=STEPS, state_name=state_name,
+            action_name=action_name, **values)
+        return HTMLResponse(html, status_code=status)
+
+    def fault_view(self, session: Session, code: str, cause: str, remedy: str) -> dict[str, str]:
+        tr = Translator(session.locale)
+        cause_text, remedy_text = tr.fault(code, cause, remedy)
+        return {"code": code, "cause": cause_text, "remedy": remedy_text}
+
+    def error(self, session: Session, exc: ApiError, status: int = 200) -> HTMLResponse:
+        return self.render("fault.html", session, status=status,
+                           fault=self.fault_view(session, exc.code, exc.cause, exc.remedy),
+                           issuance_id=exc.issuance_id)
+
+    async def _checked(self, request: Request) -> tuple[Session | None, dict[str, Any]]:
+        """The session of a state-changing request whose CSRF token matches, and its form."""
+        session = self._session(request)
+        form = dict(await request.form())
+        sent = request.headers.get("x-csrf-token") or form.get("csrf")
+        if session is None or not csrf_ok(session, str(sent or "")):
+            return None, form
+        return session, form
+
+    # -- pages ------------------------------------------------------------------------------
+    async def login_page(self, request: Request) -> Response:
+        return self.render("login.html", None, error=None)
+
+    async def login(self, request: Request) -> Response:
+        form = dict(await request.form())
+        token = str(form.get("token", "")).strip()
+        locale = str(form.get("locale", DEFAULT_LOCALE))
+        locale = locale if locale in LOCALES else DEFAULT_LOCALE
+        try:
+            await _thread(self.api.get_station, token)  # the server decides who may enter
+        except ApiError as exc:
+            tr = Translator(locale)
+            return self.render("login.html", None, status=401, error=tr.fault(
+                exc.code, exc.cause, exc.remedy))
+        cookie, _ = self.sessions.open(token, locale)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(COOKIE, cookie, httponly=True, samesite="strict",
+                            secure=self.secure_cookie, path="/")
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        session, _ = await self._checked(request)
+        if session is None:
+            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+        self.sessions.close(request.cookies.get(COOKIE))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    async def home(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return RedirectResponse("/login", status_code=303)
+        try:
+            station = await _thread(self.api.get_station, session.token)
+        except ApiError as exc:
+            return self.error(session, exc)
+        problems = [self.fault_view(session, p.reason_code, p.cause, p.remedy)
+                    for p in station.problems]
+        return self.render("make.html", session, station=station, problems=problems)
+
+    async def preview(self, request: Request) -> Response:
+        session, form = await self._checked(request)
+        if session is None:
+            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+        id_number = str(form.get("id_number", "")).strip().upper()
+        tr = Translator(session.locale)
+        if not _ID_SHAPE.match(id_number):
+            return self.render("fault.html", session, fault={
+                "code": "ID_NUMBER_INVALID", "cause": tr.gettext("cause:ID_NUMBER_SHAPE"),
+                "remedy": tr.gettext("remedy:ID_NUMBER_INVALID")}, issuance_id="")
+        try:
+            application = await _thread(self.api.application, session.token, id_number)
+            preview = await _thread(self.api.preview, session.token, id_number)
+        except ApiError as exc:
+            return self.error(session, exc)
+        images = [base64.b64encode(png).decode("ascii")
+                  for png in (preview.front_png, preview.back_png) if png]
+        return self.render("preview.html", session, application=application,
+                           id_number=id_number, images=images, findings=preview.findings)
+
+    async def issue(self, request: Request) -> Response:
+        session, form = await self._checked(request)
+        if session is None:
+            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+        id_number = str(form.get("id_number", "")).strip().upper()
+        try:
+            created = await _thread(self.api.create, session.token, id_number)
+        except ApiError as exc:
+            return self.error(session, exc)
+        return self.render("job.html", session, job=created.issuance, created=created.created)
+
+    async def job(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return RedirectResponse("/login", status_code=303)
+        try:
+            job = await _thread(self.api.get, session.token, request.path_params["job_id"])
+        except ApiError as exc:
+            return self.error(session, exc)
+        return self.render("job.html", session, job=job, created=False)
+
+    async def act(self, request: Request) -> Response:
+        session, _ = await self._checked(request)
+        if session is None:
+            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+        job_id = request.path_params["job_id"]
+        action = request.path_params["action"]
+        if action not in _SAFE_ACTIONS:
+            return Response("unknown action", status_code=404)
+        try:
+            await _thread(self.api.act, session.token, job_id, action)
+            job = await _thread(self.api.get, session.token, job_id)
+        except ApiError as exc:
+            return self.error(session, exc)
+        return self.render("job.html", session, job=job, created=False)
+
+    async def events(self, request: Request) -> Response:
+        """The job's steps as server-sent events: one `step` per event, `final` at the end."""
+        session = self._session(request)
+        if session is None:
+            return Response("login first", status_code=401)
+        job_id = request.path_params["job_id"]
+
+        async def stream() -> AsyncIterator[dict[str, str]]:
+            try:
+                async for event in iterate_in_threadpool(self.api.watch(session.token,
+                                                                        job_id)):
+                    yield {"event": "step", "data": self._step_html(session, event)}
+                    if event.final:
+                        job = await _thread(self.api.get, session.token, job_id)
+                        html = self.templates.get_template("result.html").render(
+                            **self._result_values(session, job))
+                        yield {"event": "final", "data": html}
+            except ApiError as exc:
+                html = self.templates.get_template("fault.html").render(
+                    _=Translator(session.locale).gettext, issuance_id="", fault=self.fault_view(
+                        session, exc.code, exc.cause, exc.remedy))
+                yield {"event": "final", "data": html}
+
+        return EventSourceResponse(stream(), ping=15)
+
+    def _step_html(self, session: Session, event: ipb.IssuanceEvent) -> str:
+        tr = Translator(session.locale)
+        state = state_name(event.state)
+        fault = None
+        if event.reason_code:
+            fault = self.fault_view(session, event.reason_code, event.message.partition(
+                " — ")[0], event.remedy)
+        at = event.at.ToDatetime().strftime("%H:%M:%S") if event.at.seconds else ""
+        return self.templates.get_template("step.html").render(
+            _=tr.gettext, tr=tr, state=state, message=event.message, fault=fault, at=at)
+
+    def _result_values(self, session: Session, job: ipb.Issuance) -> dict[str, Any]:
+        tr = Translator(session.locale)
+        fault = None
+        if job.reason_code and state_name(job.state) != "DONE":
+            fault = self.fault_view(session, job.reason_code, job.cause or job.reason,
+                                    job.remedy)
+        return {"_": tr.gettext, "tr": tr, "job": job, "state": state_name(job.state),
+                "fault": fault, "actions": [action_name(a) for a in job.actions],
+                "session": session}
+
+    def routes(self) -> list[Any]:
+        return [
+            Route("/login", self.login_page, methods=["GET"]),
+            Route("/login", self.login, methods=["POST"]),
+            Route("/logout", self.logout, methods=["POST"]),
+            Route("/", self.home, methods=["GET"]),
+            Route("/preview", self.preview, methods=["POST"]),
+            Route("/issue", self.issue, methods=["POST"]),
+            Route("/jobs/{job_id:str}", self.job, methods=["GET"]),
+            Route("/jobs/{job_id:str}/events", self.events, methods=["GET"]),
+            Route("/jobs/{job_id:str}/{action:str}", self.act, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ]
+
+
+async def _thread(fn: Any, *args: Any) -> Any:
+    """A blocking gRPC call off the event loop: nothing blocks while a device works."""
+    return await run_in_threadpool(fn, *args)
+
+
+def create_app(api: StationApi, *, secure_cookie: bool = False,
+               sessions: Sessions | None = None) -> Starlette:
+    console = Console(api, sessions, secure_cookie)
+    return Starlette(routes=console.routes(), middleware=[Middleware(SecurityHeaders)])

@@ -1,0 +1,124 @@
+"""The console's side of the gRPC API: one channel, every call made with the operator's token.
+
+No domain code is imported: the console knows the station only through the protos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+
+from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
+from cardstation.protos.cardstation.v1 import issuance_pb2_grpc, station_pb2_grpc
+from cardstation.protos.cardstation.v1 import station_pb2 as spb
+from cardstation.server.errors import error_info
+
+CALL_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class ApiError(Exception):
+    """A refused call: reason code, cause and remedy as the server gave them."""
+
+    code: str
+    cause: str
+    remedy: str
+    status: str
+    issuance_id: str = ""
+
+    @classmethod
+    def of(cls, exc: grpc.RpcError) -> ApiError:
+        info = error_info(exc)
+        message = exc.details() or ""
+        if info is None:
+            cause, _, remedy = message.partition(" — ")
+            code = "SERVER_UNREACHABLE" if exc.code() is grpc.StatusCode.UNAVAILABLE \
+                else exc.code().name
+            return cls(code, cause or message, remedy, exc.code().name)
+        meta = dict(info.metadata)
+        cause, _, remedy = message.partition(" — ")
+        return cls(info.reason, meta.get("cause", cause), meta.get("remedy", remedy),
+                   exc.code().name, meta.get("issuance_id", ""))
+
+
+class StationApi:
+    def __init__(self, target: str, credentials: grpc.ChannelCredentials | None = None) -> None:
+        self.target = target
+        self.channel = (grpc.secure_channel(target, credentials) if credentials is not None
+                        else grpc.insecure_channel(target))
+        self.issuances = issuance_pb2_grpc.IssuanceServiceStub(self.channel)
+        self.station = station_pb2_grpc.StationServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    @staticmethod
+    def _md(token: str) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {token}")] if token else []
+
+    def _unary(self, method, request, token: str):
+        try:
+            return method(request, metadata=self._md(token), timeout=CALL_TIMEOUT)
+        except grpc.RpcError as exc:
+            raise ApiError.of(exc) from None
+
+    def get_station(self, token: str) -> spb.Station:
+        return self._unary(self.station.GetStation, spb.GetStationRequest(), token).station
+
+    def preview(self, token: str, id_number: str) -> ipb.PreviewCardResponse:
+        return self._unary(self.issuances.PreviewCard,
+                           ipb.PreviewCardRequest(id_number=id_number), token)
+
+    def application(self, token: str, id_number: str) -> ipb.Application:
+        return self._unary(self.issuances.GetApplication,
+                           ipb.GetApplicationRequest(id_number=id_number), token).application
+
+    def create(self, token: str, id_number: str) -> ipb.CreateIssuanceResponse:
+        # no request id: asking again for the same person returns the job making their card
+        return self._unary(self.issuances.CreateIssuance,
+                           ipb.CreateIssuanceRequest(id_number=id_number), token)
+
+    def get(self, token: str, issuance_id: str) -> ipb.Issuance:
+        return self._unary(self.issuances.GetIssuance,
+                           ipb.GetIssuanceRequest(id=issuance_id), token).issuance
+
+    def act(self, token: str, issuance_id: str, action: str) -> ipb.Issuance | None:
+        """Run one of a job's actions (the buttons); the job afterwards, if the call names it."""
+        calls = {
+            "RESUME": (self.issuances.ResumeIssuance, ipb.ResumeIssuanceRequest),
+            "REJECT_CARD": (self.issuances.RejectCard, ipb.RejectCardRequest),
+            "CANCEL": (self.issuances.CancelIssuance, ipb.CancelIssuanceRequest),
+            "MARK_SPOILED": (self.issuances.MarkSpoiled, ipb.MarkSpoiledRequest),
+            "RESTORE_AND_RESEND": (self.issuances.RestoreAndResend,
+                                   ipb.RestoreAndResendRequest),
+            "REPRINT": (self.issuances.ReprintFace, ipb.ReprintFaceRequest),
+        }
+        maintenance = {
+            "CALIBRATE_RIBBON_SENSOR": (self.station.CalibrateRibbonSensor,
+                                        spb.CalibrateRibbonSensorRequest()),
+            "CLEAN_CARD_PATH": (self.station.CleanCardPath, spb.CleanCardPathRequest()),
+            "RESET_PRINTER": (self.station.ResetPrinter, spb.ResetPrinterRequest()),
+        }
+        if action in calls:
+            method, request = calls[action]
+            return self._unary(method, request(id=issuance_id), token).issuance
+        if action in maintenance:
+            method, message = maintenance[action]
+            self._unary(method, message, token)
+            return None
+        raise ApiError("ACTION_UNKNOWN", f"unknown action {action!r}", "reload the page",
+                       "INVALID_ARGUMENT")
+
+    def watch(self, token: str, issuance_id: str) -> Iterator[ipb.IssuanceEvent]:
+        """The job's events, past ones first, until the final one (blocking)."""
+        try:
+            for reply in self.issuances.WatchIssuance(ipb.WatchIssuanceRequest(id=issuance_id),
+                                                      metadata=self._md(token)):
+                yield reply.event
+                if reply.event.final:
+                    return
+        except grpc.RpcError as exc:
+            if exc.code() is not grpc.StatusCode.CANCELLED:
+                raise ApiError.of(exc) from None

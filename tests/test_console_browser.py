@@ -1,0 +1,183 @@
+"""The operator console in a real browser: Debian's chromium driven by Playwright, headless,
+against `serve --simulate` and the console over real ports. Screenshots of each screen go to
+var/screenshots/ (a test artefact)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cardstation.config import Config
+from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
+from tests.conftest import ENCODER_READER, PSAM_READER
+
+pytestmark = [pytest.mark.pcscd, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+# The flags a root, network-less machine needs (no sandbox, no background traffic).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+@pytest.fixture
+def station(tmp_path) -> Iterator[tuple[object, str]]:
+    """`serve --simulate` with an operator token, and the console in front of it."""
+    import uvicorn
+
+    from cardstation.commands.serve import start_server
+    from cardstation.console.app import create_app
+    from cardstation.console.client import StationApi
+    from cardstation.drivers.pcsc.readers import PcscContext
+    from cardstation.pcscd import ensure_running
+    from cardstation.server.auth import Role, TokenStore
+
+    if shutil.which("chromium") is None:
+        pytest.fail("Debian's chromium is not installed: run `make setup`")
+    ensure_running()
+    store = TokenStore()
+    token, _ = store.issue("window-1", Role.OPERATOR, ttl_seconds=3600)
+    store.save(tmp_path / "tokens.json")
+    config = Config()
+    config = replace(config, server=replace(config.server,
+                                            tokens_file=str(tmp_path / "tokens.json")))
+    running = start_server(config, "127.0.0.1:0", simulate=True, speed=0.0, blank_cards=4,
+                           folder=str(tmp_path / "sim"))
+    api = StationApi(f"127.0.0.1:{running.port}")
+    server = uvicorn.Server(uvicorn.Config(create_app(api), host="127.0.0.1", port=0,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    running.console_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    running.token = token  # type: ignore[attr-defined]
+    yield running, token
+    server.should_exit = True
+    thread.join(10)
+    api.close()
+    running.stop()
+    with PcscContext() as pcsc:
+        for reader in (ENCODER_READER, PSAM_READER):
+            pcsc.wait_for_removal(reader, timeout=10)
+
+
+@pytest.fixture
+def page(station) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.errors = errors  # type: ignore[attr-defined]
+        yield page
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def login(page, running) -> None:
+    page.goto(running.console_url + "/")
+    assert page.url.endswith("/login")  # no session: the login page
+    page.keyboard.type(running.token)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#id_number")
+
+
+def make_from_the_keyboard(page) -> None:
+    page.keyboard.type(EXAMPLE_ID_NUMBER)  # the ID field has the focus; a scanner types too
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#confirm")
+    page.keyboard.press("Enter")  # the confirm button has the focus after the preview
+
+
+def ledger_returns(running) -> list[dict]:
+    return [r for r in running.simulated.cms.ledger(photos=False)["returns"]
+            if r["record"]["id_number"] == EXAMPLE_ID_NUMBER]
+
+
+def test_an_operator_makes_a_card_from_the_keyboard(station, page) -> None:
+    running, _ = station
+    login(page, running)
+    shot(page, "make-card")
+    make_from_the_keyboard(page)
+    page.wait_for_selector(".outcome[data-state=DONE]", timeout=60_000)
+    text = page.inner_text("#work")
+    for step in ("已获取数据", "已进卡", "已写卡", "已打印卡面", "已出卡", "完成"):
+        assert step in text
+    assert "可以把卡交给持卡人" in text
+    shot(page, "card-done")
+    assert len(ledger_returns(running)) == 1
+    assert not [e for e in page.errors if "Content Security Policy" in e], page.errors
+
+
+def test_ribbon_out_mid_print_shows_cause_and_remedy_and_resumes(station, page) -> None:
+    running, _ = station
+    from cardstation.personalization.journal import State
+
+    def ribbon_runs_out(state: State) -> None:
+        if state is State.RETURN_QUEUED:
+            running.simulated.model.inject("ribbon_out")
+            running.runtime.pipeline.after_commit = None
+
+    running.runtime.pipeline.after_commit = ribbon_runs_out
+    login(page, running)
+    make_from_the_keyboard(page)
+    page.wait_for_selector(".outcome[data-state=FAILED]", timeout=60_000)
+    text = page.inner_text(".outcome")
+    assert "色带用完了" in text and "更换色带" in text  # cause and remedy, in Chinese
+    shot(page, "fault-ribbon-out")
+    running.simulated.model.clear("ribbon_out")  # the operator changes the ribbon
+    page.click("button[data-action=RESUME]")  # 继续
+    page.wait_for_selector(".outcome[data-state=DONE]", timeout=60_000)
+    assert len(ledger_returns(running)) == 1
+
+
+def test_a_card_whose_return_is_pending_says_do_not_hand_over(station, page) -> None:
+    running, _ = station
+    running.simulated.cms.inject("fail_returns", count=100000)
+    login(page, running)
+    make_from_the_keyboard(page)
+    page.wait_for_selector("li[data-state=EJECTED].problem", timeout=60_000)
+    assert "先不要把卡交给持卡人" in page.inner_text("#work")
+    shot(page, "return-pending")
+    running.simulated.cms.clear_faults()
+    page.wait_for_selector(".outcome[data-state=DONE]", timeout=60_000)
+    assert len(ledger_returns(running)) == 1
+
+
+def test_sessions_and_csrf(station, page) -> None:
+    running, _ = station
+    page.goto(running.console_url + "/")
+    assert page.url.endswith("/login")
+    page.fill("#token", "not-a-token")
+    page.keyboard.press("Enter")
+    assert "登录令牌无效" in page.inner_text(".fault")
+    shot(page, "login-refused")
+    login(page, running)
+    # a forged state-changing request without the CSRF token is refused
+    status = page.evaluate("""async () => {
+        const r = await fetch('/issue', {method: 'POST', body: new URLSearchParams(
+            {id_number: '11010519491231002X'})});
+        return r.status; }""")
+    assert status == 403
+    assert not ledger_returns(running) and running.simulated.model.print_log == []
+    headers = page.request.get(running.console_url + "/").headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert "unsafe-inline" not in headers["content-security-policy"]
