@@ -176,9 +176,11 @@ def application_to_proto(app: Application) -> ipb.Application:
 def state_to_proto(runtime: StationRuntime, issuance: Issuance) -> int:
     if issuance.data.get("reason_code") == "CANCELLED":
         return ipb.ISSUANCE_STATE_CANCELLED
-    if runtime.is_queued(issuance.id) and issuance.state in (State.FETCHED, State.PREVIEWED,
-                                                              State.FAILED):
+    queued = runtime.is_queued(issuance.id)
+    if queued and issuance.state in (State.FETCHED, State.PREVIEWED):
         return ipb.ISSUANCE_STATE_QUEUED
+    if issuance.state is State.FAILED and (queued or runtime.running() == issuance.id):
+        return ipb.ISSUANCE_STATE_QUEUED  # resumed: on its way out of FAILED
     return ipb.IssuanceState.Value(f"ISSUANCE_STATE_{issuance.state.value}")
 
 

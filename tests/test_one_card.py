@@ -231,7 +231,7 @@ def test_a_jam_after_the_chip_write_ends_done_once_the_card_is_put_back(api) -> 
         card.position = SimPosition.INPUT
         model.input_cards.appendleft(card)
     resumed = issuances(api).ResumeIssuance(ipb.ResumeIssuanceRequest(id=job.id)).issuance
-    assert resumed.state == ipb.ISSUANCE_STATE_QUEUED
+    assert resumed.state != ipb.ISSUANCE_STATE_FAILED  # QUEUED, or already on its way
     assert final_event(api, job.id).state == ipb.ISSUANCE_STATE_DONE
     written = [chip for chip in api.simulated.chips if chip.writes]
     assert len(written) == 1 and max(written[0].writes.values()) == 1  # not rewritten
