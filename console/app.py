@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
@@ -24,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
+from cardstation.protos.cardstation.v1 import station_pb2 as spb
 
 from .client import ApiError, StationApi
 from .i18n import DEFAULT_LOCALE, LOCALES, Translator
@@ -151,7 +154,8 @@ class Console:
             return self.error(session, exc)
         problems = [self.fault_view(session, p.reason_code, p.cause, p.remedy)
                     for p in station.problems]
-        return self.render("make.html", session, station=station, problems=problems)
+        return self.render("make.html", session, station=station, problems=problems,
+                           nav="make")
 
     async def preview(self, request: Request) -> Response:
         session, form = await self._checked(request)
@@ -192,7 +196,108 @@ class Console:
             job = await _thread(self.api.get, session.token, request.path_params["job_id"])
         except ApiError as exc:
             return self.error(session, exc)
-        return self.render("job.html", session, job=job, created=False)
+        page = "job.html" if request.headers.get("hx-request") else "jobpage.html"
+        return self.render(page, session, job=job, created=True, nav="records")
+
+    async def records(self, request: Request) -> Response:
+        """记录: the jobs, newest page first by the server's order, filtered by state."""
+        session = self._session(request)
+        if session is None:
+            return RedirectResponse("/login", status_code=303)
+        wanted = request.query_params.get("state", "")
+        state = ipb.IssuanceState.Value(f"ISSUANCE_STATE_{wanted}") \
+            if f"ISSUANCE_STATE_{wanted}" in ipb.IssuanceState.keys() else 0
+        try:
+            page = await _thread(self.api.list_issuances, session.token, state,
+                                 request.query_params.get("page", ""))
+        except ApiError as exc:
+            return self.error(session, exc)
+        return self.render("records.html", session, page=page, wanted=wanted, nav="records",
+                           states=[n.removeprefix("ISSUANCE_STATE_")
+                                   for n in ipb.IssuanceState.keys()[1:]])
+
+    async def returns(self, request: Request) -> Response:
+        """回盘: returns not yet at the CMS, with age, attempts and the last error."""
+        session = self._session(request)
+        if session is None:
+            return RedirectResponse("/login", status_code=303)
+        try:
+            entries = await _thread(self.api.list_returns, session.token)
+        except ApiError as exc:
+            return self.error(session, exc)
+        now = time.time()
+        ages = {e.id: int(now - e.created_at.seconds) if e.created_at.seconds else 0
+                for e in entries}
+        return self.render("returns.html", session, entries=entries, ages=ages, nav="returns",
+                           notice=request.query_params.get("scheduled"))
+
+    async def retry_returns(self, request: Request) -> Response:
+        session, _ = await self._checked(request)
+        if session is None:
+            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+        try:
+            count = await _thread(self.api.retry_returns, session.token, [])
+        except ApiError as exc:
+            return self.error(session, exc)
+        return RedirectResponse(f"/returns?scheduled={count}", status_code=303)
+
+    async def devices(self, request: Request) -> Response:
+        """设备: the station picture, live (WatchStation), with the maintenance buttons."""
+        session = self._session(request)
+        if session is None:
+            return RedirectResponse("/login", status_code=303)
+        try:
+            station = await _thread(self.api.get_station, session.token)
+        except ApiError as exc:
+            return self.error(session, exc)
+        return self.render("devices.html", session, station=station, nav="devices",
+                           picture=self._station_html(session, station))
+
+    def _station_html(self, session: Session, station: Any) -> str:
+        tr = Translator(session.locale)
+        devices = []
+        for d in station.devices:
+            cause, remedy = tr.fault(d.reason_code, d.fault, d.remedy) if d.reason_code \
+                else (d.fault, d.remedy)
+            devices.append({"name": d.name, "status": spb.DeviceStatus.Name(d.status)
+                            .removeprefix("DEVICE_STATUS_"), "cause": cause, "remedy": remedy,
+                            "address": d.address})
+        problems = [self.fault_view(session, p.reason_code, p.cause, p.remedy)
+                    for p in station.problems]
+        return self.templates.get_template("station.html").render(
+            _=tr.gettext, station=station, devices=devices, problems=problems)
+
+    async def station_events(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return Response("login first", status_code=401)
+
+        async def stream() -> AsyncIterator[dict[str, str]]:
+            call = self.api.watch_station(session.token)
+            try:
+                async for reply in iterate_in_threadpool(_stream_of(call)):
+                    yield {"event": "station",
+                           "data": self._station_html(session, reply.station)}
+            except ApiError:
+                return
+            finally:
+                call.cancel()
+
+        return EventSourceResponse(stream(), ping=15)
+
+    async def maintain(self, request: Request) -> Response:
+        session, _ = await self._checked(request)
+        if session is None:
+            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+        action = request.path_params["action"]
+        if action not in ("CALIBRATE_RIBBON_SENSOR", "CLEAN_CARD_PATH", "RESET_PRINTER"):
+            return Response("unknown action", status_code=404)
+        try:
+            await _thread(self.api.maintain, session.token, action)
+            station = await _thread(self.api.get_station, session.token)
+        except ApiError as exc:
+            return self.error(session, exc)
+        return HTMLResponse(self._station_html(session, station))
 
     async def act(self, request: Request) -> Response:
         session, _ = await self._checked(request)
@@ -217,20 +322,24 @@ class Console:
         job_id = request.path_params["job_id"]
 
         async def stream() -> AsyncIterator[dict[str, str]]:
+            call = self.api.watch(session.token, job_id)
             try:
-                async for event in iterate_in_threadpool(self.api.watch(session.token,
-                                                                        job_id)):
+                async for reply in iterate_in_threadpool(_stream_of(call)):
+                    event = reply.event
                     yield {"event": "step", "data": self._step_html(session, event)}
                     if event.final:
                         job = await _thread(self.api.get, session.token, job_id)
                         html = self.templates.get_template("result.html").render(
                             **self._result_values(session, job))
                         yield {"event": "final", "data": html}
+                        return
             except ApiError as exc:
                 html = self.templates.get_template("fault.html").render(
                     _=Translator(session.locale).gettext, issuance_id="", fault=self.fault_view(
                         session, exc.code, exc.cause, exc.remedy))
                 yield {"event": "final", "data": html}
+            finally:
+                call.cancel()  # the browser left: end the server's stream too
 
         return EventSourceResponse(stream(), ping=15)
 
@@ -263,11 +372,26 @@ class Console:
             Route("/", self.home, methods=["GET"]),
             Route("/preview", self.preview, methods=["POST"]),
             Route("/issue", self.issue, methods=["POST"]),
+            Route("/records", self.records, methods=["GET"]),
+            Route("/returns", self.returns, methods=["GET"]),
+            Route("/returns/retry", self.retry_returns, methods=["POST"]),
+            Route("/devices", self.devices, methods=["GET"]),
+            Route("/devices/events", self.station_events, methods=["GET"]),
+            Route("/devices/{action:str}", self.maintain, methods=["POST"]),
             Route("/jobs/{job_id:str}", self.job, methods=["GET"]),
             Route("/jobs/{job_id:str}/events", self.events, methods=["GET"]),
             Route("/jobs/{job_id:str}/{action:str}", self.act, methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
+
+
+def _stream_of(call: Any) -> Iterator[Any]:
+    """A gRPC response stream whose errors come out as ApiError (a cancel ends it quietly)."""
+    try:
+        yield from call
+    except grpc.RpcError as exc:
+        if exc.code() is not grpc.StatusCode.CANCELLED:
+            raise ApiError.of(exc) from None
 
 
 async def _thread(fn: Any, *args: Any) -> Any:

@@ -5,13 +5,18 @@ No domain code is imported: the console knows the station only through the proto
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
 from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
-from cardstation.protos.cardstation.v1 import issuance_pb2_grpc, station_pb2_grpc
+from cardstation.protos.cardstation.v1 import (
+    issuance_pb2_grpc,
+    returns_pb2_grpc,
+    station_pb2_grpc,
+)
+from cardstation.protos.cardstation.v1 import returns_pb2 as rpb
 from cardstation.protos.cardstation.v1 import station_pb2 as spb
 from cardstation.server.errors import error_info
 
@@ -50,6 +55,7 @@ class StationApi:
                         else grpc.insecure_channel(target))
         self.issuances = issuance_pb2_grpc.IssuanceServiceStub(self.channel)
         self.station = station_pb2_grpc.StationServiceStub(self.channel)
+        self.returns = returns_pb2_grpc.ReturnServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -111,14 +117,34 @@ class StationApi:
         raise ApiError("ACTION_UNKNOWN", f"unknown action {action!r}", "reload the page",
                        "INVALID_ARGUMENT")
 
-    def watch(self, token: str, issuance_id: str) -> Iterator[ipb.IssuanceEvent]:
-        """The job's events, past ones first, until the final one (blocking)."""
-        try:
-            for reply in self.issuances.WatchIssuance(ipb.WatchIssuanceRequest(id=issuance_id),
-                                                      metadata=self._md(token)):
-                yield reply.event
-                if reply.event.final:
-                    return
-        except grpc.RpcError as exc:
-            if exc.code() is not grpc.StatusCode.CANCELLED:
-                raise ApiError.of(exc) from None
+    def watch(self, token: str, issuance_id: str) -> Any:
+        """The job's event stream (past events first, then live ones until the final one).
+        Iterate it for WatchIssuanceResponse; `cancel()` it when the page goes away."""
+        return self.issuances.WatchIssuance(ipb.WatchIssuanceRequest(id=issuance_id),
+                                            metadata=self._md(token))
+
+    def list_issuances(self, token: str, state: int, page_token: str,
+                       size: int = 20) -> ipb.ListIssuancesResponse:
+        return self._unary(self.issuances.ListIssuances, ipb.ListIssuancesRequest(
+            page_size=size, page_token=page_token, state=state), token)  # type: ignore[arg-type]
+
+    def list_returns(self, token: str, status: int = 0) -> list[rpb.Return]:
+        request = rpb.ListReturnsRequest(status=status)  # type: ignore[arg-type]
+        return list(self._unary(self.returns.ListReturns, request, token).returns)
+
+    def retry_returns(self, token: str, ids: list[int]) -> int:
+        return self._unary(self.returns.RetryReturns, rpb.RetryReturnsRequest(ids=ids),
+                           token).scheduled
+
+    def maintain(self, token: str, action: str) -> spb.PrinterCondition:
+        calls = {"CALIBRATE_RIBBON_SENSOR": (self.station.CalibrateRibbonSensor,
+                                             spb.CalibrateRibbonSensorRequest()),
+                 "CLEAN_CARD_PATH": (self.station.CleanCardPath, spb.CleanCardPathRequest()),
+                 "RESET_PRINTER": (self.station.ResetPrinter, spb.ResetPrinterRequest())}
+        method, request = calls[action]
+        return self._unary(method, request, token).printer
+
+    def watch_station(self, token: str) -> Any:
+        """The station picture as a stream (one message per change); `cancel()` it after."""
+        return self.station.WatchStation(spb.WatchStationRequest(interval_seconds=1),
+                                         metadata=self._md(token))

@@ -95,16 +95,18 @@ def shot(page, name: str) -> None:
 def login(page, running) -> None:
     page.goto(running.console_url + "/")
     assert page.url.endswith("/login")  # no session: the login page
+    page.wait_for_selector("#token:focus")  # autofocus: the operator just types
     page.keyboard.type(running.token)
     page.keyboard.press("Enter")
-    page.wait_for_selector("#id_number")
+    page.wait_for_selector("#id_number:focus")
 
 
 def make_from_the_keyboard(page) -> None:
+    page.wait_for_selector("#id_number:focus")
     page.keyboard.type(EXAMPLE_ID_NUMBER)  # the ID field has the focus; a scanner types too
     page.keyboard.press("Enter")
-    page.wait_for_selector("#confirm")
-    page.keyboard.press("Enter")  # the confirm button has the focus after the preview
+    page.wait_for_selector("#confirm:focus")  # the confirm button has the focus
+    page.keyboard.press("Enter")
 
 
 def ledger_returns(running) -> list[dict]:
@@ -181,3 +183,40 @@ def test_sessions_and_csrf(station, page) -> None:
     headers = page.request.get(running.console_url + "/").headers
     assert "script-src 'self'" in headers["content-security-policy"]
     assert "unsafe-inline" not in headers["content-security-policy"]
+
+
+def test_records_returns_and_devices(station, page) -> None:
+    running, _ = station
+    page.goto(running.console_url + "/records")
+    assert page.url.endswith("/login")  # every screen needs a session
+    running.simulated.cms.inject("fail_returns", count=100000)
+    login(page, running)
+    make_from_the_keyboard(page)
+    page.wait_for_selector("li[data-state=EJECTED].problem", timeout=60_000)
+    page.click("nav >> text=回盘")
+    page.wait_for_selector("table.returns")
+    assert "等待回盘" in page.inner_text("table.returns")
+    shot(page, "returns")
+    running.simulated.cms.clear_faults()
+    page.click("text=失败数据回盘")
+    page.wait_for_selector("text=已安排重新回盘")
+    deadline = time.monotonic() + 20
+    while not ledger_returns(running) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(ledger_returns(running)) == 1
+    page.click("nav >> text=记录")
+    page.wait_for_selector("table.records tr[data-state=DONE]", timeout=20_000)
+    shot(page, "records")
+    page.click("table.records a")  # the job's detail: every event again
+    page.wait_for_selector(".outcome[data-state=DONE]", timeout=20_000)
+    assert "已写卡" in page.inner_text("#work")
+    page.click("nav >> text=设备")
+    page.wait_for_selector("tr[data-device=printer][data-status=READY]")
+    running.simulated.model.inject("cover_open")
+    running.runtime.refresh()  # what the monitor does every second
+    page.wait_for_selector("tr[data-device=printer][data-status=FAULT]", timeout=20_000)
+    assert "盖" in page.inner_text("#station") or "cover" in page.inner_text("#station")
+    shot(page, "devices-fault")
+    running.simulated.model.clear("cover_open")
+    page.click("button[data-action=RESET_PRINTER]")
+    page.wait_for_selector("tr[data-device=printer][data-status=READY]", timeout=30_000)
