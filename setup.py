@@ -26,5 +26,6 @@ for name, folder in FOLDERS.items():
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"cardstation.protos": ["**/*.proto"], "cardstation.simulators": ["**/*.json"]},
+    package_data={"cardstation.protos": ["**/*.proto"], "cardstation.simulators": ["**/*.json"],
+                  "cardstation.personalization.face": ["layouts/*.json"]},
 )
