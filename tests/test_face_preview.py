@@ -7,7 +7,7 @@ import statistics
 import time
 from pathlib import Path
 
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageStat
 
 from cardstation.personalization.face import (
     default_layout,
@@ -20,7 +20,7 @@ from cardstation.personalization.face import (
     render_print,
     save_preview,
 )
-from cardstation.personalization.face.compose import _compose, _render_print
+from cardstation.personalization.face.compose import _compose, clear_caches
 from cardstation.personalization.face.layout import SIZE, outer_px
 from cardstation.personalization.face.stock import chip_side_stock
 from tests.face_support import henan_json, holder, layout_from, not_white, only, region_max
@@ -79,9 +79,24 @@ def test_the_preview_stays_cheap() -> None:
     times = []
     for i in range(7):
         data = holder(name=f"李秀英{i}")
-        _compose.cache_clear()
-        _render_print.cache_clear()
+        clear_caches()
         start = time.perf_counter()
         render_preview(data).save(Path("/dev/null"), "PNG", compress_level=1)
         times.append(time.perf_counter() - start)
     assert statistics.median(times) < 0.1
+
+
+def test_the_half_size_preview_matches_the_full_size_one() -> None:
+    data = holder()
+    _, fast = render_preview_sides(data, reduction=2)
+    slow = render_chip_side_preview(data).reduce(2)
+    assert fast.size == slow.size
+    assert max(ImageStat.Stat(ImageChops.difference(fast, slow)).mean) < 2
+
+
+def test_the_print_reuses_the_preview_composition_when_only_the_pan_differs() -> None:
+    """The print's FaceData (chip read-back) carries the PAN; the Henan template does not
+    print it, so the composition drawn for the preview is reused."""
+    layout = default_layout()
+    preview = _compose(holder(), layout)
+    assert _compose(holder(bank_card_number="6217000012345678901"), layout) is preview

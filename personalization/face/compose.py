@@ -117,7 +117,7 @@ _REMEDY = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: the print side is cached per one
 class _Composition:
     texts: tuple[FittedText, ...]
     ink: Image.Image | None  # "L", 255 = resin K
@@ -133,9 +133,18 @@ def _photo(jpeg: bytes, box: tuple[int, int, int, int]) -> tuple[Image.Image, tu
     return photo, (x0 + (x1 - x0 - photo.width) // 2, y0 + (y1 - y0 - photo.height) // 2)
 
 
-@lru_cache(maxsize=4)  # a batch has two cards in flight; the preview and the print share it
 def _compose(data: FaceData, layout: Layout) -> _Composition:
-    texts = tuple(fit_fields(data, layout))
+    values = _values(data)
+    # keyed by what is printed only: the print's FaceData (chip read-back, with the PAN) then
+    # finds the preview's composition when the template does not print the PAN
+    key = tuple((box.field, values.get(box.field) or "") for box in layout.printed_texts())
+    return _compose_printed(key, data.photo_jpeg, layout)
+
+
+@lru_cache(maxsize=4)  # a batch has two cards in flight; the preview and the print share it
+def _compose_printed(key: tuple[tuple[str, str], ...], photo_jpeg: bytes, layout: Layout
+                     ) -> _Composition:  # fmt: skip
+    texts = tuple(fit_fields(dict(key), layout))
     ink = None
     if any(t.lines for t in texts):
         ink = Image.new("L", SIZE, 0)
@@ -147,8 +156,8 @@ def _compose(data: FaceData, layout: Layout) -> _Composition:
                 draw.text(origin, line, font=font, fill=255, anchor="ls")
         ink.paste(0, outer_px(layout.chip_keepout))  # whatever a template says
     photo, at = (None, (0, 0))
-    if data.photo_jpeg:
-        photo, at = _photo(data.photo_jpeg, inner_px(layout.photo))
+    if photo_jpeg:
+        photo, at = _photo(photo_jpeg, inner_px(layout.photo))
     return _Composition(texts, ink, photo, at)
 
 
@@ -167,12 +176,15 @@ def render_print(data: FaceData, layout: Layout | None = None) -> PrintSide:
     return _render_print(data, layout)
 
 
-@lru_cache(maxsize=4)
 def _render_print(data: FaceData, layout: Layout) -> PrintSide:
     comp = _compose(data, layout)
-    overflow = [t.field for t in comp.texts if not t.fits]
-    if overflow:
+    if not all(t.fits for t in comp.texts):
         raise FaceDoesNotFit(check_layout_fit(data, layout))
+    return _print_side(comp, layout)
+
+
+@lru_cache(maxsize=4)
+def _print_side(comp: _Composition, layout: Layout) -> PrintSide:
     colour = None
     if comp.photo is not None:
         colour = Image.new("RGB", SIZE, WHITE)
@@ -182,6 +194,12 @@ def _render_print(data: FaceData, layout: Layout) -> PrintSide:
     if comp.ink is not None:
         k_mask = comp.ink.point(lambda v: 0 if v else 255)  # 0 = print resin K
     return PrintSide(colour, k_mask, _overcoat_mask(layout))
+
+
+def clear_caches() -> None:
+    """Forget the per-holder renders (benchmarks, tests); templates and stock stay cached."""
+    _compose_printed.cache_clear()
+    _print_side.cache_clear()
 
 
 def render_chip_side_preview(data: FaceData, layout: Layout | None = None) -> Image.Image:
@@ -215,9 +233,9 @@ def render_emblem_side_preview(layout: Layout | None = None) -> Image.Image:
 PREVIEW_REDUCTION = 2
 
 
-@lru_cache(maxsize=8)
-def _reduced_emblem(layout: Layout, reduction: int) -> Image.Image:
-    image = emblem_side_stock(layout)
+@lru_cache(maxsize=16)
+def _reduced_stock(layout: Layout, reduction: int, side: str) -> Image.Image:
+    image = emblem_side_stock(layout) if side == "emblem" else chip_side_stock(layout)
     return image.reduce(reduction) if reduction > 1 else image
 
 
@@ -225,9 +243,21 @@ def render_preview_sides(data: FaceData, layout: Layout | None = None,
                          reduction: int = 1) -> tuple[Image.Image, Image.Image]:
     """(emblem side 正面, chip side 背面) for the operator, each card-sized / `reduction`."""
     layout = layout or default_layout()
-    chip = render_chip_side_preview(data, layout)
-    return (_reduced_emblem(layout, reduction),
-            chip.reduce(reduction) if reduction > 1 else chip)
+    emblem = _reduced_stock(layout, reduction, "emblem")
+    comp = _compose(data, layout)
+    marked = any(not t.fits or (not t.text and layout.texts[t.field].placeholder)
+                 for t in comp.texts)
+    if reduction == 1 or marked:  # outlines and placeholders are drawn at full size
+        chip = render_chip_side_preview(data, layout)
+        return emblem, chip.reduce(reduction) if reduction > 1 else chip
+    # the usual case, composed at the preview's size: a quarter of the pixels to copy
+    chip = _reduced_stock(layout, reduction, "chip").copy()
+    if comp.photo is not None:
+        x, y = comp.photo_at
+        chip.paste(comp.photo.reduce(reduction), (x // reduction, y // reduction))
+    if comp.ink is not None:
+        chip.paste((0, 0, 0), (0, 0), comp.ink.reduce(reduction))
+    return emblem, chip
 
 
 def render_preview(data: FaceData, reduction: int = PREVIEW_REDUCTION,
