@@ -241,7 +241,8 @@ def _reduced_stock(layout: Layout, reduction: int, side: str) -> Image.Image:
 
 def render_preview_sides(data: FaceData, layout: Layout | None = None,
                          reduction: int = 1) -> tuple[Image.Image, Image.Image]:
-    """(emblem side 正面, chip side 背面) for the operator, each card-sized / `reduction`."""
+    """(emblem side 正面, chip side 背面) for the operator, each card-sized / `reduction`.
+    The emblem side is the stock picture alone and shared: treat it as read-only."""
     layout = layout or default_layout()
     emblem = _reduced_stock(layout, reduction, "emblem")
     comp = _compose(data, layout)
