@@ -30,7 +30,7 @@ setup(
     package_data={
         "cardstation.protos": ["**/*.proto"],
         "cardstation.simulators": ["**/*.json"],
-        "cardstation.personalization": ["**/*.json"],
+        "cardstation.personalization.face": ["layouts/*.json"],
         "cardstation.console": ["templates/*.html", "static/*", "static/vendor/*", "locale/*.po"],
     },
 )

@@ -2,14 +2,17 @@
 
 Runs every field rule from `cardstation.personalization.rules` on the fields that are given,
 then cross-checks the holder fields against what the ID number encodes (GB 11643: digits 7-14
-are the birth date, the parity of digit 17 the sex, digits 1-6 the address code). Findings are
-returned in a stable order (field by field, as the arguments are listed); nothing raises.
+are the birth date, the parity of digit 17 the sex, digits 1-6 the address code), and checks
+that the name and the bank name fit their boxes on the card face at the minimum legible size
+(the card design's layout template). Findings are returned in a stable order (field by field,
+as the arguments are listed); nothing raises.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from cardstation.personalization.face import FontMissing, Layout, check_layout_fit
 from cardstation.personalization.findings import Finding
 from cardstation.personalization.rules import (
     DEFAULT_PHOTO_SPEC,
@@ -43,16 +46,26 @@ def validate_application(
     region: str | None = None,
     today: dt.date | None = None,
     check_region_consistency: bool = True,
+    bank_name: str | None = None,
+    layout: Layout | None = None,
 ) -> list[Finding]:
     """Return every finding for an application; an empty list means it may be fed.
 
     Fields left as None are not checked. `card_id_code` is normally known only after the chip
     is written; when given here its authenticator is required. `today` pins "now" for the
-    birth-date checks (tests). See `check_consistency` for the cross-field rules.
+    birth-date checks (tests). See `check_consistency` for the cross-field rules. `name` and
+    `bank_name` are also measured against `layout` (default: the packaged default template):
+    codes `name_does_not_fit`, `bank_name_does_not_fit` (see face.check_layout_fit).
     """
     findings = check_id_number(id_number, today=today)
     if name is not None:
         findings += check_name(name)
+    face: dict[str, str] = {}
+    if name is not None and not findings_for(findings, "name"):
+        face["name"] = name
+    if bank_name is not None and bank_name.strip():
+        face["bank_name"] = bank_name
+    findings += check_face_fit(face, layout)
     if card_number is not None:
         findings += check_card_number(card_number)
     if card_id_code is not None:
@@ -76,6 +89,20 @@ def validate_application(
         region=None if "region" in bad or not check_region_consistency else region,
     )
     return findings
+
+
+def findings_for(findings: list[Finding], field: str) -> list[Finding]:
+    return [f for f in findings if f.field == field]
+
+
+def check_face_fit(values: dict[str, str], layout: Layout | None = None) -> list[Finding]:
+    """Fit findings for card-face text (a name that is already invalid is not measured)."""
+    if not values:
+        return []
+    try:
+        return check_layout_fit(values, layout)
+    except FontMissing as exc:  # cannot measure: say so instead of raising
+        return [Finding(field, "font_missing", str(exc)) for field in values]
 
 
 def check_consistency(

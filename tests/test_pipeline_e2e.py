@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from cardstation.personalization.face import FaceData, render_front
+from cardstation.personalization.face import FaceData, render_print
 from cardstation.personalization.journal import Journal, State
 from cardstation.personalization.pipeline import ReprintRefused
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
@@ -54,7 +54,7 @@ def ledger_returns(world: World, id_number: str) -> list[dict]:
 
 def face_difference(png: str, face: FaceData) -> float:
     printed = Image.open(png).convert("L")
-    expected = render_front(face).convert("L")
+    expected = render_print(face).composite().convert("L")  # the one side printed
     return sum(ImageStat.Stat(ImageChops.difference(printed, expected)).mean)
 
 

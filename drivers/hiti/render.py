@@ -4,6 +4,12 @@ Host-side conversion as in the HiTi photo backend: YMC planar, 8 bits per pixel,
 (Y from blue, M from green, C from red). PavoApi's conventions for the masks: resin K prints
 where the K plane is 0x00; overcoat goes where the O plane is 0xFF. Only whole-image Pillow
 operations are used (no per-pixel Python), so a side renders in a few milliseconds.
+
+A side is either a plain RGB face (K from its near-black pixels, overcoat everywhere) or a
+`PrintSide`, which says itself what goes on which panel: printing holder data onto
+pre-printed stock needs the text on resin K alone (no dye fringe round anti-aliased edges),
+the photo in dye alone (resin over a photo's dark hair would look like a blot) and the
+overcoat kept off the chip contacts.
 """
 
 from __future__ import annotations
@@ -64,6 +70,29 @@ class CardPanels:
         return sum(len(p) for _, side in self.sides() for _, p in side.panels())
 
 
+@dataclass(frozen=True)
+class PrintSide:
+    """One side described panel by panel (PIL images at the card size or scaled to it).
+
+    `colour`: RGB for the Y/M/C dye panels, white = no dye; None = no colour panels at all.
+    `k_mask`: resin K where 0 (mode "L" or "1"); None = no K panel.
+    `overcoat_mask`: overcoat where 255; None = the whole side.
+    """
+
+    colour: Image.Image | None
+    k_mask: Image.Image | None
+    overcoat_mask: Image.Image | None = None
+
+    def composite(self, size: tuple[int, int] = (CARD_COLS, CARD_ROWS)) -> Image.Image:
+        """What the panels lay down on white: dye, then resin K as black (no overcoat)."""
+        image = (_fit(self.colour.convert("RGB"), size) if self.colour is not None
+                 else Image.new("RGB", size, (255, 255, 255)))
+        if self.k_mask is not None:
+            image = image.copy()
+            image.paste((0, 0, 0), (0, 0), ImageChops.invert(_binary(self.k_mask, size)))
+        return image
+
+
 def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     if image.size == size:
         return image
@@ -78,8 +107,27 @@ def _binary(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
     return _fit(mask.convert("L"), size).point(lambda v: 0 if v < 128 else 255)
 
 
+def _render_print_side(
+    side: PrintSide, overcoat: bool, size: tuple[int, int]
+) -> SidePanels:
+    k = _binary(side.k_mask, size) if side.k_mask is not None else None
+    o_bytes = None
+    if overcoat:
+        o_bytes = (_binary(side.overcoat_mask, size).tobytes() if side.overcoat_mask is not None
+                   else bytes([255]) * (size[0] * size[1]))
+    if side.colour is None:
+        return SidePanels(None, None, None, k.tobytes() if k is not None else None, o_bytes, *size)
+    r, g, b = _fit(side.colour.convert("RGB"), size).split()
+    # no dye under resin K: the K mask (0 or 255) multiplies the densities
+    dye = [ImageChops.invert(ch) for ch in (b, g, r)]
+    if k is not None:
+        dye = [ImageChops.multiply(d, k) for d in dye]
+    y, m, c = (d.tobytes() for d in dye)
+    return SidePanels(y, m, c, k.tobytes() if k is not None else None, o_bytes, *size)
+
+
 def render_side(
-    face: Image.Image,
+    face: Image.Image | PrintSide,
     *,
     colour: bool = True,
     k_mask: Image.Image | None = None,
@@ -93,8 +141,11 @@ def render_side(
     `k_mask` (0 = print resin K) defaults to the face's near-black pixels; those pixels are
     taken out of YMC so black text is crisp resin, not a dye mix. `overcoat_mask` (255 = coat)
     defaults to full coverage; pass one to keep the overcoat off the chip contacts.
-    `colour=False` prints resin K only.
+    `colour=False` prints resin K only. A `PrintSide` brings its own panels and masks (the
+    other arguments but `overcoat` and `size` do not apply to it).
     """
+    if isinstance(face, PrintSide):
+        return _render_print_side(face, overcoat, size)
     rgb = _fit(face.convert("RGB"), size)
     r, g, b = rgb.split()
     if k_mask is None:
@@ -117,14 +168,15 @@ def render_side(
 
 
 def render_panels(
-    front: Image.Image,
-    back: Image.Image | None = None,
+    front: Image.Image | PrintSide,
+    back: Image.Image | PrintSide | None = None,
     *,
     back_colour: bool = True,
     overcoat_mask: Image.Image | None = None,
     black_threshold: int = DEFAULT_BLACK_THRESHOLD,
 ) -> CardPanels:
-    """Panels for a card: front in colour (YMCKO), optional back (YMCKO or K only)."""
+    """Panels for a card: front in colour (YMCKO), optional back (YMCKO or K only); a
+    `PrintSide` on either side carries its own panels. With no back the job is one side."""
     front_panels = render_side(
         front, overcoat_mask=overcoat_mask, black_threshold=black_threshold
     )
