@@ -149,6 +149,9 @@ CATALOGUE: dict[str, Fault] = {f.code: f for f in (
     Fault("REPRINT_WRONG_CARD", "the card in the printer belongs to another holder: nothing "
           "was printed", "it is in the output hopper; put this job's card into the rear feed "
           "slot (face up, chip inwards) and reprint", (Action.REPRINT,)),
+    Fault("FACE_DOES_NOT_FIT", "the holder's data read back from the chip does not fit the "
+          "card face", "reject the card and correct the application (name, bank) in the CMS",
+          (Action.REJECT_CARD,)),
     Fault("INTERNAL", "an unexpected error stopped the job",
           "resume the job; if it happens again, report it to the station supplier with the "
           "job id", (Action.RESUME, Action.REJECT_CARD)),

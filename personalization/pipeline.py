@@ -42,7 +42,7 @@ from cardstation.logs import mask_id_number
 
 from .chip import ChipBelongsToAnotherHolder, ChipSession, ChipVerificationFailed
 from .cms import CmsClient, CmsError
-from .face import BACK_IN_COLOUR, FaceData, render_faces, render_preview, save_preview
+from .face import FaceData, FaceDoesNotFit, render_preview, render_print, save_preview
 from .faults import REMEDY_CABLES, Action, Fault, fault, fault_of
 from .journal import IllegalTransition, Issuance, Journal, JournalError, LiveIssuanceExists, State
 from .keys.service import KeyService
@@ -464,7 +464,7 @@ class Pipeline:
         findings = validate_application(
             app.id_number, name=app.name, card_number=app.card_number, photo=app.photo,
             photo_spec=self.photo_spec, birth_date=app.birth_date, sex=app.sex,
-            nation=app.nation, region=app.birthplace,
+            nation=app.nation, region=app.birthplace, bank_name=app.bank_name,
         )  # fmt: skip
         if findings:
             text = "; ".join(f"{f.field}: {f.message}" for f in findings)
@@ -565,8 +565,14 @@ class Pipeline:
         self._close_chip()
         app = Application.from_dict(issuance.application)
         face = face_data(app, issuance.data.get("chip"))
-        front, back = render_faces(face)  # normally drawn already, for the preview
-        self.devices.printer.print_faces(front, back, back_colour=BACK_IN_COLOUR)
+        # one side, the chip side, holder data only (the emblem side is pre-printed stock);
+        # normally composed already, for the preview
+        try:
+            side = render_print(face)
+        except FaceDoesNotFit as exc:  # the chip's read-back no longer fits its box
+            raise IssuanceError(fault("FACE_DOES_NOT_FIT", "; ".join(
+                f.message for f in exc.findings))) from None
+        self.devices.printer.print_faces(side)
 
     # -- resume ---------------------------------------------------------------------------
     def _resume_failed(self, issuance: Issuance) -> Issuance:
@@ -740,4 +746,5 @@ def face_data(app: Application, chip: dict[str, str] | None) -> FaceData:
         issue_date=app.issue_date,
         bank_name=app.bank_name,
         photo_jpeg=app.photo,
+        bank_card_number=source.get("bank_account", ""),  # the PAN, once the chip was read
     )

@@ -21,7 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cardstation.drivers.hiti.errors import PrinterError
 from cardstation.logs import mask_id_number
 from cardstation.personalization.cms import CmsError
-from cardstation.personalization.face import render_back, render_front
+from cardstation.personalization.face import render_preview_sides
 from cardstation.personalization.faults import Fault, cms_fault, fault, fault_of, upper_snake
 from cardstation.personalization.journal import (
     Issuance,
@@ -283,13 +283,14 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
         findings = validate_application(
             app.id_number, name=app.name, card_number=app.card_number, photo=app.photo,
             photo_spec=self.rt.pipeline.photo_spec, birth_date=app.birth_date, sex=app.sex,
-            nation=app.nation, region=app.birthplace,
+            nation=app.nation, region=app.birthplace, bank_name=app.bank_name,
         )  # fmt: skip
         face = face_data(app, None)
         front = back = b""
         if not any(f.field == "photo" for f in findings):  # an unusable photo is not decoded
-            try:
-                front, back = _png(render_front(face)), _png(render_back(face))
+            try:  # front = the emblem side (正面, pre-printed stock), back = the chip side
+                emblem, chip = render_preview_sides(face)
+                front, back = _png(emblem), _png(chip)
             except Exception:  # a photo the rules passed but Pillow cannot draw
                 pass
         return ipb.PreviewCardResponse(front_png=front, back_png=back,

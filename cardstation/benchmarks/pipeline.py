@@ -26,9 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image
-
-from cardstation.personalization.face import BACK_IN_COLOUR
+from cardstation.personalization.face import FaceData, render_print
 from cardstation.simulators.process import SimulatedStationProcess
 
 
@@ -159,8 +157,8 @@ def _presence_floor(folder: Path, cards: int) -> dict:
 
 def _printer_bound_seconds(folder: Path, speed: float) -> float:
     """One card through the printer alone, on the same simulators as the throughput runs:
-    feed, print the job the pipeline prints (colour front, back as face.BACK_IN_COLOUR
-    says), eject. No chip work, no CMS."""
+    feed, print the job the pipeline prints (one side: the holder's photo and text on the
+    pre-printed chip side), eject. No chip work, no CMS."""
     from cardstation.drivers.hiti import Printer
 
     sim = _fresh({"speed": speed}, folder)
@@ -169,11 +167,15 @@ def _printer_bound_seconds(folder: Path, speed: float) -> float:
         config = sim.config()
         printer = Printer.open(config.printer.device, poll_interval=config.printer.poll_interval,
                                panel_pause=config.printer.panel_pause)
-        face = Image.new("RGB", (1014, 642), (200, 220, 240))
+        from cardstation.simulators.cms.applicants import example_applicant
+
+        app = example_applicant()
+        side = render_print(FaceData(app.name, app.id_number, app.card_number, app.issue_date,
+                                     app.bank_name, app.photo))
         try:
             t0 = time.perf_counter()
             printer.move_to_contact()
-            printer.print_faces(face, face, back_colour=BACK_IN_COLOUR)
+            printer.print_faces(side)
             printer.eject()
             return time.perf_counter() - t0
         finally:
