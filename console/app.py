@@ -352,7 +352,8 @@ class Console:
                 " — ")[0], event.remedy)
         at = event.at.ToDatetime().strftime("%H:%M:%S") if event.at.seconds else ""
         return self.templates.get_template("step.html").render(
-            _=tr.gettext, tr=tr, state=state, message=event.message, fault=fault, at=at)
+            _=tr.gettext, tr=tr, state=state, message=event.message, fault=fault, at=at,
+            at_ms=event.at.ToMilliseconds())
 
     def _result_values(self, session: Session, job: ipb.Issuance) -> dict[str, Any]:
         tr = Translator(session.locale)

@@ -92,7 +92,7 @@ _PRINTER_ACTIONS = (Action.RESUME, Action.RESET_PRINTER, Action.REJECT_CARD)
 CATALOGUE: dict[str, Fault] = {f.code: f for f in (
     Fault("PREVIEW_FINDINGS", "the application failed validation at the preview",
           "correct the application in the CMS (photo, name, numbers), then make the card "
-          "again", (Action.REMAKE,)),
+          "again", ()),
     Fault("CHIP_BELONGS_TO_ANOTHER_HOLDER", "the chip of the card in the printer already "
           "carries another holder's data", "the card went to the reject box: put in a blank "
           "pre-made card and make the card again", (Action.REMAKE,)),
@@ -117,6 +117,8 @@ CATALOGUE: dict[str, Fault] = {f.code: f for f in (
           (Action.REMAKE,)),
     Fault("CARD_SPOILED", "the card was marked spoiled", "destroy the card; make a new one "
           "if the applicant still needs it", (Action.REMAKE,)),
+    Fault("STATION_BUSY_WITH_EARLIER_JOBS", "earlier jobs are waiting for the station",
+          "fix what they wait for (the station picture names it); this job follows them", ()),
     Fault("PRINTER_HELD_BY_FAILED_JOB", "a failed job's card may still be in the printer",
           "finish that job first (resume it or reject its card)", ()),
     Fault("KEY_SERVICE_UNAVAILABLE", "the key service (PSAM) does not answer",

@@ -677,7 +677,13 @@ class Journal:
             self._check(conn, current, to, return_record)
             now = self._db.clock()
             merged = {**current.data, **delta}
-            new_reason = reason if to in (State.REJECTED, State.FAILED) else current.reason
+            # a failure's reason goes with the failure: leaving FAILED (or finishing) clears it
+            if to in (State.REJECTED, State.FAILED):
+                new_reason = reason
+            elif current.state is State.FAILED or to is State.DONE:
+                new_reason = ""
+            else:
+                new_reason = current.reason
             failed_from = current.state if to is State.FAILED else None
             merged_json = dumps(merged, "data")
             cur = conn.execute(
@@ -703,13 +709,18 @@ class Journal:
             return replace(current, state=to, data=loads(merged_json, "data"), reason=new_reason,
                            failed_from=failed_from, updated_at=now)
 
-    def update_data(self, issuance_id: str, data: dict[str, Any], reason: str = "") -> Issuance:
+    def update_data(self, issuance_id: str, data: dict[str, Any], reason: str = "", *,
+                    expect: State | None = None) -> Issuance:
         """Merge facts (shallow) without a state change; recorded as an event with
         to_state == from_state. Allowed on finished issuances too: what happens to a card
-        after it is made (a reprint of its face) belongs to its history."""
+        after it is made (a reprint of its face) belongs to its history. With `expect`, only
+        while the issuance is in that state (IllegalTransition otherwise)."""
         _json_object(data, "data")
         with self._db.write() as conn:
             current = self._get(conn, issuance_id)
+            if expect is not None and current.state != State(expect):
+                raise IllegalTransition(issuance_id, current.state, current.state,
+                                        f"expected it in {State(expect)}; it moved")
             now = self._db.clock()
             merged_json = dumps({**current.data, **data}, "data")
             conn.execute(

@@ -88,6 +88,10 @@ def owner_is_dead(owner: str | None) -> bool:
     return False
 
 
+#: last_error_code of a return whose card was rejected or spoiled: never sent again.
+WITHDRAWN = "withdrawn"
+
+
 class OutboxStatus(StrEnum):
     PENDING = "pending"
     DELIVERING = "delivering"
@@ -131,8 +135,9 @@ class OutboxEntry:
 
     @property
     def refused(self) -> bool:
-        """Given up because the CMS refused it for good (not network trouble)."""
-        return self.status is OutboxStatus.FAILED and bool(self.last_error_code)
+        """Given up because the CMS refused it for good (not network trouble, not withdrawn)."""
+        return (self.status is OutboxStatus.FAILED and bool(self.last_error_code)
+                and self.last_error_code != WITHDRAWN)
 
 
 _COLUMNS = (
@@ -339,6 +344,21 @@ class Outbox:
             if cur.rowcount == 0:
                 self._require(conn, entry_id)
 
+    def withdraw(self, entry_id: int, why: str) -> bool:
+        """The card of this return was rejected or spoiled: never send its record (status
+        failed, code `withdrawn`; `retry_now` leaves it alone). False if it was delivered
+        already (the CMS has it: a re-make restores the application first)."""
+        with self._db.write() as conn:
+            now = self._clock()
+            changed = conn.execute(
+                "UPDATE outbox SET status = 'failed', last_error = ?, last_error_code = ?, "
+                "lease_until = NULL, updated_at = ? WHERE id = ? AND status != 'delivered'",
+                (redact(why)[:_MAX_ERROR_CHARS], WITHDRAWN, now, entry_id),
+            ).rowcount
+            if not changed:
+                self._require(conn, entry_id)
+            return bool(changed)
+
     def retry_now(self, entry_ids: list[int] | None = None) -> int:
         """Make failed and pending entries (all, or those in `entry_ids`) due now, with the
         attempt count reset (fresh back-off, fresh max_attempts). Delivering and delivered
@@ -347,7 +367,8 @@ class Outbox:
             now = self._clock()
             sql = (
                 "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, "
-                "lease_until = NULL, updated_at = ? WHERE status IN ('pending', 'failed')"
+                "lease_until = NULL, updated_at = ? WHERE status IN ('pending', 'failed') "
+                f"AND last_error_code != '{WITHDRAWN}'"
             )
             params: list[Any] = [now, now]
             if entry_ids is not None:

@@ -19,6 +19,7 @@ the operator put back into the feed slot after a jam is fed and recognised by it
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -194,6 +195,9 @@ class Pipeline:
                 issuance, created = self.journal.open_issuance(
                     application.to_dict(), application.id_number, client_request_id)
             except LiveIssuanceExists as exc:  # another station process won the race
+                if client_request_id:
+                    raise IssuanceExists(fault("APPLICANT_HAS_LIVE_JOB", f"job "
+                                               f"{exc.existing.id[:8]}"), exc.existing) from None
                 return exc.existing, False
             if created and remake_of:
                 issuance = self.journal.update_data(
@@ -234,10 +238,9 @@ class Pipeline:
         return entry is not None and entry.status is OutboxStatus.DELIVERED
 
     def _applicant_lock(self, id_number: str) -> threading.Lock:
+        # kept for the process's life: a few bytes per applicant, and never dropped while
+        # another thread is about to take it
         with self._locks_guard:
-            if len(self._applicant_locks) > 1024:  # forget idle ones
-                for key in [k for k, v in self._applicant_locks.items() if not v.locked()]:
-                    del self._applicant_locks[key]
             return self._applicant_locks.setdefault(id_number, threading.Lock())
 
     def prepare(self, id_number: str, client_request_id: str | None = None) -> Issuance:
@@ -255,7 +258,10 @@ class Pipeline:
         for the CMS. Returns the issuances of the cards that started (a card whose application
         cannot be fetched is logged and skipped)."""
         def request_id(id_number: str) -> str | None:
-            return f"{request_id_prefix}{id_number}" if request_id_prefix else None
+            if not request_id_prefix:
+                return None
+            # opaque: a request id is stored and shown, a full ID number must not be
+            return f"{request_id_prefix}{hashlib.sha256(id_number.encode()).hexdigest()[:16]}"
 
         results: list[Issuance] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as pool:
@@ -330,32 +336,54 @@ class Pipeline:
     def settle_return(self, issuance_id: str) -> Issuance:
         """An ejected card becomes DONE when the CMS has acknowledged its return, FAILED
         (RETURN_REFUSED) when the CMS refused it for good; otherwise it waits, "made, do not
-        hand over". Called by the pipeline after ejecting and by the return worker after each
-        delivery; safe from both at once (the journal moves it only from EJECTED)."""
+        hand over". A job that failed on a refused return and whose return was then delivered
+        (a retry after the CMS was corrected) becomes DONE too. Called after ejecting, by the
+        return worker after each delivery and by the monitor's sweep; safe from all at once
+        (every change is conditional on the state it was decided on)."""
         issuance = self.journal.get(issuance_id)
-        if issuance.state is not State.EJECTED:
-            return issuance
         entry = self.outbox.get(issuance_id)
+        delivered = entry is not None and entry.status is OutboxStatus.DELIVERED
         try:
-            if entry is not None and entry.status is OutboxStatus.DELIVERED:
+            if (issuance.state is State.FAILED and issuance.failed_from is State.EJECTED
+                    and delivered):
+                issuance = self._transition(issuance, State.EJECTED, "the CMS now has the "
+                                            "data return", _CLEARED, expect=State.FAILED)
+            if issuance.state is not State.EJECTED:
+                return issuance
+            if delivered:
+                assert entry is not None
                 done = (f"the CMS acknowledged the data return ({entry.ack}): hand the card "
                         "over")
-                issuance = self.journal.transition(issuance_id, State.DONE, reason=done,
-                                                   expect=State.EJECTED)
-                self._emit(issuance, done)
-            elif entry is not None and entry.refused:
-                refused = fault("RETURN_REFUSED", entry.last_error)
-                issuance = self._transition(issuance, State.FAILED, refused.message,
-                                            _fault_data(refused, State.EJECTED), fault=refused)
-            elif not issuance.data.get("awaiting_return"):
+                return self._transition(issuance, State.DONE, done, _CLEARED,
+                                        expect=State.EJECTED)
+            if entry is not None and entry.refused:
+                # the CMS's own wording is a cause; the remedy is the station's way out
+                refused = fault("RETURN_REFUSED", entry.last_error.partition(" — ")[0])
+                return self._transition(issuance, State.FAILED, refused.message,
+                                        _fault_data(refused, State.EJECTED), fault=refused,
+                                        expect=State.EJECTED)
+            if not issuance.data.get("awaiting_return"):
                 pending = fault("RETURN_PENDING")
                 issuance = self.journal.update_data(
                     issuance_id, {"awaiting_return": True, **_fault_data(pending)},
-                    pending.message)
+                    pending.message, expect=State.EJECTED)
                 self._emit(issuance, pending.message, pending)
-        except IllegalTransition:  # the other caller settled it first
+        except IllegalTransition:  # another caller settled it first
             issuance = self.journal.get(issuance_id)
         return issuance
+
+    def sweep_returns(self) -> list[Issuance]:
+        """Settle every job whose return is delivered but which is not DONE yet (a delivery
+        callback that was lost, a restart between the ack and the settle)."""
+        settled = []
+        for state in (State.EJECTED, State.FAILED):
+            for issuance in self.journal.list(state=state, limit=500):
+                if state is State.FAILED and issuance.failed_from is not State.EJECTED:
+                    continue
+                entry = self.outbox.get(issuance.id)
+                if entry is not None and entry.status is OutboxStatus.DELIVERED:
+                    settled.append(self.settle_return(issuance.id))
+        return settled
 
     def note_return_attempt(self, entry: OutboxEntry) -> None:
         """A delivery attempt failed: tell the job's watchers (the card must not be handed
@@ -369,23 +397,40 @@ class Pipeline:
             return
         if issuance.data.get("return_error") == entry.last_error:
             return
-        note = fault("RETURN_PENDING", f"attempt {entry.attempts}: {entry.last_error}")
-        issuance = self.journal.update_data(issuance.id, {"return_error": entry.last_error},
-                                            note.message)
+        note = fault("RETURN_PENDING", f"attempt {entry.attempts}: "
+                     f"{entry.last_error.partition(' — ')[0]}")
+        try:
+            issuance = self.journal.update_data(issuance.id, {"return_error": entry.last_error},
+                                                note.message, expect=issuance.state)
+        except IllegalTransition:
+            return  # it moved on meanwhile; the next attempt tells again if need be
         self._emit(issuance, note.message, note)
 
     def restore_and_resend(self, issuance_id: str) -> Issuance:
         """恢复申请 + 失败数据回盘: restore the application at the CMS, then send the refused
-        return again; DONE follows the acknowledgement."""
+        return again; DONE follows the acknowledgement. Only for a made card whose return the
+        CMS refused, and only while it is the applicant's latest job (restoring for an older
+        card would wipe a newer card's return at the CMS)."""
         issuance = self.journal.get(issuance_id)
         entry = self.outbox.get(issuance_id)
-        if entry is None or entry.status is OutboxStatus.DELIVERED:
-            raise IssuanceError(fault("NOTHING_TO_RESEND"))
+        refused_job = issuance.state is State.FAILED and issuance.failed_from is State.EJECTED
+        waiting = issuance.state is State.EJECTED
+        if entry is None or not entry.refused or not (refused_job or waiting):
+            raise IssuanceError(fault("NOTHING_TO_RESEND", f"the job is "
+                                      f"{issuance.state.value}"))
+        latest = self.journal.history_for(issuance.id_number, limit=1)
+        if latest and latest[0].id != issuance.id:
+            raise IssuanceError(fault("NOTHING_TO_RESEND", f"job {latest[0].id[:8]} is the "
+                                      "applicant's latest card"))
         self.cms.restore(issuance.id_number)
-        if issuance.state is State.FAILED and issuance.failed_from is State.EJECTED:
-            issuance = self._transition(issuance, State.EJECTED,
-                                        "application restored at the CMS (恢复申请); the data "
-                                        "return is sent again", {"awaiting_return": True})
+        try:
+            if refused_job:
+                issuance = self._transition(issuance, State.EJECTED, "application restored at "
+                                            "the CMS (恢复申请); the data return is sent again",
+                                            {**_CLEARED, "awaiting_return": True},
+                                            expect=State.FAILED)
+        except IllegalTransition:  # a second click: the first one did it
+            return self.journal.get(issuance_id)
         self.outbox.retry_now([entry.id])
         if self.wake_returns is not None:
             self.wake_returns()
@@ -409,7 +454,8 @@ class Pipeline:
             raise IssuanceError(fault("JOB_FINISHED", "it is REJECTED"))
         entry = self.outbox.get(issuance_id)
         note = ending.message
-        if entry is not None and entry.status is OutboxStatus.DELIVERED:
+        if entry is not None and not self.outbox.withdraw(
+                entry.id, f"withdrawn: the card was {'spoiled' if spoiled else 'rejected'}"):
             note += ("; the CMS holds this card's data return: a re-make restores the "
                      "application there (恢复申请) first")
         if issuance.state in _CARD_IN_PRINTER or issuance.failed_from in _CARD_IN_PRINTER:
@@ -577,7 +623,8 @@ class Pipeline:
     # -- resume ---------------------------------------------------------------------------
     def _resume_failed(self, issuance: Issuance) -> Issuance:
         resume = State(issuance.data.get("resume_from", State.FETCHED))
-        issuance = self._transition(issuance, resume, "resumed by the operator")
+        issuance = self._transition(issuance, resume, "resumed by the operator", _CLEARED,
+                                    expect=State.FAILED)
         if resume in _CARD_IN_PRINTER:
             issuance = self._reacquire(issuance)
         return issuance
@@ -678,9 +725,9 @@ class Pipeline:
     def _transition(self, issuance: Issuance, to: State, reason: str,
                     data: dict[str, Any] | None = None,
                     return_record: dict[str, Any] | None = None,
-                    fault: Fault | None = None) -> Issuance:
+                    fault: Fault | None = None, expect: State | None = None) -> Issuance:
         issuance = self.journal.transition(issuance.id, to, reason=reason, data=data,
-                                           return_record=return_record)
+                                           return_record=return_record, expect=expect)
         self._emit(issuance, reason, fault)
         if self.after_commit is not None:
             self.after_commit(to)
@@ -712,6 +759,11 @@ class Pipeline:
         log.info("issuance %s %s: %s", issuance.id[:8], issuance.state.value, message)
         if self.on_event is not None:
             self.on_event(issuance, message, fault)
+
+
+#: What a job shows once its fault is behind it (resumed, settled, DONE).
+_CLEARED: dict[str, Any] = {"reason_code": "", "cause": "", "remedy": "", "actions": [],
+                            "awaiting_return": False}
 
 
 def _fault_data(problem: Fault, resume_from: State | None = None) -> dict[str, Any]:

@@ -27,11 +27,19 @@ from cardstation.drivers.hiti.errors import PrinterError
 from cardstation.drivers.pcsc.errors import PcscError
 from cardstation.drivers.pcsc.readers import PcscContext
 from cardstation.personalization.faults import Fault, fault, fault_of, upper_snake
-from cardstation.personalization.journal import Issuance, State
+from cardstation.personalization.journal import Issuance, JournalError, State
 from cardstation.personalization.pipeline import IssuanceError
 from cardstation.station import Station
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    issuance_id: str
+    action: str  # the pipeline method's name
+    call: Callable[[str], Any]
+    done: Any  # _Completion
 
 
 @dataclass
@@ -136,8 +144,8 @@ class StationRuntime:
         self.journal = self.station.journal
         self.pipeline = self.station.pipeline
         self.printer_lock = threading.RLock()  # the printer driver is not thread-safe
-        self._jobs: queue.Queue[tuple[str, Callable[[], Any], Any] | None] = queue.Queue()
-        self._queued: set[str] = set()
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._queued: dict[str, str] = {}  # issuance id -> the queued action's name
         self._running: str | None = None
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
@@ -145,7 +153,6 @@ class StationRuntime:
         self.snapshot = StationSnapshot()
         self.monitor_interval = monitor_interval
         self.on_snapshot: Callable[[StationSnapshot], None] | None = None
-        self._wake_worker = threading.Event()
         self._waiting_for: dict[str, str] = {}  # issuance id -> fault code it waits out
         self._threads = [
             threading.Thread(target=self._work, name="device-worker", daemon=True),
@@ -167,22 +174,25 @@ class StationRuntime:
         """Finish or park the step in progress, then stop (jobs resume at the next start)."""
         self.pipeline.park.set()
         self._stop.set()
-        self._wake_worker.set()
         self._jobs.put(None)
         for t in self._threads:
             t.join(timeout)
         self.station.close()
 
     # -- jobs -----------------------------------------------------------------------------
-    def enqueue(self, issuance_id: str, action: str = "run", **kwargs: Any) -> Any:
+    def enqueue(self, issuance_id: str, action: str = "run", *, unique: bool = False,
+                **kwargs: Any) -> Any:
         """Queue a pipeline action on the device worker; returns a Future-like object
-        (`wait(timeout)` -> result or raises)."""
+        (`wait(timeout)` -> result or raises), or None when `unique` and the job is already
+        queued or running (a double click queues it once)."""
         done = _Completion()
         with self._lock:
-            self._queued.add(issuance_id)
+            if unique and (issuance_id in self._queued or self._running == issuance_id):
+                return None
+            self._queued[issuance_id] = action
         method = getattr(self.pipeline, action)
         call = functools.partial(method, **kwargs) if kwargs else method
-        self._jobs.put((issuance_id, call, done))
+        self._jobs.put(_Job(issuance_id, action, call, done))
         self.events.notify_station()
         return done
 
@@ -197,15 +207,27 @@ class StationRuntime:
     def running(self) -> str | None:
         return self._running
 
-    def cancel(self, issuance_id: str) -> bool:
-        """Cancel a job still waiting for the printer; False if it already started."""
+    def cancel(self, issuance_id: str) -> Issuance | None:
+        """Cancel a new job still waiting for the printer (no card fed): REJECTED CANCELLED.
+        None if it is not such a job (started, a resume, a reprint, or not queued)."""
+        cancelled = fault("CANCELLED")
         with self._lock:
-            if issuance_id not in self._queued or self._running == issuance_id:
-                return False
-            self._queued.discard(issuance_id)
+            if self._queued.get(issuance_id) != "run" or self._running == issuance_id:
+                return None
+            try:
+                current = self.journal.get(issuance_id)
+                if current.state not in (State.FETCHED, State.PREVIEWED):
+                    return None
+                issuance = self.journal.transition(
+                    issuance_id, State.REJECTED, reason=cancelled.message, expect=current.state,
+                    data={"reason_code": cancelled.code, "cause": cancelled.cause,
+                          "remedy": cancelled.remedy, "actions": []})
+            except JournalError:
+                return None
+            del self._queued[issuance_id]
             self._cancelled.add(issuance_id)
-        self._wake_worker.set()
-        return True
+        self._on_event(issuance, issuance.reason, cancelled)
+        return issuance
 
     # -- admission -------------------------------------------------------------------------
     def held_by(self) -> Issuance | None:
@@ -226,81 +248,118 @@ class StationRuntime:
             return fault("PRINTER_HELD_BY_FAILED_JOB", f"job {held.id[:8]} ({held.reason})")
         return None
 
-    def _wait_until_ready(self, issuance_id: str) -> bool:
-        """Before a queued job feeds a card: wait while the station is not ready (the job
-        stays QUEUED and cancellable, its watchers told why). False if cancelled/stopping."""
-        while not self._stop.is_set():
-            with self._lock:
-                if issuance_id in self._cancelled:
-                    return False
-            self.refresh()
-            problem = self.admission()
-            held = self.held_by()
-            if problem is None or (held is not None and held.id == issuance_id
-                                   and problem.code == "PRINTER_HELD_BY_FAILED_JOB"):
-                self._waiting_for.pop(issuance_id, None)
-                return True
-            if self._waiting_for.get(issuance_id) != problem.code:
-                self._waiting_for[issuance_id] = problem.code
-                try:
-                    waiting = self.journal.get(issuance_id)
-                except Exception:
-                    return False
-                self._on_event(waiting, f"waiting for the station: {problem.message}", problem)
-            self._wake_worker.wait(self.monitor_interval)
-            self._wake_worker.clear()
-        return False
-
     def queue_counts(self) -> tuple[int, int]:
         with self._lock:
             return len(self._queued), 1 if self._running else 0
 
     def _work(self) -> None:
+        # Jobs that would feed a card while the station is not ready are parked here, in
+        # order; everything else (a resume of a card inside, a reject, a settle) goes on.
+        waiting: collections.deque[_Job] = collections.deque()
         while not self._stop.is_set():
-            item = self._jobs.get()
-            if item is None:
+            job = self._next_job(waiting)
+            if job is None:
                 return
-            issuance_id, action, done = item
-            if action == self.pipeline.run and self._would_feed(issuance_id):
-                self._wait_until_ready(issuance_id)
-            with self.printer_lock:  # a job is queued until it has the printer
-                with self._lock:
-                    if issuance_id in self._cancelled:
-                        self._cancelled.discard(issuance_id)
-                        done.set_result(None)
-                        continue
-                    self._queued.discard(issuance_id)
-                    self._running = issuance_id
-                try:
-                    done.set_result(action(issuance_id))
-                except IssuanceError as exc:  # a refusal the caller is told about
-                    log.info("job %s: %s", issuance_id[:8], exc)
-                    done.set_exception(exc)
-                except Exception as exc:  # a job's failure must not stop the worker
-                    log.exception("job %s failed", issuance_id[:8])
-                    done.set_exception(exc)
-                finally:
-                    self._running = None
-                    self.events.notify_station()
+            if job is not False:
+                assert isinstance(job, _Job)
+                self._run_job(job)
 
-    def _would_feed(self, issuance_id: str) -> bool:
-        try:
-            return self.journal.get(issuance_id).state in (State.FETCHED, State.PREVIEWED)
-        except Exception:
+    def _next_job(self, waiting: collections.deque[_Job]) -> _Job | bool | None:
+        """The next job to run: the oldest parked one once the station is ready, else the
+        next from the queue (a feeding one behind parked ones, or while not ready, is parked).
+        False when there is nothing to run yet; None to stop."""
+        while waiting and self._is_cancelled(waiting[0]):
+            waiting.popleft().done.set_result(None)
+        if waiting:
+            if self._blocker() is None:
+                return waiting.popleft()
+            try:
+                job = self._jobs.get(timeout=self.monitor_interval)
+            except queue.Empty:
+                return False
+        else:
+            job = self._jobs.get()
+        if job is None:
+            return None
+        if self._feeds(job):
+            problem = fault("STATION_BUSY_WITH_EARLIER_JOBS") if waiting else self._blocker()
+            if problem is not None:
+                self._announce_wait(job, problem)
+                waiting.append(job)
+                return False
+        return job
+
+    def _is_cancelled(self, job: _Job) -> bool:
+        with self._lock:
+            return job.issuance_id in self._cancelled
+
+    def _run_job(self, job: _Job) -> None:
+        with self.printer_lock:  # a job is queued until it has the printer
+            with self._lock:
+                if job.issuance_id in self._cancelled:
+                    self._cancelled.discard(job.issuance_id)
+                    job.done.set_result(None)
+                    return
+                self._queued.pop(job.issuance_id, None)
+                self._running = job.issuance_id
+            self._waiting_for.pop(job.issuance_id, None)
+            try:
+                job.done.set_result(job.call(job.issuance_id))
+            except IssuanceError as exc:  # a refusal the caller is told about
+                log.info("job %s: %s", job.issuance_id[:8], exc)
+                job.done.set_exception(exc)
+            except Exception as exc:  # a job's failure must not stop the worker
+                log.exception("job %s failed", job.issuance_id[:8])
+                job.done.set_exception(exc)
+            finally:
+                self._running = None
+                self.events.notify_station()
+
+    def _feeds(self, job: _Job) -> bool:
+        """Whether the job will move a card in from the feed slot (a new job, a resume from
+        before the feed, a reprint): it must wait for a ready station and a free printer."""
+        if job.action == "reprint":
+            return True
+        if job.action != "run":
             return False
+        try:
+            issuance = self.journal.get(job.issuance_id)
+        except JournalError:
+            return False
+        if issuance.state in (State.FETCHED, State.PREVIEWED):
+            return True
+        return issuance.state is State.FAILED and issuance.data.get("resume_from") in (
+            State.FETCHED.value, State.PREVIEWED.value)
+
+    def _blocker(self) -> Fault | None:
+        """Why no card may be fed now (a fresh look at the station), or None."""
+        self.refresh()
+        return self.admission()
+
+    def _announce_wait(self, job: _Job, problem: Fault) -> None:
+        if self._waiting_for.get(job.issuance_id) == problem.code:
+            return
+        self._waiting_for[job.issuance_id] = problem.code
+        try:
+            waiting = self.journal.get(job.issuance_id)
+        except JournalError:
+            return
+        self._on_event(waiting, f"waiting for the station: {problem.message}", problem)
 
     # -- events and monitoring --------------------------------------------------------------
     def _on_event(self, issuance: Issuance, message: str, problem: Fault | None = None) -> None:
         final = issuance.state in self.TERMINAL or issuance.state is State.FAILED
         self.events.publish(Event(issuance.id, issuance.state.value, message, time.time(),
                                   final, problem, issuance.state is State.DONE))
-        if issuance.state is State.FAILED or issuance.state in self.TERMINAL:
-            self._wake_worker.set()  # a held printer may be free now
 
     def _monitor(self) -> None:
         while not self._stop.wait(self.monitor_interval):
             if self._running is None:
                 self.refresh()
+            try:  # an acknowledgement whose callback was lost still ends in DONE
+                self.pipeline.sweep_returns()
+            except Exception:
+                log.exception("settling acknowledged returns failed")
 
     def refresh(self) -> StationSnapshot:
         """Look at every device now (takes the printer lock: never during a job)."""
@@ -346,7 +405,6 @@ class StationRuntime:
         self.snapshot = snap
         if changed:
             self.events.notify_station()
-            self._wake_worker.set()
             if self.on_snapshot is not None:
                 self.on_snapshot(snap)
         return snap

@@ -404,27 +404,22 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
 
     def CancelIssuance(self, request, context):
         issuance = self._get(context, request.id)
-        if not self.rt.cancel(issuance.id):
+        cancelled = self.rt.cancel(issuance.id)
+        if cancelled is None:
             abort_fault(context, Fault("NOT_CANCELLABLE", f"the job is {issuance.state.value}: "
-                                       "only a job still waiting for the printer can be "
-                                       "cancelled", "a failed job is ended with RejectCard"))
-        cancelled = fault("CANCELLED")
-        issuance = self.rt.journal.transition(
-            issuance.id, State.REJECTED, reason=cancelled.message,
-            data={"reason_code": cancelled.code, "cause": cancelled.cause,
-                  "remedy": cancelled.remedy, "actions": []})
-        self.rt.notify(issuance, cancelled)
-        return ipb.CancelIssuanceResponse(issuance=self._proto(issuance))
+                                       "only a new job still waiting for the printer can be "
+                                       "cancelled", "a failed job is ended with RejectCard; a "
+                                       "made card is marked spoiled"))
+        return ipb.CancelIssuanceResponse(issuance=self._proto(cancelled))
 
     def ResumeIssuance(self, request, context):
         issuance = self._get(context, request.id)
         if issuance.state is not State.FAILED:
             abort_fault(context, Fault("NOT_FAILED", f"the job is {issuance.state.value}: only "
                                        "a FAILED job can be resumed", "nothing to resume"))
-        if self.rt.is_queued(issuance.id) or self.rt.running() == issuance.id:
+        if self.rt.enqueue(issuance.id, unique=True) is None:
             abort_fault(context, Fault("ALREADY_RESUMING", "the job is already queued to "
                                        "resume", "watch the job"))
-        self.rt.enqueue(issuance.id)
         return ipb.ResumeIssuanceResponse(issuance=self._proto(self.rt.journal.get(issuance.id)))
 
     def _device_job(self, context: grpc.ServicerContext, issuance_id: str, action: str,

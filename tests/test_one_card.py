@@ -394,3 +394,85 @@ def test_reprint_without_a_deadline_and_a_watch_that_ends_once(api) -> None:
     assert len(model.print_log) == 2
     got = issuances(api).GetIssuance(ipb.GetIssuanceRequest(id=job.id)).issuance
     assert got.created_at.seconds > 1_700_000_000 and got.updated_at.ToDatetime()
+
+
+# -- found in review: the worker never blocks on a waiting job, endings withdraw returns --------
+
+def test_a_waiting_job_does_not_hold_up_the_operators_actions(api) -> None:
+    model = api.simulated.model
+    model.inject("jam", at="print")
+    first = issuances(api).CreateIssuance(
+        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER)).issuance
+    assert final_event(api, first.id).state == ipb.ISSUANCE_STATE_FAILED
+    model.clear_jam()
+    station_pb2_grpc.StationServiceStub(api.channel).ResetPrinter(spb.ResetPrinterRequest(),
+                                                                  timeout=30)
+    other = next(i for i in api.simulated.cms.samples["ready"] if i != EXAMPLE_ID_NUMBER)
+    # admitted before the monitor saw the hold? it then waits, QUEUED; either way no feed
+    api.runtime.snapshot.problems.clear()
+    try:
+        second = issuances(api).CreateIssuance(ipb.CreateIssuanceRequest(id_number=other),
+                                               timeout=20).issuance
+    except grpc.RpcError as exc:
+        assert error_info(exc).reason == "PRINTER_HELD_BY_FAILED_JOB"
+        second = None
+    started = time.monotonic()
+    ended = issuances(api).RejectCard(ipb.RejectCardRequest(id=first.id), timeout=20).issuance
+    assert ended.state == ipb.ISSUANCE_STATE_REJECTED and time.monotonic() - started < 10
+    if second is not None:  # the parked job goes on once the printer is free
+        assert final_event(api, second.id).state == ipb.ISSUANCE_STATE_DONE
+    # a resumed job is not a new one: it cannot be cancelled with its card inside
+    _, reason, _ = rpc_error(lambda: issuances(api).CancelIssuance(
+        ipb.CancelIssuanceRequest(id=first.id), timeout=10))
+    assert reason == "NOT_CANCELLABLE"
+
+
+def test_a_spoiled_cards_return_is_withdrawn_and_never_sent(api) -> None:
+    api.simulated.cms.inject("fail_returns", count=100000)
+    job = issuances(api).CreateIssuance(
+        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER)).issuance
+    assert wait_state(api, job.id, ipb.ISSUANCE_STATE_EJECTED).state == \
+        ipb.ISSUANCE_STATE_EJECTED
+    spoiled = issuances(api).MarkSpoiled(ipb.MarkSpoiledRequest(id=job.id), timeout=20).issuance
+    assert spoiled.state == ipb.ISSUANCE_STATE_REJECTED and spoiled.reason_code == "CARD_SPOILED"
+    api.simulated.cms.clear_faults()
+    from cardstation.protos.cardstation.v1 import returns_pb2 as rpb
+    from cardstation.protos.cardstation.v1 import returns_pb2_grpc
+    returns = returns_pb2_grpc.ReturnServiceStub(api.channel)
+    assert returns.RetryReturns(rpb.RetryReturnsRequest(), timeout=10).scheduled == 0
+    time.sleep(1.0)
+    assert not ledger_returns(api, EXAMPLE_ID_NUMBER)  # the destroyed card never reached it
+    remade = issuances(api).CreateIssuance(ipb.CreateIssuanceRequest(
+        id_number=EXAMPLE_ID_NUMBER, remake_of=job.id, remake_reason="spoiled"), timeout=30)
+    done = final_event(api, remade.issuance.id)
+    assert done.state == ipb.ISSUANCE_STATE_DONE
+    (only,) = ledger_returns(api, EXAMPLE_ID_NUMBER)
+    assert only["idempotency_key"] == f"{remade.issuance.id}:return"
+
+
+def test_a_refused_return_retried_after_the_cms_is_fixed_ends_done_without_stale_faults(
+        api) -> None:
+    cms = api.simulated.cms
+    record = cms.ledger(photos=True)["applications"][EXAMPLE_ID_NUMBER]
+    body = ("C" if record["card_number"][0] != "C" else "B") + record["card_number"][1:8]
+    other_card = body + card_number_check_char(body)
+    import base64
+
+    from cardstation.personalization.model import Application
+    pushed = ipb.Application(**{k: record[k] for k in (
+        "id_number", "name", "sex", "nation", "birth_date", "birthplace", "bank_name",
+        "batch", "issue_date", "expiry_date")}, card_number=other_card,
+        photo_jpeg=base64.b64decode(record["photo"]))
+    job = issuances(api).CreateIssuance(ipb.CreateIssuanceRequest(application=pushed)).issuance
+    assert final_event(api, job.id).reason_code == "RETURN_REFUSED"
+    cms.add_application(Application.from_dict({
+        **{k: v for k, v in record.items() if k in Application.__dataclass_fields__},
+        "card_number": other_card}))
+    from cardstation.protos.cardstation.v1 import returns_pb2 as rpb
+    from cardstation.protos.cardstation.v1 import returns_pb2_grpc
+    returns_pb2_grpc.ReturnServiceStub(api.channel).RetryReturns(rpb.RetryReturnsRequest(),
+                                                                 timeout=10)
+    done = wait_state(api, job.id, ipb.ISSUANCE_STATE_DONE)
+    assert done.state == ipb.ISSUANCE_STATE_DONE and done.hand_over_allowed
+    assert (done.reason_code, done.remedy, done.reason, list(done.actions)) == (
+        "", "", "", [ipb.ISSUANCE_ACTION_REPRINT, ipb.ISSUANCE_ACTION_MARK_SPOILED])

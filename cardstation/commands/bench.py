@@ -15,6 +15,7 @@ BENCHMARKS = (
     ("face", "cardstation.personalization.face.bench", "run_benchmarks"),
     ("pipeline", "cardstation.benchmarks.pipeline", "run"),
     ("grpc", "cardstation.benchmarks.grpc_api", "run"),
+    ("console", "cardstation.benchmarks.console", "run"),
 )
 
 

@@ -8,6 +8,7 @@ every card is DONE. The gRPC server (`cardstation serve`) drives the same pipeli
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -69,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
         for issuance in station.pipeline.recover():
             jobs[issuance.id_number] = issuance.id
         for id_number in args.id_numbers:
-            request = f"{args.request_id_prefix}{id_number}" if args.request_id_prefix else None
+            # opaque: a request id is stored and shown, an ID number must not be
+            request = (f"{args.request_id_prefix}"
+                       f"{hashlib.sha256(id_number.encode()).hexdigest()[:16]}"
+                       if args.request_id_prefix else None)
             try:
                 issuance = station.pipeline.create(id_number, client_request_id=request)
             except (CmsError, IssuanceError, ValueError) as exc:

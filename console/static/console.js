@@ -5,3 +5,17 @@ document.addEventListener("htmx:afterSwap", function (event) {
   var next = target.querySelector("#confirm") || target.querySelector(".actions button");
   if (next) { next.focus(); }
 });
+
+// How late each step reached the screen: its journal time (data-at, ms since the epoch) against
+// the moment it was added to the page. The benchmark reads these; they cost nothing else.
+window.cardstationLags = [];
+new MutationObserver(function (mutations) {
+  var now = Date.now();
+  mutations.forEach(function (m) {
+    m.addedNodes.forEach(function (node) {
+      if (node.nodeType === 1 && node.matches("li.step[data-at]")) {
+        window.cardstationLags.push({state: node.dataset.state, lag: now - Number(node.dataset.at)});
+      }
+    });
+  });
+}).observe(document.documentElement, {childList: true, subtree: true});
