@@ -123,13 +123,13 @@ class Console:
         token = str(form.get("token", "")).strip()
         locale = str(form.get("locale", DEFAULT_LOCALE))
         locale = locale if locale in LOCALES else DEFAULT_LOCALE
-        try:
-            await _thread(self.api.get_station, token)  # the server decides who may enter
+        try:  # the server decides who may enter, and with which role
+            name, role = await _thread(self.api.whoami, token)
         except ApiError as exc:
             tr = Translator(locale)
             return self.render("login.html", None, status=401, error=tr.fault(
                 exc.code, exc.cause, exc.remedy))
-        cookie, _ = self.sessions.open(token, locale)
+        cookie, _ = self.sessions.open(token, locale, name, role)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(COOKIE, cookie, httponly=True, samesite="strict",
                             secure=self.secure_cookie, path="/")
@@ -167,11 +167,11 @@ class Console:
             return self.render("fault.html", session, fault={
                 "code": "ID_NUMBER_INVALID", "cause": tr.gettext("cause:ID_NUMBER_SHAPE"),
                 "remedy": tr.gettext("remedy:ID_NUMBER_INVALID")}, issuance_id="")
-        try:
-            application = await _thread(self.api.application, session.token, id_number)
+        try:  # one call: the preview carries the application it was drawn from
             preview = await _thread(self.api.preview, session.token, id_number)
         except ApiError as exc:
             return self.error(session, exc)
+        application = preview.application
         images = [base64.b64encode(png).decode("ascii")
                   for png in (preview.front_png, preview.back_png) if png]
         return self.render("preview.html", session, application=application,
@@ -361,9 +361,9 @@ class Console:
         if job.reason_code and state_name(job.state) != "DONE":
             fault = self.fault_view(session, job.reason_code, job.cause or job.reason,
                                     job.remedy)
+        actions = [action_name(a) for a in job.actions] if session.may_act else []
         return {"_": tr.gettext, "tr": tr, "job": job, "state": state_name(job.state),
-                "fault": fault, "actions": [action_name(a) for a in job.actions],
-                "session": session}
+                "fault": fault, "actions": actions, "session": session}
 
     def routes(self) -> list[Any]:
         return [

@@ -73,6 +73,11 @@ class StationApi:
     def get_station(self, token: str) -> spb.Station:
         return self._unary(self.station.GetStation, spb.GetStationRequest(), token).station
 
+    def whoami(self, token: str) -> tuple[str, str]:
+        """(name, role) as the server authenticated the token; raises ApiError if it does not."""
+        response = self._unary(self.station.GetStation, spb.GetStationRequest(), token)
+        return response.caller_name, response.caller_role
+
     def preview(self, token: str, id_number: str) -> ipb.PreviewCardResponse:
         return self._unary(self.issuances.PreviewCard,
                            ipb.PreviewCardRequest(id_number=id_number), token)

@@ -23,12 +23,23 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "frame-ancestors 'none'")
 
 
+#: Roles whose callers do the window's work (the console shows them the action buttons).
+WORKING_ROLES = frozenset({"operator", "admin"})
+
+
 @dataclass
 class Session:
     token: str
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     locale: str = "zh_CN"
     seen: float = field(default_factory=time.monotonic)
+    name: str = ""
+    role: str = ""
+
+    @property
+    def may_act(self) -> bool:
+        """Whether to show buttons that change things (the server checks every call anyway)."""
+        return self.role in WORKING_ROLES
 
 
 class Sessions:
@@ -37,9 +48,9 @@ class Sessions:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def open(self, token: str, locale: str) -> tuple[str, Session]:
+    def open(self, token: str, locale: str, name: str = "", role: str = "") -> tuple[str, Session]:
         sid = secrets.token_urlsafe(32)
-        session = Session(token, locale=locale)
+        session = Session(token, locale=locale, name=name, role=role)
         with self._lock:
             self._sessions[sid] = session
         return self._signer.dumps(sid), session

@@ -53,6 +53,7 @@ from cardstation.protos.cardstation.v1 import (
     validation_pb2 as vpb,
 )
 
+from .auth import current_identity
 from .errors import abort_with
 from .runtime import VERSION, StationRuntime, StationSnapshot
 
@@ -240,9 +241,14 @@ def issuance_to_proto(runtime: StationRuntime, issuance: Issuance) -> ipb.Issuan
     )
 
 
+#: Previews go to a screen: half the print resolution (507 px across is larger than the card
+#: on a 96 dpi monitor), encoded fast (a full-size sheet at the default level costs ~40 ms).
+PREVIEW_REDUCTION = 2
+
+
 def _png(image: Any) -> bytes:
     out = io.BytesIO()
-    image.save(out, "PNG")
+    image.save(out, "PNG", compress_level=1)
     return out.getvalue()
 
 
@@ -289,12 +295,13 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
         front = back = b""
         if not any(f.field == "photo" for f in findings):  # an unusable photo is not decoded
             try:  # front = the emblem side (正面, pre-printed stock), back = the chip side
-                emblem, chip = render_preview_sides(face)
+                emblem, chip = render_preview_sides(face, reduction=PREVIEW_REDUCTION)
                 front, back = _png(emblem), _png(chip)
             except Exception:  # a photo the rules passed but Pillow cannot draw
                 pass
         return ipb.PreviewCardResponse(front_png=front, back_png=back,
-                                       findings=[vpb.Finding(**f.to_dict()) for f in findings])
+                                       findings=[vpb.Finding(**f.to_dict()) for f in findings],
+                                       application=application_to_proto(app))
 
     def CreateIssuance(self, request, context):
         request_id = request.client_request_id or None
@@ -524,7 +531,13 @@ class StationServicer(station_pb2_grpc.StationServiceServicer):
                 cached = (now, snapshot, spb.GetStationResponse(
                     station=station_to_proto(self.rt, snapshot)))
                 self._cached = cached
+        caller = current_identity()
+        if caller is None:
             return cached[2]
+        response = spb.GetStationResponse()
+        response.CopyFrom(cached[2])
+        response.caller_name, response.caller_role = caller.name, caller.role.value
+        return response
 
     def WatchStation(self, request, context):
         interval = request.interval_seconds or 1.0

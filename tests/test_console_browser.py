@@ -44,6 +44,7 @@ def station(tmp_path) -> Iterator[tuple[object, str]]:
     ensure_running()
     store = TokenStore()
     token, _ = store.issue("window-1", Role.OPERATOR, ttl_seconds=3600)
+    upstream, _ = store.issue("hub", Role.UPSTREAM, ttl_seconds=3600)
     store.save(tmp_path / "tokens.json")
     config = Config()
     config = replace(config, server=replace(config.server,
@@ -61,6 +62,7 @@ def station(tmp_path) -> Iterator[tuple[object, str]]:
     port = server.servers[0].sockets[0].getsockname()[1]
     running.console_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     running.token = token  # type: ignore[attr-defined]
+    running.upstream_token = upstream  # type: ignore[attr-defined]
     yield running, token
     server.should_exit = True
     thread.join(10)
@@ -220,3 +222,25 @@ def test_records_returns_and_devices(station, page) -> None:
     running.simulated.model.clear("cover_open")
     page.click("button[data-action=RESET_PRINTER]")
     page.wait_for_selector("tr[data-device=printer][data-status=READY]", timeout=30_000)
+
+
+def test_a_read_only_role_sees_no_buttons_that_change_things(station, page) -> None:
+    running, _ = station
+    page.goto(running.console_url + "/login")
+    page.wait_for_selector("#token:focus")
+    page.keyboard.type(running.upstream_token)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#read-only")
+    assert page.query_selector("#id_number") is None
+    assert "只读" in page.inner_text("header")
+    page.click("nav >> text=设备")
+    page.wait_for_selector("table.devices")
+    assert page.query_selector("button[data-action]") is None
+    shot(page, "read-only")
+    # the server refuses it anyway: a maintenance POST with the right CSRF token is denied
+    status = page.evaluate("""async () => {
+        const csrf = JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRF-Token'];
+        const r = await fetch('/devices/RESET_PRINTER', {method: 'POST',
+            headers: {'X-CSRF-Token': csrf}});
+        return [r.status, await r.text()]; }""")
+    assert status[0] == 200 and "无权" in status[1]
