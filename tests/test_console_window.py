@@ -146,19 +146,29 @@ def test_read_card_and_pin_change_on_the_pin_pad(station, page) -> None:
     running.simulated.pinpad.script(["CANCEL"])
     ok, text = outcome(page, "PIN_VERIFY")
     assert ok == "no" and "按了取消" in text
+    # 密码重置: the holder sets a new PIN without the old one; it verifies afterwards
+    page.click("#op-pin-reset")
+    page.wait_for_selector("#wait-PIN_RESET.htmx-request", timeout=10_000)
+    assert "输入原密码" not in page.inner_text("#wait-PIN_RESET")
+    holder_types(running, "246810", "246810")
+    assert outcome(page, "PIN_RESET")[0] == "yes"
+    page.click("#op-pin-verify")
+    holder_types(running, "246810")
+    assert outcome(page, "PIN_VERIFY")[0] == "yes"
     # returned-card check with another person's ID number
     page.fill("#returned_holder_id", OTHER_HOLDER)
     page.keyboard.press("Enter")
     ok, text = outcome(page, "VERIFY_RETURNED")
     assert ok == "no" and "这张卡不是该持卡人的" in text
 
-    assert "802514" not in page.content()  # no PIN ever reached the console
+    assert "802514" not in page.content() and "246810" not in page.content()  # no PIN here
     assert not [e for e in page.errors if "Content Security Policy" in e], page.errors
 
 
 def test_temporary_card_issue_and_recall(station, page) -> None:
     running, _ = station
-    put_on_desk(running, make_card("temporary", serial=0x30000095))
+    temporary = make_card("temporary", serial=0x30000095)
+    put_on_desk(running, temporary)
     open_window(page, running)
     page.fill("#holder_id", OTHER_HOLDER)
     page.fill("#holder_name", "王二")
@@ -182,7 +192,12 @@ def test_temporary_card_issue_and_recall(station, page) -> None:
     assert ok == "no" and "没回收的临时卡" in text and "先回收" in text
     shot(page, "window-temporary-refused")
 
-    put_on_desk(running, make_card("temporary", serial=0x30000095))  # the issued one back
+    put_on_desk(running, temporary)  # the issued one back
+    page.click("#op-temp-rewrite")  # 改写: the holder sets a new PIN on the pad
+    page.wait_for_selector("#wait-TEMP_REWRITE.htmx-request", timeout=10_000)
+    holder_types(running, "864200", "864200")
+    ok, text = outcome(page, "TEMP_REWRITE")
+    assert ok == "yes" and "临时卡已改写" in text, text
     page.click("#op-read")
     ok, text = outcome(page, "READ")
     assert ok == "yes" and "临时卡" in page.inner_text(".card-kind")
