@@ -224,6 +224,9 @@ def test_read_id_card_then_make_and_reprint_the_face(station, page) -> None:
     page.wait_for_selector("#confirm:focus")
     page.keyboard.press("Enter")
     page.wait_for_selector(".outcome[data-state=DONE]", timeout=60_000)
+    page.click(".outcome button[data-action=REPRINT]")  # the job's own 补打卡面 asks first
+    page.wait_for_selector(".reprint-ready #confirm")
+    assert "放回打印机后部的进卡口" in page.inner_text("#work")
 
     page.click("nav >> text=补打卡面")
     page.wait_for_selector("table.reprint tr[data-state=DONE]")
