@@ -112,6 +112,7 @@ def test_read_card_and_pin_change_on_the_pin_pad(station, page) -> None:
     page.keyboard.press("Enter")  # 读卡
     ok, text = outcome(page, "READ")
     assert ok == "yes" and "正式社保卡" in text
+    page.wait_for_selector("#op-read:focus")  # the keyboard is back where it was
     masked = page.inner_text("dd[data-field=id_number_masked]")
     assert masked == "110105********002X" and EXAMPLE_ID_NUMBER not in page.content()
     for label in ("发卡地区", "社会保障卡卡号", "卡识别码", "姓名", "规范版本", "发卡日期",

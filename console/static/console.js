@@ -29,9 +29,23 @@ document.addEventListener("htmx:afterSettle", function () {
 
 // 窗口业务: the last operation's result goes away when the next one starts (its waiting state
 // shows instead), so a result on the screen is always the latest operation's.
+// The operation's button is disabled while it runs, which takes the keyboard away: give it back
+// to the same button afterwards, so the next Enter repeats it or Tab moves on.
+var windowFocus = null;
 document.addEventListener("htmx:beforeRequest", function (event) {
   var target = event.detail.target;
-  if (target && target.id === "window-result") { target.innerHTML = ""; }
+  if (target && target.id === "window-result") {
+    target.innerHTML = "";
+    windowFocus = document.activeElement;
+  }
+});
+document.addEventListener("htmx:afterRequest", function (event) {
+  var target = event.detail.target;
+  if (target && target.id === "window-result" && windowFocus) {
+    var back = windowFocus;
+    windowFocus = null;
+    setTimeout(function () { if (back.isConnected) { back.focus(); } }, 0);
+  }
 });
 
 // F2 reads the ID card on the GA 467 reader (制卡 page), wherever the keyboard is.
