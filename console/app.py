@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
 from cardstation.protos.cardstation.v1 import station_pb2 as spb
+from cardstation.protos.cardstation.v1 import window_pb2 as wpb
 
 from .client import ApiError, StationApi
 from .i18n import DEFAULT_LOCALE, LOCALES, Translator
@@ -36,6 +37,22 @@ HERE = Path(__file__).resolve().parent
 STEPS = ("QUEUED", "FETCHED", "PREVIEWED", "FED", "CHIP_WRITTEN", "VERIFIED", "RETURN_QUEUED",
          "PRINTED", "EJECTED", "DONE")
 _ID_SHAPE = re.compile(r"^[0-9]{17}[0-9Xx]$")
+# 窗口业务: the PIN operations (the holder types on the PIN pad; the console never sees a PIN)
+PIN_OPERATIONS = ("VERIFY", "CHANGE", "UNBLOCK", "RESET")
+# the PIN-pad entries each operation asks of the holder, in order (what the waiting screen says)
+PIN_ENTRIES = {"VERIFY": ("ENTER_PIN",), "CHANGE": ("ENTER_PIN", "ENTER_NEW_PIN",
+                                                    "CONFIRM_NEW_PIN"),
+               "UNBLOCK": (), "RESET": ("ENTER_NEW_PIN", "CONFIRM_NEW_PIN"),
+               "TEMP_ISSUE": ("ENTER_NEW_PIN", "CONFIRM_NEW_PIN"),
+               "TEMP_REWRITE": ("ENTER_NEW_PIN", "CONFIRM_NEW_PIN")}
+# the 11 fields of a card read (iReadCardBas), in the order the card lists them
+CARD_FIELDS = ("region", "id_number_masked", "card_number", "card_id_code", "name",
+               "atr_historical", "spec_version", "issue_date", "expiry_date", "terminal_number",
+               "terminal_device")
+# reasons whose server text carries specifics the catalogue's general words cannot (what is
+# left half done, which field is wrong, the device's own error): shown under them as detail
+_DETAILED = ("TEMPORARY_ISSUE_INCOMPLETE", "TEMPORARY_RECALL_INCOMPLETE", "INVALID_HOLDER",
+             "PINPAD_", "IDREADER_", "CMS_", "CARD_ERROR", "CARD_REFUSED", "KEY_SERVICE")
 _SAFE_ACTIONS = frozenset({"RESUME", "REJECT_CARD", "CANCEL", "MARK_SPOILED",
                            "RESTORE_AND_RESEND", "REPRINT", "CALIBRATE_RIBBON_SENSOR",
                            "CLEAN_CARD_PATH", "RESET_PRINTER"})
@@ -98,7 +115,10 @@ class Console:
     def fault_view(self, session: Session, code: str, cause: str, remedy: str) -> dict[str, str]:
         tr = Translator(session.locale)
         cause_text, remedy_text = tr.fault(code, cause, remedy)
-        return {"code": code, "cause": cause_text, "remedy": remedy_text}
+        detail = ""
+        if code.startswith(_DETAILED) and cause and cause != cause_text:
+            detail = cause if not remedy or remedy == remedy_text else f"{cause} — {remedy}"
+        return {"code": code, "cause": cause_text, "remedy": remedy_text, "detail": detail}
 
     def error(self, session: Session, exc: ApiError, status: int = 200) -> HTMLResponse:
         return self.render("fault.html", session, status=status,
@@ -365,6 +385,146 @@ class Console:
         return {"_": tr.gettext, "tr": tr, "job": job, "state": state_name(job.state),
                 "fault": fault, "actions": actions, "session": session}
 
+    # -- 读身份证 on the make-card page ------------------------------------------------------
+    async def read_id_card(self, request: Request) -> Response:
+        """The GA 467 reader's ID card: its number goes into the ID field, its name beside it."""
+        session, form = await self._checked(request)
+        if session is None:
+            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+        typed = str(form.get("id_number", "")).strip()
+        try:
+            card = await _thread(self.api.read_id_card, session.token)
+        except ApiError as exc:
+            return self.render("idfield.html", session, id_number=typed, id_card=None,
+                               fault=self.fault_view(session, exc.code, exc.cause, exc.remedy))
+        return self.render("idfield.html", session, id_number=card.id_number, id_card=card,
+                           fault=None)
+
+    # -- 窗口业务 -----------------------------------------------------------------------------
+    async def window_page(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return RedirectResponse("/login", status_code=303)
+        return self.render("window.html", session, nav="window", pin_operations=PIN_OPERATIONS,
+                           pin_entries=PIN_ENTRIES)
+
+    def _window_fault(self, session: Session, op: str, exc: ApiError) -> HTMLResponse:
+        return self.render("window_result.html", session, op=op, ok=False, fault=self.fault_view(
+            session, exc.code, exc.cause, exc.remedy))
+
+    async def window_read(self, request: Request) -> Response:
+        """读卡: the 11 fields; the server sends the ID number masked and has no call that
+        reveals it, so the console shows it masked only."""
+        session, _ = await self._checked(request)
+        if session is None:
+            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+        try:
+            read = await _thread(self.api.read_card, session.token)
+        except ApiError as exc:
+            return self._window_fault(session, "READ", exc)
+        return self.render("window_result.html", session, op="READ", ok=True, fault=None,
+                           info=read.info, fields=CARD_FIELDS,
+                           kind=wpb.CardKind.Name(read.kind).removeprefix("CARD_KIND_"),
+                           generation=read.generation)
+
+    async def window_verify_returned(self, request: Request) -> Response:
+        """回执验卡: the card on the desk reader is the holder's (checked by the server)."""
+        session, form = await self._checked(request)
+        if session is None:
+            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+        id_number = str(form.get("holder_id", "")).strip().upper()
+        try:
+            info = await _thread(self.api.verify_returned_card, session.token, id_number)
+        except ApiError as exc:
+            return self._window_fault(session, "VERIFY_RETURNED", exc)
+        return self.render("window_result.html", session, op="VERIFY_RETURNED", ok=True,
+                           fault=None, info=info, fields=CARD_FIELDS, kind="", generation=0)
+
+    async def window_pin(self, request: Request) -> Response:
+        """验证/修改/解锁/重置密码: one blocking call while the holder types on the PIN pad
+        (run off the event loop; the page shows the waiting state meanwhile)."""
+        session, _ = await self._checked(request)
+        if session is None:
+            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+        op = request.path_params["operation"].upper()
+        if op not in PIN_OPERATIONS:
+            return Response("unknown operation", status_code=404)
+        try:
+            await _thread(self.api.pin, session.token, op)
+        except ApiError as exc:
+            return self._window_fault(session, "PIN_" + op, exc)
+        return self.render("window_result.html", session, op="PIN_" + op, ok=True, fault=None)
+
+    async def window_temporary(self, request: Request) -> Response:
+        """临时卡: issue (holder, optional agent; the holder sets the PIN), rewrite, recall."""
+        session, form = await self._checked(request)
+        if session is None:
+            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+        op = request.path_params["operation"].upper()
+        values = {k: str(form.get(k, "")).strip() for k in
+                  ("holder_id", "holder_name", "agent_id", "agent_name")}
+        try:
+            if op == "ISSUE":
+                card = await _thread(self.api.issue_temporary, session.token,
+                                     values["holder_id"].upper(), values["holder_name"],
+                                     values["agent_id"].upper(), values["agent_name"])
+            elif op == "REWRITE":
+                await _thread(self.api.rewrite_temporary, session.token)
+                card = None
+            elif op == "RECALL":
+                card = await _thread(self.api.recall_temporary, session.token)
+            else:
+                return Response("unknown operation", status_code=404)
+        except ApiError as exc:
+            return self._window_fault(session, "TEMP_" + op, exc)
+        return self.render("window_result.html", session, op="TEMP_" + op, ok=True, fault=None,
+                           temporary=card)
+
+    # -- 补打卡面 -----------------------------------------------------------------------------
+    async def reprint_page(self, request: Request) -> Response:
+        """The finished cards (made, and made but not yet at the CMS), each with 补打卡面."""
+        session = self._session(request)
+        if session is None:
+            return RedirectResponse("/login", status_code=303)
+        jobs: list[ipb.Issuance] = []
+        try:
+            for state in (ipb.ISSUANCE_STATE_EJECTED, ipb.ISSUANCE_STATE_DONE):
+                page = await _thread(self.api.list_issuances, session.token, state, "")
+                jobs += list(page.issuances)
+        except ApiError as exc:
+            return self.error(session, exc)
+        jobs.sort(key=lambda j: j.updated_at.ToMilliseconds(), reverse=True)
+        return self.render("reprint.html", session, jobs=jobs, nav="reprint")
+
+    async def reprint_ready(self, request: Request) -> Response:
+        """Step 1: put the card back into the rear feed slot; then confirm (step 2)."""
+        session = self._session(request)
+        if session is None:
+            return RedirectResponse("/login", status_code=303)
+        try:
+            job = await _thread(self.api.get, session.token, request.path_params["job_id"])
+        except ApiError as exc:
+            return self.error(session, exc)
+        page = "reprint_ready.html" if request.headers.get("hx-request") else \
+            "reprint_page.html"
+        return self.render(page, session, job=job, fault=None, nav="reprint")
+
+    async def reprint(self, request: Request) -> Response:
+        session, _ = await self._checked(request)
+        if session is None:
+            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+        job_id = request.path_params["job_id"]
+        try:
+            job = await _thread(self.api.reprint, session.token, job_id)
+        except ApiError as exc:
+            try:
+                job = await _thread(self.api.get, session.token, job_id)
+            except ApiError:
+                return self.error(session, exc)
+            return self.render("reprint_ready.html", session, job=job, fault=self.fault_view(
+                session, exc.code, exc.cause, exc.remedy))
+        return self.render("reprint_done.html", session, job=job)
+
     def routes(self) -> list[Any]:
         return [
             Route("/login", self.login_page, methods=["GET"]),
@@ -379,6 +539,16 @@ class Console:
             Route("/devices", self.devices, methods=["GET"]),
             Route("/devices/events", self.station_events, methods=["GET"]),
             Route("/devices/{action:str}", self.maintain, methods=["POST"]),
+            Route("/idcard", self.read_id_card, methods=["POST"]),
+            Route("/window", self.window_page, methods=["GET"]),
+            Route("/window/read", self.window_read, methods=["POST"]),
+            Route("/window/verify-returned", self.window_verify_returned, methods=["POST"]),
+            Route("/window/pin/{operation:str}", self.window_pin, methods=["POST"]),
+            Route("/window/temporary/{operation:str}", self.window_temporary,
+                  methods=["POST"]),
+            Route("/reprint", self.reprint_page, methods=["GET"]),
+            Route("/reprint/{job_id:str}", self.reprint_ready, methods=["GET"]),
+            Route("/reprint/{job_id:str}", self.reprint, methods=["POST"]),
             Route("/jobs/{job_id:str}", self.job, methods=["GET"]),
             Route("/jobs/{job_id:str}/events", self.events, methods=["GET"]),
             Route("/jobs/{job_id:str}/{action:str}", self.act, methods=["POST"]),

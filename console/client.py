@@ -15,12 +15,17 @@ from cardstation.protos.cardstation.v1 import (
     issuance_pb2_grpc,
     returns_pb2_grpc,
     station_pb2_grpc,
+    window_pb2_grpc,
 )
 from cardstation.protos.cardstation.v1 import returns_pb2 as rpb
 from cardstation.protos.cardstation.v1 import station_pb2 as spb
+from cardstation.protos.cardstation.v1 import window_pb2 as wpb
 from cardstation.server.errors import error_info
 
 CALL_TIMEOUT = 30.0
+# A PIN-pad call lasts as long as the holder types (the server's [window] pin_timeout, per entry,
+# up to three entries for a change); a temporary card adds the CMS and the chip on top.
+PIN_CALL_TIMEOUT = 150.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class StationApi:
         self.issuances = issuance_pb2_grpc.IssuanceServiceStub(self.channel)
         self.station = station_pb2_grpc.StationServiceStub(self.channel)
         self.returns = returns_pb2_grpc.ReturnServiceStub(self.channel)
+        self.window = window_pb2_grpc.WindowServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -64,9 +70,9 @@ class StationApi:
     def _md(token: str) -> list[tuple[str, str]]:
         return [("authorization", f"Bearer {token}")] if token else []
 
-    def _unary(self, method, request, token: str):
+    def _unary(self, method, request, token: str, timeout: float | None = None):
         try:
-            return method(request, metadata=self._md(token), timeout=CALL_TIMEOUT)
+            return method(request, metadata=self._md(token), timeout=timeout or CALL_TIMEOUT)
         except grpc.RpcError as exc:
             raise ApiError.of(exc) from None
 
@@ -153,3 +159,45 @@ class StationApi:
         """The station picture as a stream (one message per change); `cancel()` it after."""
         return self.station.WatchStation(spb.WatchStationRequest(interval_seconds=1),
                                          metadata=self._md(token))
+
+    def reprint(self, token: str, issuance_id: str) -> ipb.Issuance:
+        """补打卡面: the server feeds the card put back, checks its chip and prints the face.
+        No deadline shorter than the printer's own: a print takes as long as it takes."""
+        return self._unary(self.issuances.ReprintFace, ipb.ReprintFaceRequest(id=issuance_id),
+                           token, PIN_CALL_TIMEOUT).issuance
+
+    # -- WindowService: desk reader, ID-card reader, PIN pad ---------------------------------
+    def read_id_card(self, token: str) -> wpb.IdCard:
+        return self._unary(self.window.ReadIdCard, wpb.ReadIdCardRequest(), token).id_card
+
+    def read_card(self, token: str) -> wpb.ReadCardResponse:
+        return self._unary(self.window.ReadCard, wpb.ReadCardRequest(), token)
+
+    def verify_returned_card(self, token: str, id_number: str) -> wpb.CardBasicInfo:
+        return self._unary(self.window.VerifyReturnedCard,
+                           wpb.VerifyReturnedCardRequest(id_number=id_number), token).info
+
+    def pin(self, token: str, operation: str) -> None:
+        """VERIFY, CHANGE, UNBLOCK or RESET: the holder types on the PIN pad; no PIN is sent."""
+        calls = {"VERIFY": (self.window.VerifyPin, wpb.VerifyPinRequest),
+                 "CHANGE": (self.window.ChangePin, wpb.ChangePinRequest),
+                 "UNBLOCK": (self.window.UnblockPin, wpb.UnblockPinRequest),
+                 "RESET": (self.window.ResetPin, wpb.ResetPinRequest)}
+        method, request = calls[operation]
+        self._unary(method, request(), token, PIN_CALL_TIMEOUT)
+
+    def issue_temporary(self, token: str, holder_id: str, holder_name: str,
+                        agent_id: str = "", agent_name: str = "") -> wpb.TemporaryCard:
+        request = wpb.IssueTemporaryCardRequest(holder_id_number=holder_id,
+                                                holder_name=holder_name,
+                                                agent_id_number=agent_id, agent_name=agent_name)
+        return self._unary(self.window.IssueTemporaryCard, request, token,
+                           PIN_CALL_TIMEOUT).card
+
+    def rewrite_temporary(self, token: str) -> None:
+        self._unary(self.window.RewriteTemporaryCard, wpb.RewriteTemporaryCardRequest(), token,
+                    PIN_CALL_TIMEOUT)
+
+    def recall_temporary(self, token: str) -> wpb.TemporaryCard:
+        return self._unary(self.window.RecallTemporaryCard, wpb.RecallTemporaryCardRequest(),
+                           token, PIN_CALL_TIMEOUT).card

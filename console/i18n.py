@@ -15,6 +15,7 @@ from babel.messages.pofile import read_po
 
 LOCALES = ("zh_CN", "en")
 DEFAULT_LOCALE = "zh_CN"
+_FAMILIES = ("PINPAD_", "IDREADER_", "CMS_")
 _FOLDER = Path(__file__).resolve().parent / "locale"
 
 
@@ -41,7 +42,14 @@ class Translator:
         return self.gettext(f"state:{state}")
 
     def fault(self, code: str, cause: str, remedy: str) -> tuple[str, str]:
-        """Cause and remedy for an operator: the catalogue's, else the server's own text."""
+        """Cause and remedy for an operator: the catalogue's, else the server's own text.
+        A family of codes (`PINPAD_<ERROR>`, `IDREADER_<ERROR>`, `CMS_<REASON>`) falls back on
+        the family's entry (`cause:PINPAD_*`) when the code has none of its own."""
         key_cause, key_remedy = f"cause:{code}", f"remedy:{code}"
+        if not self.has(key_cause):
+            for family in _FAMILIES:
+                if code.startswith(family) and self.has(f"cause:{family}*"):
+                    key_cause, key_remedy = f"cause:{family}*", f"remedy:{family}*"
+                    break
         return (self.gettext(key_cause) if self.has(key_cause) else cause,
                 self.gettext(key_remedy) if self.has(key_remedy) else remedy)

@@ -19,3 +19,39 @@ new MutationObserver(function (mutations) {
     });
   });
 }).observe(document.documentElement, {childList: true, subtree: true});
+
+// A swapped-in fragment may name where the keyboard goes next (data-autofocus): the ID field
+// filled by 读身份证, the confirm button of 补打卡面.
+document.addEventListener("htmx:afterSettle", function () {
+  var next = document.querySelector("[data-autofocus]");
+  if (next) { next.removeAttribute("data-autofocus"); next.focus(); }
+});
+
+// 窗口业务: the last operation's result goes away when the next one starts (its waiting state
+// shows instead), so a result on the screen is always the latest operation's.
+// The operation's button is disabled while it runs, which takes the keyboard away: give it back
+// to the same button afterwards, so the next Enter repeats it or Tab moves on.
+var windowFocus = null;
+document.addEventListener("htmx:beforeRequest", function (event) {
+  var target = event.detail.target;
+  if (target && target.id === "window-result") {
+    target.innerHTML = "";
+    windowFocus = document.activeElement;
+  }
+});
+document.addEventListener("htmx:afterRequest", function (event) {
+  var target = event.detail.target;
+  if (target && target.id === "window-result" && windowFocus) {
+    var back = windowFocus;
+    windowFocus = null;
+    setTimeout(function () { if (back.isConnected) { back.focus(); } }, 0);
+  }
+});
+
+// F2 reads the ID card on the GA 467 reader (制卡 page), wherever the keyboard is.
+document.addEventListener("keydown", function (event) {
+  if (event.key === "F2") {
+    var button = document.getElementById("read-id");
+    if (button && !button.disabled) { event.preventDefault(); button.click(); }
+  }
+});
