@@ -100,11 +100,11 @@ def login(page, running) -> None:
     page.wait_for_selector("#token:focus")  # autofocus: the operator just types
     page.keyboard.type(running.token)
     page.keyboard.press("Enter")
-    page.wait_for_selector("#id_number:focus")
+    page.wait_for_selector("body[data-ready] #id_number:focus")
 
 
 def make_from_the_keyboard(page) -> None:
-    page.wait_for_selector("#id_number:focus")
+    page.wait_for_selector("body[data-ready] #id_number:focus")
     page.keyboard.type(EXAMPLE_ID_NUMBER)  # the ID field has the focus; a scanner types too
     page.keyboard.press("Enter")
     page.wait_for_selector("#confirm:focus")  # the confirm button has the focus

@@ -219,7 +219,7 @@ def test_read_id_card_then_make_and_reprint_the_face(station, page) -> None:
     page.wait_for_selector(".id-card[data-read=ok]", timeout=20_000)
     assert page.input_value("#id_number") == EXAMPLE_ID_NUMBER
     assert "李秀英" in page.inner_text(".id-card")
-    page.wait_for_selector("#id_number:focus")
+    page.wait_for_selector("body[data-ready] #id_number:focus")
     shot(page, "make-read-id-card")
     page.keyboard.press("Enter")
     page.wait_for_selector("#confirm:focus")

@@ -55,3 +55,9 @@ document.addEventListener("keydown", function (event) {
     if (button && !button.disabled) { event.preventDefault(); button.click(); }
   }
 });
+
+// htmx has processed the page: its forms now submit through htmx (tests wait for this; a
+// scanner typing faster than the page loads would otherwise submit the plain form).
+document.addEventListener("htmx:load", function (event) {
+  if (event.detail.elt === document.body) { document.body.dataset.ready = "1"; }
+});
