@@ -101,10 +101,14 @@ def login(page, running) -> None:
     page.keyboard.type(running.token)
     page.keyboard.press("Enter")
     page.wait_for_selector("body[data-ready] #id_number:focus")
+    # htmx has taken the form (else Enter submits it as a plain form)
+    page.wait_for_function("() => !!document.querySelector('#lookup')['htmx-internal-data']")
 
 
 def make_from_the_keyboard(page) -> None:
     page.wait_for_selector("body[data-ready] #id_number:focus")
+    # htmx has taken the form (else Enter submits it as a plain form)
+    page.wait_for_function("() => !!document.querySelector('#lookup')['htmx-internal-data']")
     page.keyboard.type(EXAMPLE_ID_NUMBER)  # the ID field has the focus; a scanner types too
     page.keyboard.press("Enter")
     page.wait_for_selector("#confirm:focus")  # the confirm button has the focus

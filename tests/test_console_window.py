@@ -220,6 +220,8 @@ def test_read_id_card_then_make_and_reprint_the_face(station, page) -> None:
     assert page.input_value("#id_number") == EXAMPLE_ID_NUMBER
     assert "李秀英" in page.inner_text(".id-card")
     page.wait_for_selector("body[data-ready] #id_number:focus")
+    # htmx has taken the form (else Enter submits it as a plain form)
+    page.wait_for_function("() => !!document.querySelector('#lookup')['htmx-internal-data']")
     shot(page, "make-read-id-card")
     page.keyboard.press("Enter")
     page.wait_for_selector("#confirm:focus")
