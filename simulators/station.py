@@ -16,6 +16,7 @@ from cardstation.personalization.keys.scheme import Alg
 from cardstation.simulators.card import Psam, SSCard, make_card
 from cardstation.simulators.cms.server import CmsSimulator
 from cardstation.simulators.coupling import EncoderCoupler
+from cardstation.simulators.hsm import HsmSimulator
 from cardstation.simulators.idreader import IdReaderSimulator
 from cardstation.simulators.pinpad import PinPadSimulator
 from cardstation.simulators.printer.model import PrinterModel
@@ -77,6 +78,8 @@ class SimulatedStation:
         self.pinpad = PinPadSimulator()
         self.chips: list[CountingChip] = []
         self.speed = speed
+        self.folder = folder
+        self.hsm: HsmSimulator | None = None  # the encryption machine, when start_hsm() ran
 
     def start(self) -> SimulatedStation:
         self.cms.start()
@@ -88,7 +91,15 @@ class SimulatedStation:
         self.pinpad_path = self.pinpad.start()
         return self
 
+    def start_hsm(self) -> dict[str, Any]:
+        """Start the encryption-machine simulator (once); the `[keys]` values that use it."""
+        if self.hsm is None:
+            self.hsm = HsmSimulator(self.folder / "hsm").start()
+        return self.hsm.keys_config()
+
     def stop(self) -> None:
+        if self.hsm is not None:
+            self.hsm.stop()
         self.server.close()
         self.encoder.stop()
         self.psam.stop()
