@@ -34,6 +34,7 @@ class CountingChip:
     def __init__(self, card: SSCard) -> None:
         self.card = card
         self.writes: Counter[int] = Counter()
+        self.binary_writes = 0  # successful UPDATE BINARYs (certificates, secrets)
 
     @property
     def atr(self) -> bytes:
@@ -52,6 +53,8 @@ class CountingChip:
         response = self.card.process_apdu(apdu)
         if apdu[:2] == b"\x00\xdc" and response[-2:] == b"\x90\x00":
             self.writes[apdu[2]] += 1
+        if apdu[:2] == b"\x00\xd6" and response[-2:] == b"\x90\x00":
+            self.binary_writes += 1
         return response
 
 
