@@ -90,3 +90,29 @@ def test_hsm_down_then_cms_refusing_certificates_resume_without_rewriting(world,
     written = chip.binary_writes
     assert written > 0
     assert [c["status"] for c in world.cms.certificates_issued] == [0, 1]
+
+
+def test_the_station_picture_shows_the_encryption_machine(world) -> None:
+    """Admission before anything irreversible: an unreachable machine is a problem of the
+    station picture, and a job is refused before the CMS claim."""
+    from cardstation.personalization.pipeline import IssuanceError
+    from cardstation.server.runtime import StationRuntime
+
+    config = world.config(keys=world.start_hsm())
+    runtime = StationRuntime(lambda **kw: build_station(config, **kw), monitor_interval=60)
+    try:
+        hsm = [d for d in runtime.refresh().devices if d.name == "hsm"]
+        assert [d.status for d in hsm] == ["READY"]
+        world.hsm.down = True
+        snap = runtime.refresh()
+        assert ("hsm", "KEY_SERVICE_UNAVAILABLE") in [(n, f.code) for n, f in snap.problems]
+        with pytest.raises(IssuanceError) as refused:
+            runtime.pipeline.create(EXAMPLE_ID_NUMBER, admission=runtime.admission)
+        assert refused.value.reason == "KEY_SERVICE_UNAVAILABLE"
+        # refused before the CMS claim
+        assert world.cms.ledger_store.get_application(EXAMPLE_ID_NUMBER)["status"] == "ready"
+        world.hsm.down = False
+        assert not [p for p in runtime.refresh().problems if p[0] == "hsm"]
+        assert not world.hsm.requests  # a probe is a TLS handshake, never a request
+    finally:
+        runtime.station.close()

@@ -94,6 +94,24 @@ class HsmKeyService(KeyService):
 
         return TEST_PINPAD_KEK
 
+    def probe(self, timeout: float = 1.0) -> None:
+        """Can the machine be reached and does TLS with it succeed? Raises
+        KeyServiceUnavailable if not. A connection of its own: never waits for the lock."""
+        try:
+            raw = socket.create_connection((self.host, self.port),
+                                           timeout=min(timeout, self.timeout))
+        except OSError as exc:
+            raise KeyServiceUnavailable(f"the encryption machine at {self.host}:{self.port} "
+                                        f"cannot be reached ({exc.strerror or exc})") from None
+        try:
+            with self._tls.wrap_socket(raw, server_hostname=self.host):
+                pass
+        except (ssl.SSLError, OSError) as exc:
+            raise KeyServiceUnavailable(f"TLS with the encryption machine failed ({exc}): "
+                                        "check [keys] hsm_ca, hsm_cert and hsm_key") from None
+        finally:
+            raw.close()
+
     @contextmanager
     def transaction(self) -> Iterator[HsmKeyService]:
         """Hold the machine for several calls in a row (no other caller in between)."""
