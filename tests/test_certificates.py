@@ -9,10 +9,13 @@ personalization/cert_assumptions.py.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cardstation.drivers.pcsc.errors import SecurityNotSatisfied
 from cardstation.drivers.pcsc.transport import InProcessTransport
@@ -151,3 +154,34 @@ def test_formats_der_length_secrets_and_the_return_field() -> None:
     old = {k: "x" for k in ("card_number", "id_number", "name", "issue_date", "expiry_date",
                             "card_id_code", "atr", "bank_account", "batch")}
     assert ReturnRecord.from_dict(old).sign_cert_serial == ""  # records journaled before
+
+
+def _der(body: bytes) -> bytes:
+    n = len(body)
+    if n < 0x80:
+        return bytes([0x30, n]) + body
+    size = (n.bit_length() + 7) // 8
+    return bytes([0x30, 0x80 | size]) + n.to_bytes(size, "big") + body
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_property_certificate_files_round_trip_up_to_their_size(data) -> None:
+    """Every length a certificate file can hold, up to the maximal one, including bodies
+    ending in F nibbles and FF bytes, round-trips station -> card -> station."""
+    card = make_card("blank3")
+    session = session_for(card)
+    for f in (ca.SIGN_CERT, ca.ENC_CERT):
+        room = f.size - 4
+        n = data.draw(st.one_of(st.just(room), st.integers(1, room)), label=f.name)
+        seed = data.draw(st.integers(0, 2**32), label="seed")
+        body = random.Random(seed).randbytes(n)
+        if data.draw(st.booleans(), label="ends in FF"):
+            body = body[:-1] + b"\xff"
+        blob = _der(body)
+        assert len(blob) <= f.size
+        session.card.select_ssse()
+        session.authenticate(THIRD_GENERATION.write_key)
+        session._write_file(f, blob)
+        session.card.select_ssse()
+        assert session._read_file(f) == blob
