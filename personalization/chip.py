@@ -8,6 +8,8 @@ rewritten (only items whose bytes differ are written).
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -143,6 +145,24 @@ class ChipSession:
                 f"read-back differs from what was written for: {', '.join(wrong)}"
             )
         return back
+
+    def check_genuine(self) -> bool:
+        """INTERNAL AUTHENTICATE over fresh random data, checked against the key service's
+        InnerAuth, when the key service offers it (the encryption machine does); False when it
+        does not. Raises ChipVerificationFailed for a chip whose answer is wrong."""
+        expected_of = getattr(self.keys, "internal_auth_expected", None)
+        if expected_of is None:
+            return False
+        assert self.facts is not None, "open() first"
+        data = secrets.token_bytes(16)
+        self.card.select_ssse()
+        answer = self.card.internal_authenticate(data)
+        expected = expected_of(self.card.t.atr, self.facts.city6, data, self.facts.algorithm,
+                               context={"card_id_code": self.facts.card_id_code, **self.holder})
+        if not hmac.compare_digest(answer, expected):
+            raise ChipVerificationFailed("the chip's internal authentication does not match "
+                                         "the key service: not a genuine card of this issuer")
+        return True
 
     def read_pan(self) -> str:
         return self.card.read_pan()

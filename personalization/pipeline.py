@@ -600,6 +600,10 @@ class Pipeline:
                 facts["sign_cert_serial"] = session.verify_certificates(expected)
             except ChipVerificationFailed as exc:
                 raise IssuanceError(fault("VERIFICATION_FAILED", str(exc))) from None
+        try:  # a key service with InnerAuth (the encryption machine) checks the chip is genuine
+            session.check_genuine()
+        except ChipVerificationFailed as exc:
+            raise IssuanceError(fault("VERIFICATION_FAILED", str(exc))) from None
         pan = session.read_pan()
         return {
             **facts,

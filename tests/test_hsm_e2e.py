@@ -48,8 +48,9 @@ def test_a_third_generation_card_with_the_hsm_key_service(world, station) -> Non
     assert issuance.state is State.DONE, issuance.reason
     # the machine computed every cryptogram: reading (028) and writing (026), for this card
     card_id_code = issuance.data["chip"]["card_id_code"]
-    business = [r["businessType"] for r in world.hsm.requests]
+    business = [r.get("businessType") for r in world.hsm.requests]
     assert "028" in business and "026" in business
+    assert [r["op"] for r in world.hsm.requests].count("InnerAuth") == 1  # genuine at verify
     assert all(r["identifyNum"] == card_id_code and r["keyAddr"] == "0094"
                and r["algoCode"] == "03" and r["systemId"] == "410700006"
                for r in world.hsm.requests)

@@ -171,3 +171,25 @@ def test_config_keys_for_the_hsm(hsm) -> None:
     assert keys.terminal_code == "410700-SIM" and keys.system_id == "410700006"
     assert keys.external_auth(0x04, ATR, CITY, CHALLENGE, 0x03)
     keys.close()
+
+
+def test_inner_auth_tells_a_genuine_chip_from_a_foreign_one(hsm) -> None:
+    from cardstation.drivers.pcsc.transport import InProcessTransport
+    from cardstation.personalization.chip import ChipSession, ChipVerificationFailed
+
+    foreign_keys = {**TEST_MASTER_KEYS, KeyUsage.INT: bytes(16)}
+    keys = service(hsm)
+    for card, genuine in ((make_card("blank3"), True),
+                          (make_card("blank3", master_keys=foreign_keys), False)):
+        transport = InProcessTransport(card)
+        transport.connect()
+        session = ChipSession(transport, keys)
+        session.open()
+        if genuine:
+            assert session.check_genuine()
+        else:
+            with pytest.raises(ChipVerificationFailed, match="genuine"):
+                session.check_genuine()
+    assert not ChipSession(InProcessTransport(make_card()),
+                           SoftwareKeyService(test_keys_allowed=True)).check_genuine()
+    keys.close()
