@@ -13,7 +13,6 @@ import secrets
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cardstation.drivers.pcsc.errors import RecordNotFound
 from cardstation.drivers.pcsc.ssc import ITEMS, SscCard, decode_value
@@ -40,14 +39,42 @@ class CertificateKeyMismatch(RuntimeError):
     """A signing certificate whose subject key is not the card's signing public key."""
 
 
+def _der_items(data: bytes) -> list[tuple[int, bytes]]:
+    """The (tag, value) items of a DER constructed value's content (single-byte tags)."""
+    items, i = [], 0
+    while i < len(data):
+        tag, first = data[i], data[i + 1]
+        i += 2
+        if first & 0x80:
+            n = first & 0x7F
+            length = int.from_bytes(data[i : i + n], "big")
+            i += n
+        else:
+            length = first
+        if i + length > len(data):
+            raise ValueError("truncated DER")
+        items.append((tag, data[i : i + length]))
+        i += length
+    return items
+
+
 def certificate_public_key(der: bytes) -> bytes:
-    """The subject public key of a DER certificate as an uncompressed point (ValueError when it
-    is no certificate or its key is not an elliptic-curve point)."""
-    key = x509.load_der_x509_certificate(der).public_key()
+    """The subject public key of a DER certificate: the SubjectPublicKeyInfo bit string
+    (an uncompressed point for SM2 and the P-256 stand-in). Read from the DER itself, so a
+    real SM2 certificate (a curve the `cryptography` package does not know) works too;
+    ValueError when it is no certificate."""
     try:
-        return key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)  # type: ignore[call-arg,arg-type]
-    except (TypeError, ValueError, AttributeError):
-        raise ValueError("the certificate's key is not an elliptic-curve key") from None
+        tbs = x509.load_der_x509_certificate(der).tbs_certificate_bytes
+        fields = _der_items(_der_items(tbs)[0][1])
+        if fields and fields[0][0] == 0xA0:  # [0] version
+            fields = fields[1:]
+        spki = fields[5]  # serial, signature, issuer, validity, subject, SPKI
+        bits = next(v for t, v in _der_items(spki[1]) if t == 0x03)
+    except (IndexError, StopIteration, ValueError) as exc:
+        raise ValueError(f"not a certificate with a public key ({exc})") from None
+    if not bits or bits[0] != 0:
+        raise ValueError("the certificate's public key is not whole bytes")
+    return bits[1:]
 
 
 def certificate_serial(der: bytes) -> str:

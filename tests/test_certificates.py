@@ -185,3 +185,22 @@ def test_property_certificate_files_round_trip_up_to_their_size(data) -> None:
         session._write_file(f, blob)
         session.card.select_ssse()
         assert session._read_file(f) == blob
+
+
+def test_a_real_sm2_certificates_key_is_read_from_the_der(cms) -> None:
+    """Real cards' certificates name the SM2 curve (OID 1.2.156.10197.1.301, GB/T 35276),
+    which `cryptography` cannot load as a key: the station reads the subject key from the
+    DER. The stand-in certificate with its curve OID swapped for SM2's shows it."""
+    _sim, client = cms
+    session = session_for(make_card("blank3"))
+    key = session.read_sign_public_key()
+    certs = client.issue_certificates(EXAMPLE_ID_NUMBER, session.facts.card_id_code, key)
+    p256 = bytes.fromhex("06082A8648CE3D030107")
+    sm2 = bytes.fromhex("06082A811CCF5501822D")
+    assert certs.sign_cert.count(p256) == 1
+    swapped = certs.sign_cert.replace(p256, sm2)
+    with pytest.raises(Exception):  # noqa: B017 - whatever cryptography raises for the curve
+        x509.load_der_x509_certificate(swapped).public_key()
+    assert certificate_public_key(swapped) == key
+    with pytest.raises(ValueError):
+        certificate_public_key(b"\x30\x03\x02\x01\x00")
