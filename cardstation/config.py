@@ -17,8 +17,16 @@ encoder = "Virtual PCD 00 00"
 psam = "Virtual PCD 00 01"
 desk = "Virtual PCD Desk 00 00"
 [keys]
-service = "psam"            # or "software" (test keys; needs test_keys = true)
-test_keys = false
+service = "psam"            # "psam", "hsm" (remote encryption machine), or "software"
+test_keys = false           #   (test keys; needs test_keys = true)
+hsm_address = ""            # hsm: host:port of the encryption machine (TLS)
+hsm_ca = ""                 # hsm: PEM CA the machine's certificate must chain to (required)
+hsm_cert = ""               # hsm: PEM client certificate and key the station presents (mTLS)
+hsm_key = ""
+hsm_system_id = ""          # hsm: system id the machine knows the station by (e.g. 410700006)
+hsm_terminal = ""           # hsm: terminal code (default: the station id)
+hsm_key_address = "0094"    # hsm: key address of the card keys
+hsm_timeout = 5.0           # hsm: seconds to connect and to wait for an answer
 [photo]
 min_kb = 14
 max_kb = 70
@@ -85,6 +93,14 @@ class ReadersSection:
 class KeysSection:
     service: str = "psam"
     test_keys: bool = False
+    hsm_address: str = ""
+    hsm_ca: str = ""
+    hsm_cert: str = ""
+    hsm_key: str = ""
+    hsm_system_id: str = ""
+    hsm_terminal: str = ""
+    hsm_key_address: str = "0094"
+    hsm_timeout: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -175,8 +191,26 @@ def _build(data: dict[str, Any], where: str, base: Config | None = None) -> Conf
 
 
 def _check(config: Config, where: str) -> None:
-    if config.keys.service not in ("psam", "software"):
-        raise ConfigError(f"{where}: [keys] service must be \"psam\" or \"software\"")
+    keys = config.keys
+    if keys.service not in ("psam", "hsm", "software"):
+        raise ConfigError(f"{where}: [keys] service must be \"psam\", \"hsm\" or \"software\"")
+    if keys.service == "hsm":
+        problems = []
+        host, sep, port = keys.hsm_address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            problems.append("hsm_address must be host:port")
+        if not keys.hsm_ca:
+            problems.append("hsm_ca is required (the machine is reached over TLS only)")
+        if bool(keys.hsm_cert) != bool(keys.hsm_key):
+            problems.append("hsm_cert and hsm_key go together")
+        if not keys.hsm_system_id:
+            problems.append("hsm_system_id is required")
+        if not (len(keys.hsm_key_address) == 4 and keys.hsm_key_address.isalnum()):
+            problems.append("hsm_key_address is 4 characters (e.g. 0094)")
+        if keys.hsm_timeout <= 0:
+            problems.append("hsm_timeout must be positive")
+        if problems:
+            raise ConfigError(f"{where}: [keys] service = \"hsm\": " + "; ".join(problems))
     if not config.cms.url.startswith(("http://", "https://")):
         raise ConfigError(f"{where}: [cms] url must start with http:// or https://")
     if not 0 < config.photo.min_kb < config.photo.max_kb:

@@ -18,6 +18,7 @@ from cardstation.drivers.pcsc.transport import PcscTransport
 from cardstation.drivers.pinpad.pinpad import PinPad
 from cardstation.personalization.cms import CmsClient
 from cardstation.personalization.journal import Journal, State
+from cardstation.personalization.keys.hsm import HsmKeyService, client_context
 from cardstation.personalization.keys.service import (
     KeyService,
     PsamKeyService,
@@ -222,6 +223,16 @@ class Station:
         return len(self.outbox.pending())
 
 
+def build_hsm_key_service(config: Config) -> HsmKeyService:
+    """The remote encryption machine of `[keys]` (TLS; a client certificate when given)."""
+    k = config.keys
+    return HsmKeyService(k.hsm_address, client_context(k.hsm_ca, k.hsm_cert, k.hsm_key),
+                         system_id=k.hsm_system_id,
+                         terminal_code=k.hsm_terminal or config.station.id,
+                         key_address=k.hsm_key_address, timeout=k.hsm_timeout,
+                         test_pinpad_kek=k.test_keys)
+
+
 def build_station(config: Config,
                   after_commit: Callable[[State], None] | None = None,
                   on_event: EventSink | None = None) -> Station:
@@ -241,6 +252,8 @@ def build_station(config: Config,
     keys: KeyService
     if config.keys.service == "software":
         keys = SoftwareKeyService(config.keys.test_keys)
+    elif config.keys.service == "hsm":
+        keys = build_hsm_key_service(config)
     else:
         def open_psam() -> PcscTransport:
             transport = PcscTransport(readers.find(config.readers.psam))

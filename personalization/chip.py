@@ -8,12 +8,17 @@ rewritten (only items whose bytes differ are written).
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from dataclasses import dataclass
+
+from cryptography import x509
 
 from cardstation.drivers.pcsc.errors import RecordNotFound
 from cardstation.drivers.pcsc.ssc import ITEMS, SscCard, decode_value
 from cardstation.drivers.pcsc.transport import ApduTransport
 
+from . import cert_assumptions as ca
 from .keys.service import KeyService
 from .profiles import ChipProfile, profile_for
 
@@ -24,6 +29,56 @@ class ChipBelongsToAnotherHolder(RuntimeError):
 
 class ChipVerificationFailed(RuntimeError):
     """Read-back differs from what was written."""
+
+
+class ChipCertificateDiffers(RuntimeError):
+    """The chip already carries certificates other than the ones issued for it."""
+
+
+class CertificateKeyMismatch(RuntimeError):
+    """A signing certificate whose subject key is not the card's signing public key."""
+
+
+def _der_items(data: bytes) -> list[tuple[int, bytes]]:
+    """The (tag, value) items of a DER constructed value's content (single-byte tags)."""
+    items, i = [], 0
+    while i < len(data):
+        tag, first = data[i], data[i + 1]
+        i += 2
+        if first & 0x80:
+            n = first & 0x7F
+            length = int.from_bytes(data[i : i + n], "big")
+            i += n
+        else:
+            length = first
+        if i + length > len(data):
+            raise ValueError("truncated DER")
+        items.append((tag, data[i : i + length]))
+        i += length
+    return items
+
+
+def certificate_public_key(der: bytes) -> bytes:
+    """The subject public key of a DER certificate: the SubjectPublicKeyInfo bit string
+    (an uncompressed point for SM2 and the P-256 stand-in). Read from the DER itself, so a
+    real SM2 certificate (a curve the `cryptography` package does not know) works too;
+    ValueError when it is no certificate."""
+    try:
+        tbs = x509.load_der_x509_certificate(der).tbs_certificate_bytes
+        fields = _der_items(_der_items(tbs)[0][1])
+        if fields and fields[0][0] == 0xA0:  # [0] version
+            fields = fields[1:]
+        spki = fields[5]  # serial, signature, issuer, validity, subject, SPKI
+        bits = next(v for t, v in _der_items(spki[1]) if t == 0x03)
+    except (IndexError, StopIteration, ValueError) as exc:
+        raise ValueError(f"not a certificate with a public key ({exc})") from None
+    if not bits or bits[0] != 0:
+        raise ValueError("the certificate's public key is not whole bytes")
+    return bits[1:]
+
+
+def certificate_serial(der: bytes) -> str:
+    return f"{x509.load_der_x509_certificate(der).serial_number:X}"
 
 
 @dataclass(frozen=True)
@@ -45,6 +100,9 @@ class ChipSession:
         self.keys = keys
         self.facts: ChipFacts | None = None
         self.profile: ChipProfile | None = None
+        #: what the station knows of the holder (decoded items), for key services that ask
+        #: for it (the HSM's card data); empty until a write
+        self.holder: dict[str, str] = {}
 
     def open(self) -> ChipFacts:
         algorithm = self.card.select_ssse()
@@ -62,8 +120,9 @@ class ChipSession:
         """External authentication with `key_id`; the key service computes the cryptogram."""
         assert self.facts is not None, "open() first"
         challenge = self.card.get_challenge(8)
+        context = {"card_id_code": self.facts.card_id_code, **self.holder}
         data = self.keys.external_auth(key_id, self.card.t.atr, self.facts.city6, challenge,
-                                       self.facts.algorithm)
+                                       self.facts.algorithm, context=context)
         self.card.external_authenticate(key_id, data)
 
     def read_items(self, items: tuple[str, ...] | list[str]) -> dict[str, bytes]:
@@ -87,6 +146,7 @@ class ChipSession:
         """Write the items whose chip bytes differ from `values`; return their names.
 
         Refuses (before writing anything) a chip holding another holder's ID number."""
+        self.holder = {item: decode_value(ITEMS[item], value) for item, value in values.items()}
         current = self.read_items(list(values))
         on_chip = decode_value(ITEMS["id_number"], current.get("id_number", b""))
         if on_chip and on_chip != id_number:
@@ -113,5 +173,101 @@ class ChipSession:
             )
         return back
 
+    def check_genuine(self) -> bool:
+        """INTERNAL AUTHENTICATE over fresh random data, checked against the key service's
+        InnerAuth, when the key service offers it (the encryption machine does); False when it
+        does not. Raises ChipVerificationFailed for a chip whose answer is wrong."""
+        expected_of = getattr(self.keys, "internal_auth_expected", None)
+        if expected_of is None:
+            return False
+        assert self.facts is not None, "open() first"
+        data = secrets.token_bytes(16)
+        self.card.select_ssse()
+        answer = self.card.internal_authenticate(data)
+        expected = expected_of(self.card.t.atr, self.facts.city6, data, self.facts.algorithm,
+                               context={"card_id_code": self.facts.card_id_code, **self.holder})
+        if not hmac.compare_digest(answer, expected):
+            raise ChipVerificationFailed("the chip's internal authentication does not match "
+                                         "the key service: not a genuine card of this issuer")
+        return True
+
     def read_pan(self) -> str:
         return self.card.read_pan()
+
+    # -- 3rd generation: signing key pair and certificates (cert_assumptions.py) -----------
+    def _read_file(self, f: ca.CardFile, length: int | None = None) -> bytes:
+        """Bytes of a transparent SSSE EF: `length` of them, or the DER object it holds."""
+        self.card.select_ef(f.fid)
+        if length is None:
+            head = self.card.t.command(bytes([0x00, 0xB0, 0x00, 0x00, 4]), f"read {f.name}")
+            length = ca.der_length(head)
+            if length > f.size:
+                raise ValueError(f"{f.name}: the chip says {length} bytes in a {f.size}-byte file")
+        out = bytearray()
+        while len(out) < length:
+            n = min(ca.CHUNK, length - len(out))
+            offset = len(out)
+            out += self.card.t.command(bytes([0x00, 0xB0, offset >> 8, offset & 0xFF, n]),
+                                       f"read {f.name}")
+        return bytes(out)
+
+    def _write_file(self, f: ca.CardFile, data: bytes) -> None:
+        self.card.select_ef(f.fid)
+        for offset in range(0, len(data), ca.CHUNK):
+            chunk = data[offset : offset + ca.CHUNK]
+            self.card.t.command(bytes([0x00, 0xD6, offset >> 8, offset & 0xFF, len(chunk)])
+                                + chunk, f"write {f.name}")
+
+    def read_sign_public_key(self) -> bytes:
+        """The card's signing public key (iReadSignatureKey's counterpart)."""
+        self.card.select_ssse()
+        return self._read_file(ca.SIGN_PUBLIC_KEY, ca.PUBLIC_KEY_LEN)
+
+    def read_certificates(self) -> dict[str, bytes]:
+        """The certificates on the chip (b"" where none is written yet)."""
+        self.card.select_ssse()
+        return {f.name: self._read_file(f) for f in (ca.SIGN_CERT, ca.ENC_CERT)}
+
+    def write_certificates(self, certs: ca.CardCertificates, public_key: bytes) -> list[str]:
+        """Write what the CMS issued unless the chip already carries it; return what was written.
+
+        Read first: a chip carrying both certificates is not touched; one carrying other
+        certificates is refused before anything is written. The secrets (write-only) go first
+        and the signing certificate last, so a chip with its signing certificate is complete.
+        """
+        if certificate_public_key(certs.sign_cert) != public_key:
+            raise CertificateKeyMismatch(
+                "the signing certificate the CMS issued is not for this card's public key")
+        wanted = {ca.SIGN_CERT.name: certs.sign_cert, ca.ENC_CERT.name: certs.enc_cert}
+        current = self.read_certificates()
+        if current == wanted:
+            return []
+        other = [name for name, value in current.items() if value and value != wanted[name]]
+        if other:
+            raise ChipCertificateDiffers(
+                f"the chip already carries another {', '.join(other)}: put the card aside, do "
+                "not issue it")
+        assert self.profile is not None
+        self.card.select_ssse()
+        self.authenticate(self.profile.write_key)
+        self._write_file(ca.SECRETS, ca.encode_secrets(certs))
+        written = [ca.SECRETS.name]
+        for f in (ca.ENC_CERT, ca.SIGN_CERT):
+            if current[f.name] != wanted[f.name]:
+                self._write_file(f, wanted[f.name])
+                written.append(f.name)
+        return written
+
+    def verify_certificates(self, expected: dict[str, bytes]) -> str:
+        """Read the certificates back, compare, check the signing one is for this card's key;
+        return the signing certificate's serial number (hex) for the return."""
+        back = self.read_certificates()
+        wrong = [name for name, value in expected.items() if back.get(name) != value]
+        if wrong:
+            raise ChipVerificationFailed(
+                f"read-back differs from what was written for: {', '.join(wrong)}")
+        sign = back[ca.SIGN_CERT.name]
+        if certificate_public_key(sign) != self.read_sign_public_key():
+            raise ChipVerificationFailed("the signing certificate on the chip is not for the "
+                                         "chip's signing key")
+        return certificate_serial(sign)

@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from cardstation.logs import mask_id_number, redact
+from cardstation.personalization import cert_assumptions as ca
+from cardstation.personalization.cert_assumptions import CardCertificates
 from cardstation.personalization.model import Application, ReturnRecord
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,10 @@ class TemporaryCardOutstanding(CmsError):
 
 class TemporaryCardUnknown(CmsError):
     """The CMS has no temporary card with this card identification code."""
+
+
+class CertificateRefused(CmsError):
+    """The CMS would not issue a 3rd-generation card's certificates (GetCA)."""
 
 
 class CmsProtocolError(CmsError):
@@ -196,6 +202,33 @@ class CmsClient:
         """恢复申请: put the application back to ready and release its claim."""
         self._call("POST", f"/applications/{_seg(id_number)}/restore", {}, "restore", id_number)
         log.info("CMS: application %s restored", mask_id_number(id_number))
+
+    def issue_certificates(self, id_number: str, card_id_code: str,
+                           public_key: bytes) -> CardCertificates:
+        """GetCA: the certificates (and the CMS-issued secrets) of a 3rd-generation card, for
+        its signing public key. Asking again for the same card returns the same certificates
+        (status 1). Formats: personalization/cert_assumptions.py (proposals)."""
+        body = ca.request_body(self.station_id, card_id_code, public_key)
+        try:
+            data = self._call("POST", f"/applications/{_seg(id_number)}/certificates", body,
+                              "certificate request", id_number)
+        except (CmsUnavailable, CmsProtocolError):
+            raise
+        except CmsError as exc:
+            raise CertificateRefused(exc.reason, str(exc), status=exc.status) from None
+        try:
+            certs = ca.parse_response(data)
+        except ValueError as exc:
+            raise self._protocol(f"its certificate answer is unusable ({exc})",
+                                 "certificate request") from None
+        if certs.status not in ca.ACCEPTED_STATUSES:
+            raise CertificateRefused(
+                f"status_{certs.status}",
+                f"The CMS answered the certificate request for card {card_id_code[:6]}… with "
+                f"status {certs.status} — check the card's certificate record in the CMS",
+                status=200)
+        log.info("CMS: certificates for card %s… (status %d)", card_id_code[:6], certs.status)
+        return certs
 
     # ---- temporary cards (临时卡) -------------------------------------------------------
 

@@ -23,7 +23,8 @@ from cardstation.drivers.hiti.errors import (
     PrinterTimeout,
 )
 from cardstation.drivers.pcsc import errors as pcsc
-from cardstation.personalization.cms import CmsError, CmsUnavailable
+from cardstation.personalization.cms import CertificateRefused, CmsError, CmsUnavailable
+from cardstation.personalization.keys.service import KeyServiceError, KeyServiceUnavailable
 
 
 class Action(StrEnum):
@@ -121,8 +122,25 @@ CATALOGUE: dict[str, Fault] = {f.code: f for f in (
           "fix what they wait for (the station picture names it); this job follows them", ()),
     Fault("PRINTER_HELD_BY_FAILED_JOB", "a failed job's card may still be in the printer",
           "finish that job first (resume it or reject its card)", ()),
-    Fault("KEY_SERVICE_UNAVAILABLE", "the key service (PSAM) does not answer",
-          "check the PSAM card is in its reader and the reader's cable is connected", ()),
+    Fault("KEY_SERVICE_UNAVAILABLE", "the key service (PSAM or encryption machine) does not "
+          "answer", "check the PSAM card is in its reader and the reader's cable is connected; "
+          "with an encryption machine (HSM), check the network to it and its address and "
+          "certificates in [keys] of cardstation.toml; then resume", ()),
+    Fault("KEY_SERVICE_REFUSED", "the key service (encryption machine) refused to compute the "
+          "card's cryptogram", "check that the encryption machine serves this card issuer "
+          "(system id, key address, business type) and that the card stock is the right one; "
+          "resume, or reject the card", (Action.RESUME, Action.REJECT_CARD)),
+    Fault("CERTIFICATE_REFUSED", "the CMS would not issue the certificates of this "
+          "3rd-generation card", "check the application and the card's certificate record in "
+          "the CMS (its certificate service), then resume; or reject the card",
+          (Action.RESUME, Action.REJECT_CARD)),
+    Fault("CERTIFICATE_KEY_MISMATCH", "the signing certificate the CMS issued is not for this "
+          "card's signing key", "do not hand the card over; report it to the CMS "
+          "administrator, then resume (the certificates are requested again) or reject the card",
+          (Action.RESUME, Action.REJECT_CARD)),
+    Fault("CHIP_CERTIFICATE_DIFFERS", "the chip already carries certificates other than the "
+          "ones the CMS issued for it", "the card went to the reject box: put in a blank "
+          "pre-made card and make the card again", (Action.REMAKE,)),
     Fault("STORAGE_ERROR", "the station could not write its journal",
           "check the disk (space, permissions), then resume", (Action.RESUME,)),
     Fault("REQUEST_ID_REUSED", "the request id was already used for another applicant",
@@ -243,8 +261,15 @@ def fault_of(exc: BaseException) -> Fault:
         return _pcsc_fault(exc)
     if isinstance(exc, pcsc.CardStatusError):
         return _card_fault(exc)
+    if isinstance(exc, CertificateRefused):
+        return fault("CERTIFICATE_REFUSED", str(exc).partition(" — ")[0])
     if isinstance(exc, CmsError):
         return cms_fault(exc)
+    if isinstance(exc, KeyServiceUnavailable):
+        return fault("KEY_SERVICE_UNAVAILABLE", str(exc),
+                     actions=(Action.RESUME, Action.REJECT_CARD))
+    if isinstance(exc, KeyServiceError):
+        return fault("KEY_SERVICE_REFUSED", str(exc))
     return fault("INTERNAL", f"{type(exc).__name__}: {exc}")
 
 

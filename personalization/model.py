@@ -64,6 +64,9 @@ class ReturnRecord:
     atr: str  # CardATR (hex)
     bank_account: str  # BankNum (PAN)
     batch: str  # PCH
+    #: 3rd-generation cards: the serial number (hex) of the signing certificate written to the
+    #: chip (cert_assumptions.py, a proposal); "" for cards without certificates
+    sign_cert_serial: str = ""
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -71,7 +74,8 @@ class ReturnRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReturnRecord:
         names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in data]
+        optional = {"sign_cert_serial"}
+        missing = [n for n in names if n not in data and n not in optional]
         if missing:
             raise ValueError(f"return record is missing fields: {', '.join(missing)}")
-        return cls(**{n: str(data[n]) for n in names})
+        return cls(**{n: str(data[n]) for n in names if n in data})

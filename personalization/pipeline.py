@@ -41,12 +41,18 @@ from cardstation.drivers.pcsc.ssc import ITEMS, decode_value
 from cardstation.drivers.pcsc.transport import ApduTransport
 from cardstation.logs import mask_id_number
 
-from .chip import ChipBelongsToAnotherHolder, ChipSession, ChipVerificationFailed
+from .chip import (
+    CertificateKeyMismatch,
+    ChipBelongsToAnotherHolder,
+    ChipCertificateDiffers,
+    ChipSession,
+    ChipVerificationFailed,
+)
 from .cms import CmsClient, CmsError
 from .face import FaceData, FaceDoesNotFit, render_preview, render_print, save_preview
 from .faults import REMEDY_CABLES, Action, Fault, fault, fault_of
 from .journal import IllegalTransition, Issuance, Journal, JournalError, LiveIssuanceExists, State
-from .keys.service import KeyService
+from .keys.service import KeyService, KeyServiceError
 from .model import Application, ReturnRecord
 from .outbox import Outbox, OutboxEntry, OutboxStatus
 from .rules import DEFAULT_PHOTO_SPEC, PhotoSpec
@@ -64,7 +70,7 @@ _CHIP_BOUND = {State.CHIP_WRITTEN, State.VERIFIED, State.RETURN_QUEUED, State.PR
 #: queued; a card whose return is queued is never rejected without the operator).
 _CARD_IS_BAD = frozenset({"CHIP_POWER_ON_FAILED", "CHIP_DAMAGED", "CHIP_REFUSED",
                           "CHIP_AUTHENTICATION_FAILED", "CHIP_BELONGS_TO_ANOTHER_HOLDER",
-                          "VERIFICATION_FAILED"})
+                          "VERIFICATION_FAILED", "CHIP_CERTIFICATE_DIFFERS"})
 #: States from which a card was fed: a later card for the applicant is an explicit re-make.
 _FED_OR_LATER = frozenset({State.FED, State.CHIP_WRITTEN, State.VERIFIED, State.RETURN_QUEUED,
                            State.PRINTED, State.EJECTED, State.DONE})
@@ -480,9 +486,10 @@ class Pipeline:
                 self._feed()
                 return self._commit(issuance, State.FED, started, "card fed to the chip station")
             if state is State.FED:
-                written = self._write(issuance)
+                written, data = self._write(issuance)
                 return self._commit(issuance, State.CHIP_WRITTEN, started,
-                                    f"{len(written)} items written", {"written": written})
+                                    f"{len(written)} items written",
+                                    {"written": written, **data})
             if state is State.CHIP_WRITTEN:
                 facts = self._verify(issuance)
                 return self._commit(issuance, State.VERIFIED, started,
@@ -498,7 +505,8 @@ class Pipeline:
                                     "card in the output hopper")
         except IssuanceError as exc:
             return self._fail(issuance, exc.fault)
-        except (PrinterError, PcscError, CardStatusError, CmsError, ValueError) as exc:
+        except (PrinterError, PcscError, CardStatusError, CmsError, KeyServiceError,
+                ValueError) as exc:
             return self._fail(issuance, fault_of(exc))
         except JournalError as exc:
             return self._fail(issuance, fault("STORAGE_ERROR", str(exc)))
@@ -541,14 +549,31 @@ class Pipeline:
                     (Action.RESUME, Action.REJECT_CARD))) from None
             raise
 
-    def _write(self, issuance: Issuance) -> list[str]:
+    def _write(self, issuance: Issuance) -> tuple[list[str], dict[str, Any]]:
+        """The basic data, then (3rd generation) the certificates: the items written and what
+        the journal keeps for the verification (the certificates, never the secrets)."""
         app = Application.from_dict(issuance.application)
         session = self._chip_session()
-        assert session.profile is not None
+        assert session.profile is not None and session.facts is not None
         try:
-            return session.write(session.profile.values(app), app.id_number)
+            written = session.write(session.profile.values(app), app.id_number)
         except ChipBelongsToAnotherHolder as exc:
             raise IssuanceError(fault("CHIP_BELONGS_TO_ANOTHER_HOLDER", str(exc))) from None
+        if not session.profile.certificates:
+            return written, {}
+        # after the basic data, as field kiosks do: the card's signing public key goes to the
+        # CMS, which issues the certificates; they are written unless the chip has them
+        public_key = session.read_sign_public_key()
+        certs = self.cms.issue_certificates(app.id_number, session.facts.card_id_code,
+                                            public_key)
+        try:
+            written += session.write_certificates(certs, public_key)
+        except CertificateKeyMismatch as exc:
+            raise IssuanceError(fault("CERTIFICATE_KEY_MISMATCH", str(exc))) from None
+        except ChipCertificateDiffers as exc:
+            raise IssuanceError(fault("CHIP_CERTIFICATE_DIFFERS", str(exc))) from None
+        return written, {"certificates": {"sign_cert": certs.sign_cert.hex().upper(),
+                                          "enc_cert": certs.enc_cert.hex().upper()}}
 
     def _verify(self, issuance: Issuance) -> dict[str, str]:
         app = Application.from_dict(issuance.application)
@@ -564,8 +589,24 @@ class Pipeline:
         missing = [item for item in facing if item not in back]
         if missing:
             back = {**back, **session.read_items(missing)}
+        facts: dict[str, str] = {}
+        if session.profile.certificates:
+            expected = {name: bytes.fromhex(value)
+                        for name, value in (issuance.data.get("certificates") or {}).items()}
+            if not expected:
+                raise IssuanceError(fault("VERIFICATION_FAILED", "the job has no record of "
+                                          "the certificates written"))
+            try:
+                facts["sign_cert_serial"] = session.verify_certificates(expected)
+            except ChipVerificationFailed as exc:
+                raise IssuanceError(fault("VERIFICATION_FAILED", str(exc))) from None
+        try:  # a key service with InnerAuth (the encryption machine) checks the chip is genuine
+            session.check_genuine()
+        except ChipVerificationFailed as exc:
+            raise IssuanceError(fault("VERIFICATION_FAILED", str(exc))) from None
         pan = session.read_pan()
         return {
+            **facts,
             "atr": session.facts.atr,
             "card_id_code": session.facts.card_id_code,
             "bank_account": pan,
@@ -584,6 +625,7 @@ class Pipeline:
             issue_date=app.issue_date, expiry_date=app.expiry_date,
             card_id_code=chip["card_id_code"], atr=chip["atr"],
             bank_account=chip["bank_account"], batch=app.batch,
+            sign_cert_serial=chip.get("sign_cert_serial", ""),
         )  # fmt: skip
         issuance = self._commit(issuance, State.RETURN_QUEUED, started, "return queued",
                                 return_record=record.to_dict())

@@ -38,6 +38,9 @@ class ChipProfile:
     write_key: int  # external-auth key id opening EF05/EF06 writes (UKSSSE)
     read_key: int | None  # key id opening holder reads (RKSSSE on 3rd gen), None = free
     items: tuple[str, ...]
+    #: after the basic data: read the signing public key, fetch certificates from the CMS,
+    #: write them (3rd generation; formats in cert_assumptions.py)
+    certificates: bool = False
 
     def values(self, app: Application) -> dict[str, bytes]:
         """Each item's exact bytes on the chip (padded as the card stores them)."""
@@ -52,7 +55,8 @@ class ChipProfile:
         return {item: encode_value(ITEMS[item], raw[item]) for item in self.items}
 
 
-THIRD_GENERATION = ChipProfile("ssc-3.0-sm4", 3, 0x03, 0x04, 0x0A, HOLDER_ITEMS + ISSUER_ITEMS)
+THIRD_GENERATION = ChipProfile("ssc-3.0-sm4", 3, 0x03, 0x04, 0x0A, HOLDER_ITEMS + ISSUER_ITEMS,
+                               certificates=True)
 SECOND_GENERATION = ChipProfile("ssc-2.0-3des", 2, 0x01, 0x04, None,
                                 HOLDER_ITEMS + ISSUER_ITEMS)
 PROFILES = {p.algorithm: p for p in (THIRD_GENERATION, SECOND_GENERATION)}

@@ -397,6 +397,8 @@ class StationRuntime:
                 device = DeviceSnapshot(role, pattern, "READY")
                 device.set_fault("DISCONNECTED", fault_of(exc))
                 devices.append(device)
+        if cfg.keys.service == "hsm":
+            devices.append(self._look_at_hsm(cfg.keys.hsm_address))
         snap.devices = devices
         snap.problems = [(d.name, Fault(d.reason_code, d.fault, d.remedy))
                          for d in devices if d.status in ("FAULT", "DISCONNECTED")]
@@ -408,6 +410,17 @@ class StationRuntime:
             if self.on_snapshot is not None:
                 self.on_snapshot(snap)
         return snap
+
+    def _look_at_hsm(self, address: str) -> DeviceSnapshot:
+        """The remote encryption machine: reachable, and TLS with it succeeds."""
+        device = DeviceSnapshot("hsm", address, "READY")
+        probe = getattr(self.station.keys, "probe", None)
+        if probe is not None:
+            try:
+                probe()
+            except Exception as exc:
+                device.set_fault("DISCONNECTED", fault("KEY_SERVICE_UNAVAILABLE", str(exc)))
+        return device
 
     def _look_at_printer(self, printer: DeviceSnapshot, snap: StationSnapshot) -> None:
         status = self.station.printer.status()

@@ -16,6 +16,7 @@ from cardstation.personalization.keys.scheme import Alg
 from cardstation.simulators.card import Psam, SSCard, make_card
 from cardstation.simulators.cms.server import CmsSimulator
 from cardstation.simulators.coupling import EncoderCoupler
+from cardstation.simulators.hsm import HsmSimulator
 from cardstation.simulators.idreader import IdReaderSimulator
 from cardstation.simulators.pinpad import PinPadSimulator
 from cardstation.simulators.printer.model import PrinterModel
@@ -33,6 +34,7 @@ class CountingChip:
     def __init__(self, card: SSCard) -> None:
         self.card = card
         self.writes: Counter[int] = Counter()
+        self.binary_writes = 0  # successful UPDATE BINARYs (certificates, secrets)
 
     @property
     def atr(self) -> bytes:
@@ -51,6 +53,8 @@ class CountingChip:
         response = self.card.process_apdu(apdu)
         if apdu[:2] == b"\x00\xdc" and response[-2:] == b"\x90\x00":
             self.writes[apdu[2]] += 1
+        if apdu[:2] == b"\x00\xd6" and response[-2:] == b"\x90\x00":
+            self.binary_writes += 1
         return response
 
 
@@ -77,6 +81,8 @@ class SimulatedStation:
         self.pinpad = PinPadSimulator()
         self.chips: list[CountingChip] = []
         self.speed = speed
+        self.folder = folder
+        self.hsm: HsmSimulator | None = None  # the encryption machine, when start_hsm() ran
 
     def start(self) -> SimulatedStation:
         self.cms.start()
@@ -88,7 +94,15 @@ class SimulatedStation:
         self.pinpad_path = self.pinpad.start()
         return self
 
+    def start_hsm(self) -> dict[str, Any]:
+        """Start the encryption-machine simulator (once); the `[keys]` values that use it."""
+        if self.hsm is None:
+            self.hsm = HsmSimulator(self.folder / "hsm").start()
+        return self.hsm.keys_config()
+
     def stop(self) -> None:
+        if self.hsm is not None:
+            self.hsm.stop()
         self.server.close()
         self.encoder.stop()
         self.psam.stop()

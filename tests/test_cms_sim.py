@@ -269,7 +269,8 @@ def test_malformed_requests_get_clear_errors_and_change_nothing(
 
 
 def test_faults_over_http_and_admin_endpoints_stay_up(sim: CmsSimulator) -> None:
-    assert set(FAULTS) == {"down", "error_5xx", "slow", "malformed", "fail_returns"}
+    assert set(FAULTS) == {"down", "error_5xx", "slow", "malformed", "fail_returns",
+                           "certificate_status"}
     status, body = call(sim, "POST", "/_faults", {"fault": "error_5xx", "status": 502})
     assert status == 200 and body["faults"] == {"error_5xx": {"status": 502}}
     status, body = call(sim, "GET", f"/applications/{EXAMPLE_ID_NUMBER}")

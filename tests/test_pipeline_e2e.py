@@ -143,10 +143,17 @@ def test_window_is_not_held_up_while_the_pipeline_waits_for_a_card(world, statio
 
 def test_cms_down_during_return_card_printed_return_delivered_once(world, station) -> None:
     world.load_blank()
-    # the fetch itself needs the CMS: fetch first, then take it down for the return
+    # the fetch and (3rd generation) the certificates need the CMS: take it down once the
+    # chip is verified, for the return
     created = station.pipeline.create(EXAMPLE_ID_NUMBER)
-    world.cms.inject("down")
+
+    def cms_goes_down(state: State) -> None:
+        if state is State.VERIFIED:
+            world.cms.inject("down")
+
+    station.pipeline.after_commit = cms_goes_down
     issuance = station.pipeline.run(created.id)
+    station.pipeline.after_commit = None
     # printing did not wait for the network; the card waits in the hopper, not to be handed over
     assert issuance.state is State.EJECTED and not world.model.busy
     station.worker.run_once()

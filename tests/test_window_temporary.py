@@ -267,10 +267,10 @@ def test_key_module_failing_after_the_record_is_rolled_back(rig: Rig) -> None:
     rig.slot.insert(card)
     real = rig.keys.external_auth
 
-    def refuse_pin_reload_key(key_id: int, *args):
+    def refuse_pin_reload_key(key_id: int, *args, **kwargs):
         if key_id == 0x06:
             raise KeyServiceError("the PSAM has no key for key id 06")
-        return real(key_id, *args)
+        return real(key_id, *args, **kwargs)
 
     rig.keys.external_auth = refuse_pin_reload_key  # type: ignore[method-assign]
     rig.type("246810", "246810")

@@ -6,6 +6,7 @@
   sim cms --listen HOST:PORT --seed N                         the CMS over HTTP/JSON
   sim idreader [--card ID_NUMBER]                             the GA 467 reader on a pty
   sim pinpad                                                  the PIN pad on a pty
+  sim hsm --port N --pki DIR                                  the encryption machine, mTLS
 
 Each prints one line saying where it serves, then runs until SIGINT/SIGTERM.
 """
@@ -49,6 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cms = kinds.add_parser("cms", help="the provincial card-management system over HTTP")
     cms_server.add_arguments(cms)
     cms.set_defaults(func=cms_server.run)
+
+    hsm = kinds.add_parser("hsm", help="the remote encryption machine on loopback (mutual TLS)")
+    hsm.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    hsm.add_argument("--pki", type=Path, default=Path("var/hsm-sim"),
+                     help="folder for its throwaway CA and certificates (TEST ONLY)")
+    hsm.set_defaults(func=run_hsm)
 
     printer = kinds.add_parser("printer", help="the HiTi CS-220e printer over TCP")
     printer_server.add_arguments(printer)
@@ -97,3 +104,16 @@ def run_psam(args: argparse.Namespace) -> int:
         return 2
     link = VpcdLink(Psam(), host, port).start()
     return _serve_until_signal(link, f"psam in vpcd {host}:{port}")
+
+
+def run_hsm(args: argparse.Namespace) -> int:
+    """Print the `[keys]` section that uses the simulator, then serve until a signal."""
+    from cardstation.simulators.hsm import HsmSimulator
+
+    try:
+        sim = HsmSimulator(args.pki).start(port=args.port)
+    except OSError as exc:
+        print(f"sim hsm: {exc}", file=sys.stderr)
+        return 2
+    keys = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in sim.keys_config().items())
+    return _serve_until_signal(sim, f"encryption machine on {sim.address}\n[keys]\n{keys}")

@@ -12,7 +12,7 @@ Neither logs inputs or outputs; the APDU trace masks the PSAM's data and answers
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from cardstation.drivers.pcsc.psam import KEY_STK, Psam, diversification_data
 from cardstation.drivers.pcsc.transport import ApduTransport
@@ -42,13 +42,19 @@ class KeyServiceError(RuntimeError):
     """The key service cannot produce what was asked (refused, unreachable, unknown key)."""
 
 
+class KeyServiceUnavailable(KeyServiceError):
+    """The key service cannot be reached (network, TLS, no answer): try again later."""
+
+
 class KeyService(ABC):
     """Cryptograms for one card: `city6` = first 6 hex digits of its 卡识别码."""
 
     @abstractmethod
     def external_auth(self, key_id: int, atr: bytes, city6: str, challenge: bytes,
-                      algorithm: int) -> bytes:
-        """The 16-byte data field of `00 82 00 <key_id> 10`."""
+                      algorithm: int, *, context: Mapping[str, str] | None = None) -> bytes:
+        """The 16-byte data field of `00 82 00 <key_id> 10`. `context`: what the station knows
+        of the card (card_id_code, decoded holder items) for a service that asks for it (the
+        HSM); a PSAM and the software service ignore it."""
 
     @abstractmethod
     def unblock_mac(self, atr: bytes, city6: str, challenge: bytes, algorithm: int) -> bytes:
@@ -79,7 +85,7 @@ class SoftwareKeyService(KeyService):
             )
 
     def external_auth(self, key_id: int, atr: bytes, city6: str, challenge: bytes,
-                      algorithm: int) -> bytes:
+                      algorithm: int, *, context: Mapping[str, str] | None = None) -> bytes:
         usage = EXT_AUTH_KEY_IDS.get(key_id)
         if usage is None:
             raise KeyServiceError(f"no key for external authentication key id {key_id:02X}")
@@ -118,7 +124,7 @@ class PsamKeyService(KeyService):
             raise
 
     def external_auth(self, key_id: int, atr: bytes, city6: str, challenge: bytes,
-                      algorithm: int) -> bytes:
+                      algorithm: int, *, context: Mapping[str, str] | None = None) -> bytes:
         selector = _PSAM_SELECTOR.get(key_id)
         if selector is None:
             raise KeyServiceError(f"the PSAM has no key for key id {key_id:02X}")

@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cardstation.drivers.pcsc.ssc import ITEMS
+from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.profiles import GEN3_FREE_READ
 
-from .files import DF, FREE, AccessRule, ItemDef, RecordEF, TransparentEF, by_key
+from .files import DF, FREE, NEVER, AccessRule, ItemDef, RecordEF, TransparentEF, by_key
 from .tlv import ber_tlv
 
 # --- names [C2 §3.1, §10] ----------------------------------------------------------------------
@@ -131,6 +132,13 @@ def build_ssse(generation: int, alg: int, with_ef0d: bool) -> tuple[DF, RecordEF
         TransparentEF("EF07", 0xEF07, 0x07, EF07_SIZE, rk, uk),
         TransparentEF("EF08", 0xEF08, 0x08, EF08_SIZE, rk, uk),
     )
+    if generation >= 3:
+        # the signing key pair's public key and the certificate step's files
+        # (personalization/cert_assumptions.py, all [P])
+        for f in ca.CARD_FILES:
+            write = NEVER if f is ca.SIGN_PUBLIC_KEY else uk
+            ssse.add(TransparentEF(f"{f.fid:04X}", f.fid, None, f.size,
+                                   FREE if f.readable else NEVER, write))
     if with_ef0d:
         ssse.add(RecordEF("EF0D", 0xEF0D, 0x0D, FREE, by_key(KID_UK_EF0D), EF0D_ITEMS))
     # DF01: read "PIN or RK1DF01", write UK1..6DF01 [C S1]; simplified to the SSSE RK/UK [P].

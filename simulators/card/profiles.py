@@ -25,10 +25,15 @@ Overrides (keyword arguments): ``serial`` (int or 8 hex digits, the chip serial 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.keys import scheme
 from cardstation.personalization.keys.scheme import CARD_KEY_USAGES, TEST_MASTER_KEYS, KeyUsage
 from cardstation.personalization.rules.card_number import card_number_check_char
@@ -155,10 +160,21 @@ def make_card(profile: str = "blank3", **overrides: Any) -> SSCard:
     ef05.set_value(0x02, str(opts.get("card_type", "3")).encode("ascii"))
     ef05.set_value(0x03, str(opts.get("spec_version", f"{generation}.00")).encode("ascii"))
     ef05.set_value(0x04, bytes.fromhex(str(opts.get("init_org", f"9156000002{region}{region}01"))))
+    if generation >= 3:
+        signing = signing_key(serial)
+        public = signing.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        card.file(ca.SIGN_PUBLIC_KEY.fid).data[:] = public
     holder = opts.get("holder")
     if holder is not None:
         write_holder(card, holder)
     return card
+
+
+def signing_key(serial: bytes) -> ec.EllipticCurvePrivateKey:
+    """The card's signing key pair, made at manufacture [P]: NIST P-256 standing in for SM2,
+    derived from the chip serial so a card's key is reproducible (simulators only)."""
+    scalar = int.from_bytes(hashlib.sha256(b"sscard-sign" + serial).digest(), "big")
+    return ec.derive_private_key(scalar % (2**255) + 1, ec.SECP256R1())
 
 
 def write_holder(card: SSCard, holder: Holder) -> None:

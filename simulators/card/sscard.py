@@ -176,6 +176,13 @@ class SSCard(CardOS):
             raise KeyError(ef)
         return node.value_of(tag)
 
+    def file(self, fid: int) -> TransparentEF:
+        """A transparent EF of the SSSE by FID (e.g. the certificate step's files)."""
+        node = self.tree.ssse.child_by_fid(fid)
+        if not isinstance(node, TransparentEF):
+            raise KeyError(f"{fid:04X}")
+        return node
+
     def info(self) -> dict[str, object]:
         """Summary for test expectations and the 回盘 record."""
         return {

@@ -231,6 +231,19 @@ class Ledger:
                 self._save()
             return {"status": "claimed", "station": station, "claimed_at": entry["claimed_at"]}
 
+    def claimed_application(self, id_number: str, station: str) -> Application:
+        """The application `station` holds the claim of (409 claimed_elsewhere / not_claimed)."""
+        with self._lock:
+            entry = self._entry(id_number)
+            self._require_marked(entry, id_number)
+            masked = mask_id_number(id_number)
+            if entry["claimed_by"] != station:
+                code = "not_claimed" if entry["claimed_by"] is None else "claimed_elsewhere"
+                raise LedgerError(409, code, f"application {masked} is not claimed by station "
+                                  f"{station}")
+            app: Application = entry["app"]
+            return app
+
     @staticmethod
     def _require_not_made(entry: dict[str, Any], id_number: str) -> None:
         if entry["status"] == "made":

@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from cardstation.foreground import wait_for_stop_signal
+from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.model import Application, ReturnRecord
 from cardstation.simulators.cms.applicants import (
     EXAMPLE_ID_NUMBER,
@@ -46,6 +47,7 @@ from cardstation.simulators.cms.applicants import (
     example_applicant,
     generate_applicants,
 )
+from cardstation.simulators.cms.certificates import CertificateAuthority
 from cardstation.simulators.cms.ledger import STATUSES, Ledger, LedgerError
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ FAULTS: dict[str, dict[str, float | int]] = {
     "slow": {"seconds": 1.0},  # wait this long before carrying out the request
     "malformed": {},  # carry out the request, then answer 200 with a body that is not JSON
     "fail_returns": {"count": 1},  # the next `count` POST /returns answer 503, change nothing
+    # certificate requests are answered with this status (GetCA: only 0 and 1 go on)
+    "certificate_status": {"status": 2},
 }
 
 _MAX_BODY = 4 * 1024 * 1024  # an application with its photo is ~100 KB; anything near this is wrong
@@ -81,6 +85,8 @@ class CmsSimulator:
         if not self.ledger_store.load():
             self._seed_defaults(extra_applicants)
         self._faults: dict[str, dict[str, Any]] = {}
+        self.authority = CertificateAuthority()
+        self.certificates_issued: list[dict[str, Any]] = []
         self._faults_lock = threading.Lock()
         # Set to cut short the sleeps of `slow` requests when faults are cleared or we stop.
         self._wake = threading.Event()
@@ -201,6 +207,26 @@ class CmsSimulator:
             return {k: dict(v) for k, v in self._faults.items()}
 
     # ---- used by the handler -----------------------------------------------------------
+
+    def issue_certificates(self, id_number: str, body: dict[str, Any]) -> dict[str, Any]:
+        """GetCA for a 3rd-generation card of a claimed application
+        (personalization/cert_assumptions.py formats)."""
+        station, code = _text(body, "station"), _text(body, "card_id_code")
+        key_hex, algorithm = _text(body, "public_key"), _text(body, "algorithm")
+        if algorithm != ca.ALGORITHM_CODE:
+            raise _BadRequest("invalid_field", f"algorithm must be {ca.ALGORITHM_CODE}")
+        app = self.ledger_store.claimed_application(id_number, station)
+        try:
+            certs = self.authority.issue(app, code, bytes.fromhex(key_hex))
+        except ValueError as exc:
+            raise LedgerError(422, "invalid_public_key", str(exc)) from None
+        self.certificates_issued.append({"id_number": id_number, "card_id_code": code,
+                                         "status": certs.status})
+        answer = ca.response_body(certs)
+        forced = self._take_fault("certificate_status")
+        if forced is not None:
+            answer["status"] = forced["status"]
+        return answer
 
     def _take_fault(self, name: str) -> dict[str, Any] | None:
         with self._faults_lock:
@@ -365,6 +391,8 @@ class _Handler(BaseHTTPRequestHandler):
             case "POST", ["applications", id_number, "restore"]:
                 _object(body if body is not None else {})
                 return 200, store.restore(id_number)
+            case "POST", ["applications", id_number, "certificates"]:
+                return 200, sim.issue_certificates(id_number, _object(body))
             case "POST", ["returns"]:
                 data = _object(body)
                 key, station = _text(data, "idempotency_key"), _text(data, "station")
