@@ -5,72 +5,24 @@ var/screenshots/ (a test artefact)."""
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from cardstation.config import Config
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from tests.conftest import ENCODER_READER, PSAM_READER
+from tests.console_support import CHROMIUM, CHROMIUM_ARGS, SHOTS, console_station
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.browser]
-
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
-# The flags a root, network-less machine needs (no sandbox, no background traffic).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-
 
 @pytest.fixture
 def station(tmp_path) -> Iterator[tuple[object, str]]:
     """`serve --simulate` with an operator token, and the console in front of it."""
-    import uvicorn
-
-    from cardstation.commands.serve import start_server
-    from cardstation.console.app import create_app
-    from cardstation.console.client import StationApi
-    from cardstation.drivers.pcsc.readers import PcscContext
-    from cardstation.pcscd import ensure_running
-    from cardstation.server.auth import Role, TokenStore
-
     if shutil.which("chromium") is None:
         pytest.fail("Debian's chromium is not installed: run `make setup`")
-    ensure_running()
-    store = TokenStore()
-    token, _ = store.issue("window-1", Role.OPERATOR, ttl_seconds=3600)
-    upstream, _ = store.issue("hub", Role.UPSTREAM, ttl_seconds=3600)
-    store.save(tmp_path / "tokens.json")
-    config = Config()
-    config = replace(config, server=replace(config.server,
-                                            tokens_file=str(tmp_path / "tokens.json")))
-    running = start_server(config, "127.0.0.1:0", simulate=True, speed=0.0, blank_cards=4,
-                           folder=str(tmp_path / "sim"))
-    api = StationApi(f"127.0.0.1:{running.port}")
-    server = uvicorn.Server(uvicorn.Config(create_app(api), host="127.0.0.1", port=0,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    running.console_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-    running.token = token  # type: ignore[attr-defined]
-    running.upstream_token = upstream  # type: ignore[attr-defined]
-    yield running, token
-    server.should_exit = True
-    thread.join(10)
-    api.close()
-    running.stop()
-    with PcscContext() as pcsc:
-        for reader in (ENCODER_READER, PSAM_READER):
-            pcsc.wait_for_removal(reader, timeout=10)
+    with console_station(tmp_path, (ENCODER_READER, PSAM_READER)) as running:
+        yield running, running.token
 
 
 @pytest.fixture

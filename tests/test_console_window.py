@@ -4,18 +4,15 @@ pty), cards go onto the simulated desk reader (pcscd + vpcd). Screenshots to var
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 
-from cardstation.config import Config
 from cardstation.simulators.card import make_card
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from tests import test_console_browser as browser
 from tests.conftest import DESK_READER, ENCODER_READER, PSAM_READER
+from tests.console_support import console_station
 from tests.test_console_browser import login, shot
 
 page = browser.page  # the `page` fixture (chromium, headless), on this module's station
@@ -28,49 +25,9 @@ OTHER_HOLDER = "110105198001010016"
 @pytest.fixture
 def station(tmp_path) -> Iterator[tuple[object, str]]:
     """`serve --simulate` (PIN entries time out after 5 s) and the console in front of it."""
-    import uvicorn
-
-    from cardstation.commands.serve import start_server
-    from cardstation.console.app import create_app
-    from cardstation.console.client import StationApi
-    from cardstation.drivers.pcsc.readers import PcscContext
-    from cardstation.pcscd import ensure_running
-    from cardstation.server.auth import Role, TokenStore
-
-    ensure_running()
-    with PcscContext() as pcsc:
-        for reader in READERS:
-            pcsc.wait_for_removal(reader, timeout=10)
-    store = TokenStore()
-    token, _ = store.issue("window-1", Role.OPERATOR, ttl_seconds=3600)
-    store.save(tmp_path / "tokens.json")
-    config = Config().with_values(window={"pin_timeout": 5})
-    config = replace(config, server=replace(config.server,
-                                            tokens_file=str(tmp_path / "tokens.json")))
-    running = start_server(config, "127.0.0.1:0", simulate=True, speed=0.0, blank_cards=2,
-                           folder=str(tmp_path / "sim"))
-    api = StationApi(f"127.0.0.1:{running.port}")
-    server = uvicorn.Server(uvicorn.Config(create_app(api), host="127.0.0.1", port=0,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    running.console_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-    running.token = token  # type: ignore[attr-defined]
-    running.folder = tmp_path / "sim"  # type: ignore[attr-defined]
-    yield running, token
-    server.should_exit = True
-    thread.join(10)
-    api.close()
-    if running.simulated.desk.card is not None:
-        running.simulated.desk.remove()
-    running.stop()
-    with PcscContext() as pcsc:
-        for reader in READERS:
-            pcsc.wait_for_removal(reader, timeout=10)
+    with console_station(tmp_path, READERS, blank_cards=2,
+                         window={"pin_timeout": 5}) as running:
+        yield running, running.token
 
 
 def put_on_desk(running, card) -> None:

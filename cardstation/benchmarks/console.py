@@ -11,15 +11,8 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import threading
-import time
 from dataclasses import replace
 from pathlib import Path
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-
 
 _SERVED_MS = """() => {
   const nav = performance.getEntriesByType('navigation')[0];
@@ -34,13 +27,11 @@ def _p95(values: list[float]) -> float:
 
 
 def run(pages: int = 30, cards: int = 5) -> list[dict]:
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     from cardstation.commands.serve import start_server
     from cardstation.config import Config
-    from cardstation.console.app import create_app
-    from cardstation.console.client import StationApi
+    from cardstation.console_thread import CHROMIUM, CHROMIUM_ARGS, ConsoleThread
     from cardstation.pcscd import ensure_running
     from cardstation.server.auth import Role, TokenStore
 
@@ -53,20 +44,14 @@ def run(pages: int = 30, cards: int = 5) -> list[dict]:
     config = replace(config, server=replace(config.server, tokens_file=str(folder / "tokens.json")))
     running = start_server(config, "127.0.0.1:0", simulate=True, speed=0.0,
                            blank_cards=cards + 1, folder=str(folder / "sim"))
-    api = StationApi(f"127.0.0.1:{running.port}")
-    server = uvicorn.Server(uvicorn.Config(create_app(api), host="127.0.0.1", port=0,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    console = ConsoleThread(f"127.0.0.1:{running.port}")
+    url = console.url
     samples = running.simulated.cms.samples["ready"]
     page_ms: list[float] = []
     lags: list[float] = []
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                         args=CHROMIUM_ARGS)
             page = browser.new_page()
             page.goto(url + "/login")
@@ -93,9 +78,7 @@ def run(pages: int = 30, cards: int = 5) -> list[dict]:
                 lags += [s["lag"] for s in steps if s["state"] not in ("FETCHED", "PREVIEWED")]
             browser.close()
     finally:
-        server.should_exit = True
-        thread.join(10)
-        api.close()
+        console.stop()
         running.stop()
     return [
         {"name": "console.page_ms.p95", "value": _p95(page_ms), "unit": "ms",

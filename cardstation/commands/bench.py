@@ -12,7 +12,7 @@ import traceback
 BENCHMARKS = (
     ("pcsc", "cardstation.benchmarks.pcsc", "run"),
     ("printer", "cardstation.drivers.hiti.bench", "run_benchmarks"),
-    ("face", "cardstation.personalization.face.bench", "run_benchmarks"),
+    ("face", "cardstation.benchmarks.face", "run_benchmarks"),
     ("pipeline", "cardstation.benchmarks.pipeline", "run"),
     ("grpc", "cardstation.benchmarks.grpc_api", "run"),
     ("console", "cardstation.benchmarks.console", "run"),
