@@ -158,7 +158,7 @@ class Console:
     async def logout(self, request: Request) -> Response:
         session, _ = await self._checked(request)
         if session is None:
-            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+            return _forbidden()
         self.sessions.close(request.cookies.get(COOKIE))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
@@ -180,7 +180,7 @@ class Console:
     async def preview(self, request: Request) -> Response:
         session, form = await self._checked(request)
         if session is None:
-            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+            return _forbidden()
         id_number = str(form.get("id_number", "")).strip().upper()
         tr = Translator(session.locale)
         if not _ID_SHAPE.match(id_number):
@@ -200,7 +200,7 @@ class Console:
     async def issue(self, request: Request) -> Response:
         session, form = await self._checked(request)
         if session is None:
-            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+            return _forbidden()
         id_number = str(form.get("id_number", "")).strip().upper()
         try:
             created = await _thread(self.api.create, session.token, id_number)
@@ -254,7 +254,7 @@ class Console:
     async def retry_returns(self, request: Request) -> Response:
         session, _ = await self._checked(request)
         if session is None:
-            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+            return _forbidden()
         try:
             count = await _thread(self.api.retry_returns, session.token, [])
         except ApiError as exc:
@@ -308,7 +308,7 @@ class Console:
     async def maintain(self, request: Request) -> Response:
         session, _ = await self._checked(request)
         if session is None:
-            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+            return _forbidden()
         action = request.path_params["action"]
         if action not in ("CALIBRATE_RIBBON_SENSOR", "CLEAN_CARD_PATH", "RESET_PRINTER"):
             return Response("unknown action", status_code=404)
@@ -322,7 +322,7 @@ class Console:
     async def act(self, request: Request) -> Response:
         session, _ = await self._checked(request)
         if session is None:
-            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+            return _forbidden()
         job_id = request.path_params["job_id"]
         action = request.path_params["action"]
         if action not in _SAFE_ACTIONS:
@@ -390,7 +390,7 @@ class Console:
         """The GA 467 reader's ID card: its number goes into the ID field, its name beside it."""
         session, form = await self._checked(request)
         if session is None:
-            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+            return _forbidden()
         typed = str(form.get("id_number", "")).strip()
         try:
             card = await _thread(self.api.read_id_card, session.token)
@@ -417,7 +417,7 @@ class Console:
         reveals it, so the console shows it masked only."""
         session, _ = await self._checked(request)
         if session is None:
-            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+            return _forbidden()
         try:
             read = await _thread(self.api.read_card, session.token)
         except ApiError as exc:
@@ -431,7 +431,7 @@ class Console:
         """回执验卡: the card on the desk reader is the holder's (checked by the server)."""
         session, form = await self._checked(request)
         if session is None:
-            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+            return _forbidden()
         id_number = str(form.get("holder_id", "")).strip().upper()
         try:
             info = await _thread(self.api.verify_returned_card, session.token, id_number)
@@ -445,7 +445,7 @@ class Console:
         (run off the event loop; the page shows the waiting state meanwhile)."""
         session, _ = await self._checked(request)
         if session is None:
-            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+            return _forbidden()
         op = request.path_params["operation"].upper()
         if op not in PIN_OPERATIONS:
             return Response("unknown operation", status_code=404)
@@ -459,7 +459,7 @@ class Console:
         """临时卡: issue (holder, optional agent; the holder sets the PIN), rewrite, recall."""
         session, form = await self._checked(request)
         if session is None:
-            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+            return _forbidden()
         op = request.path_params["operation"].upper()
         values = {k: str(form.get(k, "")).strip() for k in
                   ("holder_id", "holder_name", "agent_id", "agent_name")}
@@ -512,7 +512,7 @@ class Console:
     async def reprint(self, request: Request) -> Response:
         session, _ = await self._checked(request)
         if session is None:
-            return Response("forbidden: CSRF token missing or wrong", status_code=403)
+            return _forbidden()
         job_id = request.path_params["job_id"]
         try:
             job = await _thread(self.api.reprint, session.token, job_id)
@@ -554,6 +554,11 @@ class Console:
             Route("/jobs/{job_id:str}/{action:str}", self.act, methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
+
+
+def _forbidden() -> Response:
+    """A state-changing request without its session's CSRF token (a forgery, or a stale page)."""
+    return Response("forbidden: CSRF token missing or wrong", status_code=403)
 
 
 def _stream_of(call: Any) -> Iterator[Any]:

@@ -87,6 +87,44 @@ def refresh(api) -> None:
     api.runtime.refresh()  # what the monitor does every second
 
 
+def jam_after_the_chip_write(api) -> ipb.Issuance:
+    """A job whose card jams at printing (FAILED, card written); the operator then pulls the
+    jammed card and resets the printer (the jam's remedy). Returns the job."""
+    model = api.simulated.model
+    model.inject("jam", at="print")
+    job = issuances(api).CreateIssuance(
+        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER)).issuance
+    assert final_event(api, job.id).state == ipb.ISSUANCE_STATE_FAILED
+    model.clear_jam()
+    station_pb2_grpc.StationServiceStub(api.channel).ResetPrinter(spb.ResetPrinterRequest(),
+                                                                  timeout=30)
+    return job
+
+
+def pushed_with_another_card_number(api) -> tuple[ipb.Application, dict, str]:
+    """The CMS's example application pushed with a different (valid) card number: its return
+    will be refused as a different record. Returns (pushed, the CMS's record, the number)."""
+    import base64
+
+    record = api.simulated.cms.ledger(photos=True)["applications"][EXAMPLE_ID_NUMBER]
+    body = ("C" if record["card_number"][0] != "C" else "B") + record["card_number"][1:8]
+    other_card = body + card_number_check_char(body)
+    pushed = ipb.Application(**{k: record[k] for k in (
+        "id_number", "name", "sex", "nation", "birth_date", "birthplace", "bank_name",
+        "batch", "issue_date", "expiry_date")}, card_number=other_card,
+        photo_jpeg=base64.b64decode(record["photo"]))
+    return pushed, record, other_card
+
+
+def cms_takes_the_card_number(api, record: dict, card_number: str) -> None:
+    """The CMS administrator corrects the record to the card's number."""
+    from cardstation.personalization.model import Application
+
+    api.simulated.cms.add_application(Application.from_dict({
+        **{k: v for k, v in record.items() if k in Application.__dataclass_fields__},
+        "card_number": card_number}))
+
+
 # -- one card per applicant -------------------------------------------------------------------
 
 def test_two_api_calls_without_an_id_and_a_second_client_make_one_card(api) -> None:
@@ -154,16 +192,7 @@ def rpc_error(call) -> tuple[grpc.StatusCode, str, str]:
 
 def test_a_refused_return_ends_failed_with_its_way_out_and_never_done(api) -> None:
     cms = api.simulated.cms
-    app = cms.ledger(photos=True)  # the CMS's application, pushed with another card number
-    record = app["applications"][EXAMPLE_ID_NUMBER]
-    body = "B" + record["card_number"][1:8] if record["card_number"][0] != "B" else \
-        "C" + record["card_number"][1:8]
-    other_card = body + card_number_check_char(body)
-    pushed = ipb.Application(**{k: record[k] for k in (
-        "id_number", "name", "sex", "nation", "birth_date", "birthplace", "bank_name",
-        "batch", "issue_date", "expiry_date")}, card_number=other_card)
-    import base64
-    pushed.photo_jpeg = base64.b64decode(record["photo"])
+    pushed, record, other_card = pushed_with_another_card_number(api)
     job = issuances(api).CreateIssuance(ipb.CreateIssuanceRequest(application=pushed)).issuance
     assert cms.ledger(photos=False)["claims"][EXAMPLE_ID_NUMBER]["station"]  # pushed = claimed
     end = final_event(api, job.id)
@@ -176,11 +205,7 @@ def test_a_refused_return_ends_failed_with_its_way_out_and_never_done(api) -> No
     assert job.return_progress.last_error_code == "return_conflict"
     assert not ledger_returns(api, EXAMPLE_ID_NUMBER)
     # the CMS administrator corrects the record; the operator restores and resends
-    from cardstation.personalization.model import Application
-    fixed = Application.from_dict({**{k: v for k, v in record.items()
-                                      if k in Application.__dataclass_fields__},
-                                   "card_number": other_card})
-    cms.add_application(fixed)
+    cms_takes_the_card_number(api, record, other_card)
     issuances(api).RestoreAndResend(ipb.RestoreAndResendRequest(id=job.id))
     done = wait_state(api, job.id, ipb.ISSUANCE_STATE_DONE)
     assert done.state == ipb.ISSUANCE_STATE_DONE and done.hand_over_allowed
@@ -239,14 +264,7 @@ def test_a_jam_after_the_chip_write_ends_done_once_the_card_is_put_back(api) -> 
 
 
 def test_a_failed_job_can_be_ended_and_the_card_remade(api) -> None:
-    model = api.simulated.model
-    model.inject("jam", at="print")
-    job = issuances(api).CreateIssuance(
-        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER)).issuance
-    assert final_event(api, job.id).state == ipb.ISSUANCE_STATE_FAILED
-    model.clear_jam()
-    station_pb2_grpc.StationServiceStub(api.channel).ResetPrinter(spb.ResetPrinterRequest(),
-                                                                  timeout=30)
+    job = jam_after_the_chip_write(api)
     ended = issuances(api).RejectCard(ipb.RejectCardRequest(id=job.id)).issuance
     assert ended.state == ipb.ISSUANCE_STATE_REJECTED and ended.actions == [
         ipb.ISSUANCE_ACTION_REMAKE]
@@ -399,14 +417,7 @@ def test_reprint_without_a_deadline_and_a_watch_that_ends_once(api) -> None:
 # -- found in review: the worker never blocks on a waiting job, endings withdraw returns --------
 
 def test_a_waiting_job_does_not_hold_up_the_operators_actions(api) -> None:
-    model = api.simulated.model
-    model.inject("jam", at="print")
-    first = issuances(api).CreateIssuance(
-        ipb.CreateIssuanceRequest(id_number=EXAMPLE_ID_NUMBER)).issuance
-    assert final_event(api, first.id).state == ipb.ISSUANCE_STATE_FAILED
-    model.clear_jam()
-    station_pb2_grpc.StationServiceStub(api.channel).ResetPrinter(spb.ResetPrinterRequest(),
-                                                                  timeout=30)
+    first = jam_after_the_chip_write(api)
     other = next(i for i in api.simulated.cms.samples["ready"] if i != EXAMPLE_ID_NUMBER)
     # admitted before the monitor saw the hold? it then waits, QUEUED; either way no feed
     api.runtime.snapshot.problems.clear()
@@ -452,22 +463,10 @@ def test_a_spoiled_cards_return_is_withdrawn_and_never_sent(api) -> None:
 
 def test_a_refused_return_retried_after_the_cms_is_fixed_ends_done_without_stale_faults(
         api) -> None:
-    cms = api.simulated.cms
-    record = cms.ledger(photos=True)["applications"][EXAMPLE_ID_NUMBER]
-    body = ("C" if record["card_number"][0] != "C" else "B") + record["card_number"][1:8]
-    other_card = body + card_number_check_char(body)
-    import base64
-
-    from cardstation.personalization.model import Application
-    pushed = ipb.Application(**{k: record[k] for k in (
-        "id_number", "name", "sex", "nation", "birth_date", "birthplace", "bank_name",
-        "batch", "issue_date", "expiry_date")}, card_number=other_card,
-        photo_jpeg=base64.b64decode(record["photo"]))
+    pushed, record, other_card = pushed_with_another_card_number(api)
     job = issuances(api).CreateIssuance(ipb.CreateIssuanceRequest(application=pushed)).issuance
     assert final_event(api, job.id).reason_code == "RETURN_REFUSED"
-    cms.add_application(Application.from_dict({
-        **{k: v for k, v in record.items() if k in Application.__dataclass_fields__},
-        "card_number": other_card}))
+    cms_takes_the_card_number(api, record, other_card)
     from cardstation.protos.cardstation.v1 import returns_pb2 as rpb
     from cardstation.protos.cardstation.v1 import returns_pb2_grpc
     returns_pb2_grpc.ReturnServiceStub(api.channel).RetryReturns(rpb.RetryReturnsRequest(),
