@@ -48,6 +48,8 @@ class Window:
         self.keys = keys
         self._idreader: Ga467Reader | None = None
         self._pins: PinPadEntry | None = None
+        # told the PIN pad's prompt and the number of digits typed (WatchPinEntry)
+        self.on_pin_progress: Callable[[str, int], None] | None = None
 
     def idreader(self) -> Ga467Reader:
         if not self.config.window.idreader:
@@ -67,6 +69,7 @@ class Window:
         if self._pins is None:
             self._pins = PinPadEntry(PinPad(self.config.window.pinpad), self.keys.pinpad_kek(),
                                      timeout_s=self.config.window.pin_timeout)
+        self._pins.on_progress = self.on_pin_progress
         return self._pins
 
     def reset(self) -> None:

@@ -132,12 +132,16 @@ class CardReading:
     info: BasicInfo
     kind: str  # "formal" | "temporary"
     generation: int
+    bank_account: str = ""  # the bank application's PAN (formal cards only)
 
     def to_dict(self, show_id: bool = False) -> dict[str, object]:
         info = {k: v for k, v in asdict(self.info).items() if k != "extra"}
         if not show_id:
             info["id_number"] = mask_id_number(info["id_number"]) if info["id_number"] else ""
-        return {"kind": self.kind, "generation": self.generation, **info}
+        account = self.bank_account if show_id or not self.bank_account \
+            else mask_id_number(self.bank_account)
+        return {"kind": self.kind, "generation": self.generation, **info,
+                "bank_account": account}
 
 
 @dataclass(frozen=True)
@@ -294,24 +298,25 @@ class WindowServices:
 
         return authenticate
 
-    def _kind(self, session: ChipSession) -> str:
+    def _kind(self, session: ChipSession) -> tuple[str, str]:
+        """("formal", its PAN) or ("temporary", "")."""
         try:
-            session.card.read_pan()
+            pan = session.card.read_pan()
         except (FileNotFound, FunctionNotSupported, ValueError):
-            return "temporary"  # temporary cards have no bank application
+            return "temporary", ""  # temporary cards have no bank application
         except CardStatusError:
-            return "temporary"
-        return "formal"
+            return "temporary", ""
+        return "formal", pan
 
     def read_card(self) -> CardReading:
         """读卡: the 11 iReadCardBas fields, temporary vs formal, generation."""
         with self._card() as session:
             info = session.card.read_basic_info(self._authenticator(session),
                                                 self.terminal_number)
-            kind = self._kind(session)
+            kind, pan = self._kind(session)
             version = info.spec_version[:1]
             generation = int(version) if version.isdigit() else 0
-            return CardReading(info, kind, generation)
+            return CardReading(info, kind, generation, pan)
 
     def verify_returned_card(self, id_number: str) -> CardReading:
         """回执验卡: the card in the reader must be this holder's."""
@@ -391,7 +396,7 @@ class WindowServices:
 
     # -- temporary cards ----------------------------------------------------------------------
     def _temporary_session(self, session: ChipSession) -> ChipFacts:
-        if self._kind(session) != "temporary":
+        if self._kind(session)[0] != "temporary":
             raise WindowError(NOT_TEMPORARY, "this is a formal card (it has a bank "
                               "application)", "use a temporary card (临时卡)")
         assert session.facts is not None

@@ -108,11 +108,13 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     _m("ReturnService", "RetryReturns"): _OPERATOR,
     # WindowService: the operator at the window (reads, PINs, temporary cards)
     **{_m("WindowService", name): _OPERATOR for name in (
-        "ReadIdCard", "ReadCard", "VerifyReturnedCard", "VerifyPin", "ChangePin", "UnblockPin",
+        "ReadIdCard", "ReadCard", "RevealCardNumbers", "WatchPinEntry", "VerifyReturnedCard",
+        "VerifyPin", "ChangePin", "UnblockPin",
         "ResetPin", "IssueTemporaryCard", "RewriteTemporaryCard", "RecallTemporaryCard")},
 }
 
-# Methods whose every call is written to the audit log.
+# Methods whose every call is written to the audit log: the state changes, and the one read that
+# shows personal numbers in full (RevealCardNumbers).
 STATE_CHANGING: frozenset[str] = frozenset(
     {
         _m("IssuanceService", "CreateIssuance"),
@@ -126,6 +128,7 @@ STATE_CHANGING: frozenset[str] = frozenset(
         _m("StationService", "CalibrateRibbonSensor"),
         _m("StationService", "CleanCardPath"),
         _m("StationService", "ResetPrinter"),
+        _m("WindowService", "RevealCardNumbers"),
         _m("WindowService", "ChangePin"),
         _m("WindowService", "UnblockPin"),
         _m("WindowService", "ResetPin"),
