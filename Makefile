@@ -57,9 +57,18 @@ BUF := .tools/node_modules/.bin/buf
 $(BUF):
 	npm install --prefix .tools --silent --no-audit --no-fund @bufbuild/buf@1.75.0
 
-lint: $(STAMP) $(BUF)
+# mypy sees the folders as the installed `cardstation.*` subpackages through a tree of symlinks
+# (setup.py maps folders onto subpackages, which a type checker cannot follow by itself)
+TYPECHECK_TREE := .tools/typecheck
+lint: $(STAMP) $(BUF) protos
 	$(VENV)/bin/ruff check .
 	$(BUF) lint protos
+	@rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/cardstation
+	@for f in cardstation/*; do ln -s "$$PWD/$$f" $(TYPECHECK_TREE)/cardstation/; done
+	@for d in drivers personalization protos server console simulators; do \
+	  ln -s "$$PWD/$$d" $(TYPECHECK_TREE)/cardstation/$$d; done
+	cd $(TYPECHECK_TREE) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml \
+	  -p cardstation.drivers -p cardstation.personalization -p cardstation.server
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

@@ -454,8 +454,9 @@ class Console:
         async def stream() -> AsyncIterator[dict[str, str]]:
             call = self.api.watch_pin_entry(session.token)
             try:
-                async for p in iterate_in_threadpool(_stream_of(call)):
-                    yield {"event": "pin", "data": template.render(_=tr.gettext, p=p)}
+                async for reply in iterate_in_threadpool(_stream_of(call)):
+                    yield {"event": "pin",
+                           "data": template.render(_=tr.gettext, p=reply.progress)}
             except ApiError:
                 return
             finally:

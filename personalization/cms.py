@@ -454,7 +454,8 @@ def _os_cause(exc: BaseException) -> str:
         return "the answer was cut off"
     if isinstance(exc, socket.gaierror):
         return "the CMS host name does not resolve"
-    return type(exc).__name__ + (f": {exc.strerror}" if getattr(exc, "strerror", None) else "")
+    strerror = getattr(exc, "strerror", None)
+    return type(exc).__name__ + (f": {strerror}" if strerror else "")
 
 
 __all__ = [

@@ -572,7 +572,7 @@ class Journal:
             ).fetchone()
         return _issuance(row) if row is not None else None
 
-    def list(
+    def issuances(
         self, state: State | None = None, limit: int = 50, after: str | None = None
     ) -> list[Issuance]:
         """Issuances in (created_at, id) order, optionally in one state. `after` is the id of the

@@ -420,7 +420,7 @@ class ReturnWorker:
         jitter: float = 0.2,
         max_attempts: int | None = None,
         clock: Callable[[], float] = time.time,
-        on_delivered: Callable[[OutboxEntry], None] | None = None,
+        on_delivered: Callable[[OutboxEntry], object] | None = None,
         on_failed: Callable[[OutboxEntry], None] | None = None,
         lease: float = 120.0,
         poll_interval: float = 5.0,
@@ -503,7 +503,7 @@ class ReturnWorker:
         self._callback(self.on_delivered, entry.id)
         return True
 
-    def _callback(self, fn: Callable[[OutboxEntry], None] | None, entry_id: int) -> None:
+    def _callback(self, fn: Callable[[OutboxEntry], object] | None, entry_id: int) -> None:
         if fn is None:
             return
         try:

@@ -383,7 +383,7 @@ class Pipeline:
         callback that was lost, a restart between the ack and the settle)."""
         settled = []
         for state in (State.EJECTED, State.FAILED):
-            for issuance in self.journal.list(state=state, limit=500):
+            for issuance in self.journal.issuances(state=state, limit=500):
                 if state is State.FAILED and issuance.failed_from is not State.EJECTED:
                     continue
                 entry = self.outbox.get(issuance.id)

@@ -464,7 +464,7 @@ class WindowServices:
                 error = _cms_error(exc)
                 raise WindowError(error.reason, f"{error.cause}; nothing was written to the "
                                   "card", error.remedy) from None
-            values = {
+            values: dict[str, str | bytes] = {
                 "id_number": holder_id, "name": "", "name_ext": "",
                 "sex": "1" if int(holder_id[16]) % 2 else "2", "birth_date": holder_id[6:14],
                 "birthplace": holder_id[:6], "issue_date": valid_from, "expiry_date": valid_to,

@@ -223,7 +223,7 @@ class TokenStore:
             if not isinstance(raw, dict):
                 raise ValueError(f"{where}: expected an object")
             try:
-                role = Role(raw.get("role"))
+                role = Role(str(raw.get("role")))
             except ValueError:
                 allowed = ", ".join(r.value for r in Role)
                 raise ValueError(f"{where}: role must be one of {allowed}") from None

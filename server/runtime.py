@@ -233,7 +233,7 @@ class StationRuntime:
     def held_by(self) -> Issuance | None:
         """The oldest FAILED job whose card may still be in the printer: until the operator
         resumes or rejects it, no other job may feed a card."""
-        for issuance in self.journal.list(state=State.FAILED, limit=500):
+        for issuance in self.journal.issuances(state=State.FAILED, limit=500):
             if issuance.failed_from in _CARD_MAY_BE_INSIDE:
                 return issuance
         return None

@@ -77,9 +77,10 @@ _STATUS = {
     "INTERNAL": grpc.StatusCode.INTERNAL,
 }
 
-_ACTIONS = {name: ipb.IssuanceAction.Value(f"ISSUANCE_ACTION_{name}")
-            for name in (n.removeprefix("ISSUANCE_ACTION_") for n in ipb.IssuanceAction.keys())
-            if name != "UNSPECIFIED"}
+_ACTIONS: dict[str, ipb.IssuanceAction] = {
+    name: ipb.IssuanceAction.Value(f"ISSUANCE_ACTION_{name}")
+    for name in (n.removeprefix("ISSUANCE_ACTION_") for n in ipb.IssuanceAction.keys())
+    if name != "UNSPECIFIED"}
 
 
 def abort_fault(context: grpc.ServicerContext, problem: Fault,
@@ -195,7 +196,7 @@ def return_to_proto(entry: OutboxEntry | None) -> ipb.ReturnProgress:
         acknowledged_at=timestamp(entry.delivered_at))
 
 
-def actions_of(runtime: StationRuntime, issuance: Issuance) -> list[int]:
+def actions_of(runtime: StationRuntime, issuance: Issuance) -> list[ipb.IssuanceAction]:
     """What moves the job on now (the console's buttons)."""
     if runtime.is_queued(issuance.id) or runtime.running() == issuance.id:
         return [_ACTIONS["CANCEL"]] if issuance.state in (State.FETCHED, State.PREVIEWED) \
@@ -356,7 +357,7 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
                 abort_fault(context, Fault("PAGE_TOKEN", "page_token is not one this server "
                                            "gave out", "start from the first page"),
                             grpc.StatusCode.INVALID_ARGUMENT)
-        page = self.rt.journal.list(state=state, limit=size + 1, after=after)
+        page = self.rt.journal.issuances(state=state, limit=size + 1, after=after)
         more = len(page) > size
         page = page[:size]
         return ipb.ListIssuancesResponse(
@@ -371,14 +372,14 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
             current = self.rt.journal.get(issuance.id)
             finished = current.state in (State.DONE, State.REJECTED, State.FAILED)
             last_at = past[-1].at if past else 0.0
-            for n, event in enumerate(past):
-                data = event.data
+            for n, recorded in enumerate(past):
+                data = recorded.data
                 final = finished and n == len(past) - 1  # the last one closes the stream
-                yield self._event(issuance.id, event.to_state.value, event.reason or
-                                  _DEFAULT_MESSAGES.get(event.to_state.value, ""), event.at,
-                                  final, str(data.get("reason_code", "")),
+                yield self._event(issuance.id, recorded.to_state.value, recorded.reason or
+                                  _DEFAULT_MESSAGES.get(recorded.to_state.value, ""),
+                                  recorded.at, final, str(data.get("reason_code", "")),
                                   str(data.get("remedy", "")), data.get("actions") or [],
-                                  event.to_state is State.DONE)
+                                  recorded.to_state is State.DONE)
             if finished:
                 return
             while context.is_active():
@@ -474,7 +475,7 @@ _DEFAULT_MESSAGES = {"FETCHED": "application fetched from the CMS and claimed"}
 
 def station_to_proto(runtime: StationRuntime, snap: StationSnapshot) -> spb.Station:
     queued, running = runtime.queue_counts()
-    failed = len(runtime.journal.list(state=State.FAILED, limit=MAX_PAGE))
+    failed = len(runtime.journal.issuances(state=State.FAILED, limit=MAX_PAGE))
     outbox = runtime.station.outbox
     pending = outbox.pending()
     refused = outbox.failed()

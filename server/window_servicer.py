@@ -166,10 +166,10 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
                 yield self._progress(state)
 
     @staticmethod
-    def _progress(state: PinEntryState) -> wpb.PinEntryProgress:
-        return wpb.PinEntryProgress(active=state.active, operation=state.operation,
-                                    prompt=state.prompt, digits=state.digits,
-                                    max_digits=state.max_digits)
+    def _progress(state: PinEntryState) -> wpb.WatchPinEntryResponse:
+        return wpb.WatchPinEntryResponse(progress=wpb.PinEntryProgress(
+            active=state.active, operation=state.operation, prompt=state.prompt,
+            digits=state.digits, max_digits=state.max_digits))
 
     def VerifyReturnedCard(self, request, context):
         reading = self._run(context, lambda: self.window.services.verify_returned_card(

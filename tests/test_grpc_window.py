@@ -169,7 +169,8 @@ def test_watch_pin_entry_shows_digits_typed_never_the_digits(window) -> None:
     put_on_desk(window, make_card("personalised"))
     stream = stub.WatchPinEntry(wpb.WatchPinEntryRequest(), timeout=60)
     seen: list[wpb.PinEntryProgress] = []
-    reader = threading.Thread(target=lambda: seen.extend(stream), daemon=True)
+    reader = threading.Thread(target=lambda: seen.extend(r.progress for r in stream),
+                              daemon=True)
     reader.start()
     verify = threading.Thread(target=lambda: stub.VerifyPin(wpb.VerifyPinRequest(), timeout=30))
     verify.start()

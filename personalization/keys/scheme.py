@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 try:  # cryptography >= 43 moved TripleDES to the "decrepit" namespace
     from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 except ImportError:  # pragma: no cover - older cryptography
-    TripleDES = algorithms.TripleDES  # type: ignore[attr-defined,misc]
+    TripleDES = algorithms.TripleDES  # type: ignore[misc]
 
 
 class Alg(IntEnum):
