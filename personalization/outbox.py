@@ -53,6 +53,7 @@ from cardstation.personalization.journal import (
     JournalError,
     loads,
 )
+from cardstation.personalization.ports.cms import CmsError
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +397,7 @@ class ReturnWorker:
     `deliver(record, idempotency_key) -> ack` sends one return record to the CMS and raises any
     Exception on failure. An exception whose `retryable` attribute is False (the CMS refused
     the record for good: no such application, a different record held) gives the entry up at
-    once, with the exception's `reason` kept as `last_error_code`; sending it again unchanged
+    once, with the CMS error's domain `code` kept as `last_error_code`; sending it again unchanged
     would be refused again. After the n-th consecutive failure the entry is due again after
     `min(max_delay, base_delay * 2**(n-1)) * (1 + u)`, u uniform in [-jitter, +jitter]; after
     `max_attempts` failures (None: never) it is given up (status failed, kept). The recorded
@@ -485,7 +486,8 @@ class ReturnWorker:
             permanent = getattr(exc, "retryable", True) is False
             give_up = permanent or (self.max_attempts is not None
                                     and attempts >= self.max_attempts)
-            code = str(getattr(exc, "reason", "") or "refused") if permanent else ""
+            # the port's code (CMS_RETURN_CONFLICT, ...), never the CMS's own wire code
+            code = (exc.code if isinstance(exc, CmsError) else "REFUSED") if permanent else ""
             next_at = self.clock() + self.delay(attempts)
             self.outbox.mark_attempt_failed(entry.id, error, next_at, give_up=give_up,
                                             code=code)

@@ -40,14 +40,8 @@ from cardstation.drivers.pcsc.transport import ApduTransport
 from cardstation.logs import mask_id_number
 
 from .chip import ChipBelongsToAnotherHolder, ChipFacts, ChipSession
-from .cms import (
-    CmsClient,
-    CmsError,
-    CmsUnavailable,
-    TemporaryCardOutstanding,
-    TemporaryCardUnknown,
-)
 from .keys.service import KeyService, KeyServiceError
+from .ports.cms import Cms, CmsError, CmsUnavailable, TemporaryCardUnknown
 from .rules import check_id_number, check_name, split_name_gbk
 
 INITIAL_PIN = "123456"
@@ -91,7 +85,7 @@ TEMPORARY_RECALL_INCOMPLETE = "TEMPORARY_RECALL_INCOMPLETE"  # recalled at the C
 TEMPORARY_CARD_MISMATCH = "TEMPORARY_CARD_MISMATCH"  # chip's holder is not the CMS record's
 CMS_UNAVAILABLE = "CMS_UNAVAILABLE"
 KEY_SERVICE = "KEY_SERVICE"                  # the key module (PSAM) or its reader failed
-CMS_PREFIX = "CMS_"                          # CMS_<its reason>: another CMS refusal
+CMS_REFUSED = "CMS_REFUSED"                  # the CMS refused for a reason of its own
 
 NO_ID_CARD = "NO_ID_CARD"                    # GA 467: no ID card on the reader
 IDREADER_NOT_RESPONDING = "IDREADER_NOT_RESPONDING"  # GA 467: unplugged, no answer
@@ -225,21 +219,14 @@ def _cms_cause(exc: CmsError) -> str:
 
 
 def _cms_error(exc: CmsError) -> WindowError:
+    """The port's code is the reason (TEMPORARY_CARD_OUTSTANDING, CMS_UNAVAILABLE, ...)."""
     cause, _, remedy = exc.message.partition(" — ")
-    if isinstance(exc, TemporaryCardOutstanding):
-        reason = TEMPORARY_CARD_OUTSTANDING
-    elif isinstance(exc, TemporaryCardUnknown):
-        reason = TEMPORARY_CARD_UNKNOWN
-    elif isinstance(exc, CmsUnavailable):
-        reason = CMS_UNAVAILABLE
-    else:
-        reason = CMS_PREFIX + (exc.reason or "error").upper()
-    return WindowError(reason, cause, remedy or "check the card in the CMS")
+    return WindowError(exc.code, cause, remedy or "check the card in the CMS")
 
 
 class WindowServices:
     def __init__(self, open_desk: Callable[[], ApduTransport], keys: KeyService,
-                 cms: CmsClient, terminal_number: str = "",
+                 cms: Cms, terminal_number: str = "",
                  today: Callable[[], dt.date] = dt.date.today) -> None:
         self.open_desk = open_desk
         self.keys = keys

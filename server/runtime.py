@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cardstation import __version__
-from cardstation.drivers.hiti.errors import PrinterError
 from cardstation.drivers.pcsc.errors import PcscError
 from cardstation.drivers.pcsc.readers import PcscContext
-from cardstation.personalization.faults import Fault, fault, fault_of, upper_snake
+from cardstation.personalization.faults import Fault, fault, fault_of
 from cardstation.personalization.journal import Issuance, JournalError, State
 from cardstation.personalization.pipeline import IssuanceError
+from cardstation.personalization.ports.printer import PrinterFault
 from cardstation.station import Station
 
 log = logging.getLogger(__name__)
@@ -370,7 +370,7 @@ class StationRuntime:
         with self.printer_lock:
             try:
                 self._look_at_printer(printer, snap)
-            except PrinterError:
+            except PrinterFault:
                 try:  # after a replug the old connection is dead: reconnect, look again
                     self.station.printer.reconnect()
                     self._look_at_printer(printer, snap)
@@ -427,10 +427,9 @@ class StationRuntime:
         blocking = [a for a in status.alerts if a.blocks]  # "cards low" informs, blocks nothing
         if blocking:
             alert = blocking[0]
-            printer.set_fault("FAULT", Fault("PRINTER_" + upper_snake(alert.name),
-                                             f"printer: {alert.description}", alert.remedy),
-                              alert.cs_code or f"0x{alert.code24:06X}")
-        elif status.busy or status.power_on:  # a reset shows POWER-ON, not BUSY
+            printer.set_fault("FAULT", Fault(alert.code, f"printer: {alert.cause}",
+                                             alert.remedy), alert.vendor_code)
+        elif status.busy:
             printer.status = "BUSY"
         ribbon = self.station.printer.ribbon()
         snap.ribbon_type = ribbon.type_name

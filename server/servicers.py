@@ -18,11 +18,9 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from cardstation.drivers.hiti.errors import PrinterError
 from cardstation.logs import mask_id_number
-from cardstation.personalization.cms import CmsError
 from cardstation.personalization.face import render_preview_sides
-from cardstation.personalization.faults import Fault, cms_fault, fault, fault_of, upper_snake
+from cardstation.personalization.faults import Fault, cms_fault, fault, fault_of
 from cardstation.personalization.journal import (
     Issuance,
     IssuanceNotFound,
@@ -33,6 +31,8 @@ from cardstation.personalization.journal import (
 from cardstation.personalization.model import Application
 from cardstation.personalization.outbox import OutboxEntry, OutboxStatus
 from cardstation.personalization.pipeline import IssuanceError, IssuanceExists, face_data
+from cardstation.personalization.ports.cms import CmsError
+from cardstation.personalization.ports.printer import PrinterCondition, PrinterFault
 from cardstation.personalization.rules import check_id_number
 from cardstation.personalization.validation import validate_application
 from cardstation.protos.cardstation.v1 import (
@@ -505,11 +505,10 @@ def station_to_proto(runtime: StationRuntime, snap: StationSnapshot) -> spb.Stat
     )
 
 
-def _printer_condition(status: Any) -> spb.PrinterCondition:
-    return spb.PrinterCondition(busy=bool(status.busy), alerts=[
-        spb.PrinterAlert(reason_code="PRINTER_" + upper_snake(a.name), cause=a.description,
-                         remedy=a.remedy, vendor_code=a.cs_code or f"0x{a.code24:06X}")
-        for a in status.alerts])
+def _printer_condition(status: PrinterCondition) -> spb.PrinterCondition:
+    return spb.PrinterCondition(busy=status.busy, alerts=[
+        spb.PrinterAlert(reason_code=a.code, cause=a.cause, remedy=a.remedy,
+                         vendor_code=a.vendor_code) for a in status.alerts])
 
 
 class StationServicer(station_pb2_grpc.StationServiceServicer):
@@ -572,7 +571,7 @@ class StationServicer(station_pb2_grpc.StationServiceServicer):
         try:
             result = getattr(self.rt.station.printer, action)(**kwargs)
             condition = _printer_condition(self.rt.station.printer.status())
-        except PrinterError as exc:
+        except PrinterFault as exc:
             abort_fault(context, fault_of(exc))
         finally:
             self.rt.printer_lock.release()
