@@ -617,3 +617,20 @@ def test_audit_failure_refuses_further_changes(
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert error_info(caught.value).reason == "AUDIT_LOG_UNAVAILABLE"
     call(ch, S + "GetStation", tokens["admin"])  # reads still work
+
+
+def test_serve_refuses_a_cut_log_without_a_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = station_log(tmp_path / "data", 4)
+    path.write_text("".join(lines(path)[:2]), encoding="utf-8")
+    config = tmp_path / "cardstation.toml"
+    config.write_text(f'[station]\ndata_dir = "{tmp_path / "data"}"\n')
+    result = subprocess.run([sys.executable, "-m", "cardstation", "serve", "--config",
+                             str(config), "--listen", "127.0.0.1:0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "head at seq 4" in result.stderr and "cut off" in result.stderr
+    assert "cardstation audit restart" in result.stderr
+    assert "Traceback" not in result.stderr

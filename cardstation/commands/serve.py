@@ -64,10 +64,12 @@ class RunningServer:
 def open_audit_log(config: Any) -> Iterator[Any]:
     """The audit log under its key (created on first start), its head kept in the journal."""
     from cardstation.personalization.journal import Journal
+    from cardstation.personalization.private_files import make_private_dir
     from cardstation.server.audit import AuditLog
     from cardstation.server.audit_head import JournalHeadStore
     from cardstation.server.audit_key import load_or_create_key
 
+    make_private_dir(config.data_path)  # before the head store may create the journal there
     audit_path = config.server.audit_log or str(config.data_path / "audit.jsonl")
     key = load_or_create_key(config.server.audit_key or config.data_path / "audit.key")
     with Journal(config.data_path / "journal.sqlite") as journal, \
@@ -109,11 +111,12 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
                 pcsc.wait_for_card(config.readers.psam, timeout=10)
             config = sim.config(server=vars(config.server),
                                 window={"pin_timeout": config.window.pin_timeout})
+        # The audit log first: a cut or foreign log refuses the start before any job resumes.
+        audit = stack.enter_context(open_audit_log(config))
         runtime = StationRuntime(lambda **kw: build_station(config, **kw)).start()
         stack.callback(runtime.stop)
         tokens = TokenStore.load(config.server.tokens_file) if config.server.tokens_file \
             else None
-        audit = stack.enter_context(open_audit_log(config))
         interceptor = AuthInterceptor(tokens, _client_roles(config.server.client_roles),
                                       audit, simulate_loopback=simulate)
         credentials = None
