@@ -48,6 +48,7 @@ client_ca = ""              # set to accept client certificates (mTLS)
 tokens_file = ""            # hashed bearer tokens with roles and expiry
 client_roles = ""           # "console-01=operator,hub=upstream" for mTLS callers
 audit_log = ""              # default <data_dir>/audit.jsonl
+audit_key = ""              # HMAC key of the audit chain, 0600; default <data_dir>/audit.key
 ```
 Errors name the file, the key and what is wrong; unknown keys are errors (a typo must not fall
 back to a default silently).
@@ -139,6 +140,7 @@ class ServerSection:
     tokens_file: str = ""  # JSON of hashed bearer tokens (see cardstation.server.auth)
     client_roles: str = ""  # "CN=role,CN=role" for mTLS callers
     audit_log: str = ""  # default: <data_dir>/audit.jsonl
+    audit_key: str = ""  # default: <data_dir>/audit.key (created 0600 on first start)
 
 
 @dataclass(frozen=True)

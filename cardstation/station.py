@@ -26,6 +26,7 @@ from cardstation.personalization.pinentry import PinPadEntry
 from cardstation.personalization.pipeline import Devices, EventSink, Pipeline
 from cardstation.personalization.ports.cms import Cms, CmsSettings
 from cardstation.personalization.ports.printer import CardPrinter, PrinterSettings
+from cardstation.personalization.private_files import make_private_dir, make_private_files
 from cardstation.personalization.rules import PhotoSpec
 from cardstation.personalization.window import (
     NO_IDREADER,
@@ -193,8 +194,9 @@ def build_station(config: Config,
     """Everything of one station. Devices are reached when used, so a station whose printer
     or readers are missing still starts and says what is missing."""
     data = config.data_path
-    data.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data)  # 0700: the journal, outbox and previews hold personal data
     journal = Journal(data / "journal.sqlite")
+    make_private_files(data / f"journal.sqlite{suffix}" for suffix in ("", "-wal", "-shm"))
     outbox = Outbox(journal)
     cms: Cms = cms_factory(config.cms.kind)(CmsSettings(
         config.cms.url, config.station.id, connect_timeout=config.cms.connect_timeout,

@@ -23,7 +23,7 @@ Build the server::
     interceptor = AuthInterceptor(
         tokens=TokenStore.load("etc/tokens.json"),
         client_roles={"window-1": Role.OPERATOR},
-        audit=AuditLog("var/station/audit.jsonl"),
+        audit=AuditLog("var/station/audit.jsonl", key=load_or_create_key("var/station/audit.key")),
     )
     server = grpc.server(ThreadPoolExecutor(max_workers=16), interceptors=[interceptor])
 """
