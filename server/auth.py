@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -49,6 +48,7 @@ import grpc
 
 from cardstation.server.audit import AuditLog
 from cardstation.server.errors import PACKAGE, abort_with
+from cardstation.server.tls import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -306,19 +306,9 @@ def current_identity() -> Identity | None:
 
 def _peer_is_loopback(peer: str) -> bool:
     """True for grpc peer strings like "ipv4:127.0.0.1:5000" or "ipv6:[::1]:5000"."""
-    if peer.startswith("ipv4:"):
-        host = peer[5:].rsplit(":", 1)[0]
-    elif peer.startswith("ipv6:"):
-        host = peer[5:].rsplit(":", 1)[0].strip("[]")
-    else:
-        return False  # unix sockets and unknown transports: not for the simulate fallback
-    try:
-        addr = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return addr.is_loopback
+    if peer.startswith(("ipv4:", "ipv6:")):
+        return is_loopback(peer[5:].rsplit(":", 1)[0])  # the one loopback rule (server/tls)
+    return False  # unix sockets and unknown transports: not for the simulate fallback
 
 
 def _issuance_id(message: Any) -> str | None:

@@ -143,11 +143,12 @@ def run(args: argparse.Namespace) -> int:
     except (config_module.ConfigError, InsecureListenError, ValueError, OSError) as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
+    from cardstation.foreground import catch_stop_signals, wait_for_stop_signal
+
+    stop = catch_stop_signals()  # before the address: a caller may signal as soon as it reads it
     host = listen.rpartition(":")[0] or "127.0.0.1"
     print(f"listening on {host}:{running.port}", flush=True)
-    from cardstation.foreground import wait_for_stop_signal
-
-    wait_for_stop_signal()
+    wait_for_stop_signal(stop)
     print("stopping: finishing the step in progress", flush=True)
     running.stop()
     return 0
