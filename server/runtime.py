@@ -29,7 +29,7 @@ from cardstation.personalization.faults import Fault, fault, fault_of
 from cardstation.personalization.journal import Issuance, JournalError, State
 from cardstation.personalization.pipeline import IssuanceError
 from cardstation.personalization.ports.printer import PrinterFault
-from cardstation.station import Station
+from cardstation.server.station_port import StationParts
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class StationRuntime:
 
     TERMINAL = (State.DONE, State.REJECTED)
 
-    def __init__(self, build: Callable[..., Station], monitor_interval: float = 1.0) -> None:
+    def __init__(self, build: Callable[..., StationParts], monitor_interval: float = 1.0) -> None:
         self.events = EventBus()
         self.station = build(on_event=self._on_event)
         self.journal = self.station.journal
