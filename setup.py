@@ -28,6 +28,7 @@ setup(
     packages=packages,
     package_dir=package_dir,
     package_data={
+        "cardstation": ["samples/*.toml"],
         "cardstation.protos": ["**/*.proto"],
         "cardstation.simulators": ["**/*.json"],
         "cardstation.personalization.face": ["layouts/*.json"],

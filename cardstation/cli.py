@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "console",
     "window",
     "audit",
+    "configure",
+    "token",
     "read_id",
     "sim",
     "printer",

@@ -9,6 +9,10 @@ kind = "reference-http"     # the CMS adapter (cardstation/registries.py; docs/c
 url = "http://127.0.0.1:8600"
 connect_timeout = 3.0
 read_timeout = 10.0
+tls_ca = ""                 # https: the CA the CMS's certificate chains to (default: system's)
+tls_cert = ""               # https: client certificate and key (mutual TLS), key mode 0600
+tls_key = ""
+token_file = ""             # a 0600 file holding the bearer token the CMS issued this station
 [cms.options]               # the adapter's own keys (the reference adapter takes none)
 [printer]
 model = "hiti-cs220e"       # the printer adapter (cardstation/registries.py)
@@ -78,6 +82,10 @@ class CmsSection:
     url: str = "http://127.0.0.1:8600"
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
+    tls_ca: str = ""  # PEM of the CA the CMS's certificate must chain to (default: the system's)
+    tls_cert: str = ""  # PEM client certificate the station presents (mutual TLS), with ...
+    tls_key: str = ""  # ... its key (0600)
+    token_file: str = ""  # a file (0600) holding the bearer token the CMS issued this station
     options: dict[str, Any] = field(default_factory=dict)  # [cms.options]: the adapter's own
 
 
@@ -176,64 +184,89 @@ def _coerce(section: str, key: str, value: Any, default: Any, where: str) -> Any
 
 
 def _build(data: dict[str, Any], where: str, base: Config | None = None) -> Config:
-    base = base or Config()
-    known = {f.name for f in fields(Config)}
-    unknown = set(data) - known
-    if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {sorted(unknown)}; known: {sorted(known)}")
-    sections: dict[str, Any] = {}
-    for name in known:
-        current = getattr(base, name)
-        values = data.get(name, {})
-        if not isinstance(values, dict):
-            raise ConfigError(f"{where}: [{name}] must be a table")
-        allowed = {f.name for f in fields(current)}
-        bad = set(values) - allowed
-        if bad:
-            raise ConfigError(f"{where}: [{name}] unknown key(s) {sorted(bad)}; "
-                              f"known: {sorted(allowed)}")
-        coerced = {k: _coerce(name, k, v, getattr(current, k), where) for k, v in values.items()}
-        sections[name] = replace(current, **coerced)
-    config = Config(**sections)
-    _check(config, where)
+    config, problems = collect(data, where, base)
+    if problems:
+        raise ConfigError("\n".join(problems))
     return config
 
 
-def _check(config: Config, where: str) -> None:
-    keys = config.keys
-    if keys.service not in ("psam", "hsm", "software"):
-        raise ConfigError(f"{where}: [keys] service must be \"psam\", \"hsm\" or \"software\"")
-    if keys.service == "hsm":
-        problems = []
-        host, sep, port = keys.hsm_address.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            problems.append("hsm_address must be host:port")
-        if not keys.hsm_ca:
-            problems.append("hsm_ca is required (the machine is reached over TLS only)")
-        if bool(keys.hsm_cert) != bool(keys.hsm_key):
-            problems.append("hsm_cert and hsm_key go together")
-        if not keys.hsm_system_id:
-            problems.append("hsm_system_id is required")
-        if not (len(keys.hsm_key_address) == 4 and keys.hsm_key_address.isalnum()):
-            problems.append("hsm_key_address is 4 characters (e.g. 0094)")
-        if keys.hsm_timeout <= 0:
-            problems.append("hsm_timeout must be positive")
-        if problems:
-            raise ConfigError(f"{where}: [keys] service = \"hsm\": " + "; ".join(problems))
+def collect(data: dict[str, Any], where: str,
+            base: Config | None = None) -> tuple[Config, list[str]]:
+    """The configuration `data` describes and every problem in it (not only the first): a
+    key that is wrong keeps its default so the rest can still be checked."""
+    base = base or Config()
+    problems: list[str] = []
+    known = {f.name for f in fields(Config)}
+    unknown = set(data) - known
+    if unknown:
+        problems.append(f"{where}: unknown section(s) {sorted(unknown)}; known: "
+                        f"{sorted(known)}")
+    sections: dict[str, Any] = {}
+    for name in sorted(known):
+        current = getattr(base, name)
+        values = data.get(name, {})
+        if not isinstance(values, dict):
+            problems.append(f"{where}: [{name}] must be a table")
+            values = {}
+        allowed = {f.name for f in fields(current)}
+        bad = set(values) - allowed
+        if bad:
+            problems.append(f"{where}: [{name}] unknown key(s) {sorted(bad)}; "
+                            f"known: {sorted(allowed)}")
+        coerced = {}
+        for key in sorted(set(values) & allowed):
+            try:
+                coerced[key] = _coerce(name, key, values[key], getattr(current, key), where)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        sections[name] = replace(current, **coerced)
+    config = Config(**sections)
+    problems += [f"{where}: {problem}" for problem in check_values(config)]
+    return config, problems
+
+
+def check_values(config: Config) -> list[str]:
+    """Every value that is wrong on its own or with the others."""
     from cardstation.registries import CMS_KINDS, PRINTER_MODELS
 
+    problems = []
+    keys = config.keys
+    if keys.service not in ("psam", "hsm", "software"):
+        problems.append("[keys] service must be \"psam\", \"hsm\" or \"software\"")
+    if keys.service == "hsm":
+        hsm = []
+        host, sep, port = keys.hsm_address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            hsm.append("hsm_address must be host:port")
+        if not keys.hsm_ca:
+            hsm.append("hsm_ca is required (the machine is reached over TLS only)")
+        if bool(keys.hsm_cert) != bool(keys.hsm_key):
+            hsm.append("hsm_cert and hsm_key go together")
+        if not keys.hsm_system_id:
+            hsm.append("hsm_system_id is required")
+        if not (len(keys.hsm_key_address) == 4 and keys.hsm_key_address.isalnum()):
+            hsm.append("hsm_key_address is 4 characters (e.g. 0094)")
+        if keys.hsm_timeout <= 0:
+            hsm.append("hsm_timeout must be positive")
+        if hsm:
+            problems.append("[keys] service = \"hsm\": " + "; ".join(hsm))
     if config.cms.kind not in CMS_KINDS:
-        raise ConfigError(f"{where}: [cms] kind {config.cms.kind!r} is not known; known: "
-                          + ", ".join(sorted(CMS_KINDS)))
+        problems.append(f"[cms] kind {config.cms.kind!r} is not known; known: "
+                        + ", ".join(sorted(CMS_KINDS)))
     if config.printer.model not in PRINTER_MODELS:
-        raise ConfigError(f"{where}: [printer] model {config.printer.model!r} is not known; "
-                          "known: " + ", ".join(sorted(PRINTER_MODELS)))
+        problems.append(f"[printer] model {config.printer.model!r} is not known; "
+                        "known: " + ", ".join(sorted(PRINTER_MODELS)))
     if not config.cms.url.startswith(("http://", "https://")):
-        raise ConfigError(f"{where}: [cms] url must start with http:// or https://")
+        problems.append("[cms] url must start with http:// or https://")
     if not 0 < config.photo.min_kb < config.photo.max_kb:
-        raise ConfigError(f"{where}: [photo] needs 0 < min_kb < max_kb")
+        problems.append("[photo] needs 0 < min_kb < max_kb")
     if config.cms.connect_timeout <= 0 or config.cms.read_timeout <= 0:
-        raise ConfigError(f"{where}: [cms] timeouts must be positive")
+        problems.append("[cms] timeouts must be positive")
+    if bool(config.cms.tls_cert) != bool(config.cms.tls_key):
+        problems.append("[cms] tls_cert and tls_key go together")
+    if (config.cms.tls_ca or config.cms.tls_cert) and not config.cms.url.startswith("https://"):
+        problems.append("[cms] tls_ca / tls_cert are set but the url is not https://")
+    return problems
 
 
 def load(path: str | Path | None = None) -> Config:

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from cardstation.config import Config
 from cardstation.drivers.idreader import Ga467Reader
@@ -26,7 +27,11 @@ from cardstation.personalization.pinentry import PinPadEntry
 from cardstation.personalization.pipeline import Devices, EventSink, Pipeline
 from cardstation.personalization.ports.cms import Cms, CmsSettings
 from cardstation.personalization.ports.printer import CardPrinter, PrinterSettings
-from cardstation.personalization.private_files import make_private_dir, make_private_files
+from cardstation.personalization.private_files import (
+    check_private_file,
+    make_private_dir,
+    make_private_files,
+)
 from cardstation.personalization.rules import PhotoSpec
 from cardstation.personalization.window import (
     NO_IDREADER,
@@ -200,7 +205,10 @@ def build_station(config: Config,
     outbox = Outbox(journal)
     cms: Cms = cms_factory(config.cms.kind)(CmsSettings(
         config.cms.url, config.station.id, connect_timeout=config.cms.connect_timeout,
-        read_timeout=config.cms.read_timeout, options=dict(config.cms.options)))
+        read_timeout=config.cms.read_timeout, tls_ca=config.cms.tls_ca,
+        tls_cert=config.cms.tls_cert, tls_key=config.cms.tls_key,
+        token=_read_secret(config.cms.token_file, "[cms] token_file"),
+        options=dict(config.cms.options)))
     printer: CardPrinter = printer_factory(config.printer.model)(PrinterSettings(
         config.printer.device, poll_interval=config.printer.poll_interval,
         panel_pause=config.printer.panel_pause, options=dict(config.printer.options)))
@@ -244,6 +252,17 @@ def build_station(config: Config,
     worker.on_failed = pipeline.note_return_attempt
     window = _build_window(config, keys, cms)
     return Station(config, journal, outbox, cms, printer, keys, pipeline, worker, window, readers)
+
+
+def _read_secret(path: str, what: str) -> str:
+    """A secret kept in a file of its own (0600), e.g. the CMS's bearer token; "" when none."""
+    if not path:
+        return ""
+    check_private_file(path, what)
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{what} {path} cannot be read ({exc.strerror})") from None
 
 
 def _build_window(config: Config, keys: KeyService, cms: Cms) -> Window:

@@ -20,6 +20,7 @@ import http.client
 import json
 import logging
 import socket
+import ssl
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -34,6 +35,7 @@ from cardstation.personalization.ports.cms import (
     ClaimedElsewhere,
     CmsEndpointNotFound,
     CmsError,
+    CmsNotAuthorized,
     CmsProtocolError,
     CmsRequestRejected,
     CmsSettings,
@@ -59,6 +61,9 @@ class CmsClient:
         station_id: str,
         connect_timeout: float = 3.0,
         read_timeout: float = 10.0,
+        *,
+        tls: ssl.SSLContext | None = None,
+        token: str = "",
     ) -> None:
         url = urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
@@ -73,6 +78,8 @@ class CmsClient:
         self._host = url.hostname
         self._port = url.port
         self._prefix = url.path.rstrip("/")
+        self._tls = tls  # None: the system's CAs (https), or plain http
+        self._token = token
 
     @classmethod
     def from_settings(cls, settings: CmsSettings) -> CmsClient:
@@ -80,8 +87,13 @@ class CmsClient:
         if settings.options:
             raise ValueError("the reference-http CMS takes no [cms.options]; got "
                              + ", ".join(sorted(settings.options)))
+        tls = None
+        if settings.tls_ca or settings.tls_cert:
+            tls = ssl.create_default_context(cafile=settings.tls_ca or None)
+            if settings.tls_cert:
+                tls.load_cert_chain(settings.tls_cert, settings.tls_key or None)
         return cls(settings.url, settings.station_id, connect_timeout=settings.connect_timeout,
-                   read_timeout=settings.read_timeout)
+                   read_timeout=settings.read_timeout, tls=tls, token=settings.token)
 
     def __repr__(self) -> str:
         return f"CmsClient({self.base_url!r}, station_id={self.station_id!r})"
@@ -219,14 +231,18 @@ class CmsClient:
     # ---- transport ---------------------------------------------------------------------
 
     def _connection(self) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-        return cls(self._host, self._port, timeout=self.connect_timeout)
+        if self._scheme == "https":
+            return http.client.HTTPSConnection(self._host, self._port,
+                                               timeout=self.connect_timeout, context=self._tls)
+        return http.client.HTTPConnection(self._host, self._port, timeout=self.connect_timeout)
 
     def _call(
         self, method: str, path: str, body: dict[str, Any] | None, op: str, id_number: str
     ) -> dict[str, Any]:
         payload = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         headers = {"Accept": "application/json", "Connection": "close"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
         if payload is not None:
             headers["Content-Type"] = "application/json; charset=utf-8"
         conn = self._connection()
@@ -361,6 +377,14 @@ class CmsClient:
                 "恢复申请 (restore the application), then fetch again",
                 status=status,
             )
+        if status in (401, 403):
+            return CmsNotAuthorized(
+                code or f"http_{status}",
+                f"The CMS does not accept this station's credentials (HTTP {status}) — check "
+                "[cms] token_file and tls_cert in cardstation.toml, and that the CMS has this "
+                "station registered",
+                status=status,
+            )
         if status in (404, 405):
             # Not "no such application": the URL does not reach the CMS API at all.
             return CmsEndpointNotFound(
@@ -390,6 +414,12 @@ def _seg(value: str) -> str:
 
 
 def _os_cause(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"its TLS certificate is not trusted ({exc.verify_message}): check [cms] "
+                "tls_ca and the CMS address")
+    if isinstance(exc, ssl.SSLError):
+        return (f"the TLS handshake failed ({exc.reason or exc}): check [cms] tls_cert / "
+                "tls_key and that the CMS accepts this station's certificate")
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError):
@@ -411,6 +441,7 @@ __all__ = [
     "CmsClient",
     "CmsEndpointNotFound",
     "CmsError",
+    "CmsNotAuthorized",
     "CmsProtocolError",
     "CmsRequestRejected",
     "CmsUnavailable",

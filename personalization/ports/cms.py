@@ -102,6 +102,12 @@ class TemporaryCardUnknown(CmsError):
     code = "TEMPORARY_CARD_UNKNOWN"
 
 
+class CmsNotAuthorized(CmsError):
+    """The CMS does not accept this station's credentials (token or client certificate)."""
+
+    code = "CMS_NOT_AUTHORIZED"
+
+
 class CertificateRefused(CmsError):
     """The CMS would not issue a 3rd-generation card's certificates (GetCA)."""
 
@@ -137,7 +143,7 @@ class CmsEndpointNotFound(CmsProtocolError):
 CMS_CODES: frozenset[str] = frozenset(
     cls.code for cls in (
         CmsError, CmsUnavailable, ApplicationNotFound, NotMarkedForInstantIssuance,
-        ClaimedElsewhere, ReturnConflict, AlreadyMade, RestoreRequired,
+        ClaimedElsewhere, ReturnConflict, AlreadyMade, RestoreRequired, CmsNotAuthorized,
         TemporaryCardOutstanding, TemporaryCardUnknown, CertificateRefused, CmsProtocolError,
         CmsRequestRejected, CmsEndpointNotFound))
 
@@ -145,13 +151,17 @@ CMS_CODES: frozenset[str] = frozenset(
 @dataclass(frozen=True)
 class CmsSettings:
     """What the composition root gives an adapter's factory (from `[cms]`): the URL, this
-    station's id (claims are made in its name), timeouts, and `options`, the adapter's own
-    keys from `[cms.options]`."""
+    station's id (claims are made in its name), timeouts, the TLS files and bearer token for
+    reaching it, and `options`, the adapter's own keys from `[cms.options]`."""
 
     url: str
     station_id: str
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
+    tls_ca: str = ""  # PEM file of the CA the CMS's certificate chains to ("": the system's)
+    tls_cert: str = ""  # PEM client certificate and key the station presents (mutual TLS)
+    tls_key: str = ""
+    token: str = field(default="", repr=False)  # the bearer token the CMS issued; never logged
     options: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -29,8 +29,10 @@ retry with the same idempotency key must then be acknowledged as a duplicate.
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
 import logging
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,6 +87,8 @@ class CmsSimulator:
         if not self.ledger_store.load():
             self._seed_defaults(extra_applicants)
         self._faults: dict[str, dict[str, Any]] = {}
+        self._tls: ssl.SSLContext | None = None
+        self._token = ""
         self.authority = CertificateAuthority()
         self.certificates_issued: list[dict[str, Any]] = []
         self._faults_lock = threading.Lock()
@@ -117,14 +121,21 @@ class CmsSimulator:
         if self._server is None:
             raise RuntimeError("the CMS simulator is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self._tls else 'http'}://{host}:{port}"
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Listen on host:port (0 = any free port) in a background thread; return the base URL."""
+    def start(self, host: str = "127.0.0.1", port: int = 0, *,
+              tls: ssl.SSLContext | None = None, token: str = "") -> str:
+        """Listen on host:port (0 = any free port) in a background thread; return the base URL.
+        `tls`: serve HTTPS with this server context (one that requires client certificates
+        makes it mutual TLS); `token`: every station request must carry this bearer token (401
+        otherwise; the admin endpoints are exempt, like the faults)."""
         if self._server is not None:
             raise RuntimeError("the CMS simulator is already started")
         self._wake.clear()
         server = _Server((host, port), _Handler)
+        self._tls, self._token = tls, token
+        if tls is not None:
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
         server.sim = self
         self._server = server
         self._thread = threading.Thread(
@@ -306,6 +317,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(exc.status, exc.to_dict())
             return
         admin = parts[:1] in (["_faults"], ["ledger"]) or (parts == ["applications"])
+        if not admin and sim._token and not hmac.compare_digest(
+                self.headers.get("Authorization", ""), f"Bearer {sim._token}"):
+            self._send(401, {"error": "unauthorized", "message": "no valid bearer token"})
+            return
         if not admin:
             if sim._take_fault("down") is not None:
                 return  # no answer at all: the client sees the connection closed
