@@ -48,9 +48,9 @@ def _kill_hook() -> object:
 def run(args: argparse.Namespace) -> int:
     from cardstation.logs import mask_id_number
     from cardstation.personalization.cms import CmsError
-    from cardstation.personalization.journal import State
+    from cardstation.personalization.journal import JournalError, State
     from cardstation.personalization.pipeline import IssuanceError
-    from cardstation.station import build_station
+    from cardstation.station import build_station, journal_refusal
 
     try:
         cfg = config_module.load(args.config)
@@ -62,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{mask_id_number(issuance.id_number)} {issuance.state.value:<14} {message}",  # type: ignore[attr-defined]
               flush=True)
 
-    station = build_station(cfg, after_commit=_kill_hook(), on_event=show)  # type: ignore[arg-type]
+    try:
+        station = build_station(cfg, after_commit=_kill_hook(), on_event=show)  # type: ignore[arg-type]
+    except JournalError as exc:  # refused before any card: never over a damaged journal
+        print(f"run: {journal_refusal(exc)}", file=sys.stderr)
+        return 2
     results: dict[str, str] = {}
     jobs: dict[str, str] = {}  # ID number -> issuance id
     try:
