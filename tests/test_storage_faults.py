@@ -125,6 +125,12 @@ def storage_events(api: object, issuance_id: str, code: str) -> tuple[list, list
     return failed, resumed
 
 
+def reached(api: object, issuance_id: str, state: State) -> float:
+    """When the job first reached `state` (journal time)."""
+    events = api.runtime.journal.events(issuance_id)  # type: ignore[attr-defined]
+    return min(e.at for e in events if e.to_state is state and e.from_state is not state)
+
+
 def until(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while True:
@@ -169,6 +175,8 @@ def test_journal_locked_during_the_printed_commit_holds_the_lane_and_resumes(api
                  "the first job to resume by itself and finish")
     failed, resumed = storage_events(api, first.id, "STORAGE_UNAVAILABLE")
     assert failed and resumed and resumed[0].at > failed[0].at
+    # the lane held: the next card was fed only once the first one had left the printer
+    assert reached(api, first.id, State.EJECTED) < reached(api, second.id, State.FED)
     assert model.reject_box == []  # no good card wrongly rejected
     assert len(model.print_log) == 2  # each face printed once: the first not printed again
     assert len(model.output_hopper) == 2
@@ -301,6 +309,8 @@ def test_a_full_disk_stops_the_job_in_a_named_state_and_everything_resumes(tmp_p
         failed, resumed = storage_events(api, jobs[0].id, "STORAGE_FULL")
         assert failed and resumed
         assert failed[0].data["resume_from"] == State.VERIFIED.value
+        ejected = reached(api, jobs[0].id, State.EJECTED)
+        assert all(ejected < reached(api, job.id, State.FED) for job in jobs[1:])
         assert model.reject_box == [] and len(model.print_log) == 3
         assert station(api).ready
     finally:
