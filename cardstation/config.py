@@ -4,6 +4,7 @@
 [station]
 id = "410700-W01"           # claims at the CMS are made in this name
 data_dir = "var/station"    # SQLite journal, previews, audit log
+min_free_mb = 64            # a job is admitted only with this much room left on that disk
 [cms]
 kind = "reference-http"     # the CMS adapter (cardstation/registries.py; docs/cms-adapter.md)
 url = "http://127.0.0.1:8600"
@@ -74,6 +75,7 @@ class ConfigError(ValueError):
 class StationSection:
     id: str = "410700-W01"
     data_dir: str = "var/station"
+    min_free_mb: int = 64
 
 
 @dataclass(frozen=True)

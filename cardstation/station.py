@@ -14,7 +14,8 @@ from cardstation.drivers.pcsc.errors import CardWaitTimeout, PcscError
 from cardstation.drivers.pcsc.readers import PcscContext
 from cardstation.drivers.pcsc.transport import PcscTransport
 from cardstation.drivers.pinpad.pinpad import PinPad
-from cardstation.personalization.journal import Journal, State
+from cardstation.personalization.faults import fault_of
+from cardstation.personalization.journal import Journal, JournalError, State, StorageFault
 from cardstation.personalization.keys.hsm import HsmKeyService, client_context
 from cardstation.personalization.keys.service import (
     KeyService,
@@ -183,6 +184,14 @@ class Station:
         return len(self.outbox.pending())
 
 
+def journal_refusal(exc: JournalError) -> str:
+    """Why the station does not start on its journal, for the operator: a damaged, empty or
+    unreadable file names itself and the remedy; a locked or full one says what to free."""
+    if isinstance(exc, StorageFault):
+        return f"the journal cannot be opened: {fault_of(exc).message}"
+    return str(exc)
+
+
 def build_hsm_key_service(config: Config) -> HsmKeyService:
     """The remote encryption machine of `[keys]` (TLS; a client certificate when given)."""
     k = config.keys
@@ -246,7 +255,8 @@ def build_station(config: Config,
                           max_delay=config.returns.max_delay)
     spec = PhotoSpec(min_bytes=config.photo.min_kb * 1024, max_bytes=config.photo.max_kb * 1024)
     pipeline = Pipeline(journal, outbox, cms, devices, data, photo_spec=spec, on_event=on_event,
-                        after_commit=after_commit, wake_returns=worker.wake)
+                        after_commit=after_commit, wake_returns=worker.wake,
+                        storage_reserve=config.station.min_free_mb * 1_000_000)
     # DONE follows the CMS's acknowledgement; a refusal for good fails the job (settle_return)
     worker.on_delivered = lambda entry: pipeline.settle_return(entry.issuance_id)
     worker.on_failed = pipeline.note_return_attempt

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from cardstation.drivers.pcsc import errors as pcsc
+from cardstation.personalization.journal import StorageFault
 from cardstation.personalization.keys.service import KeyServiceError, KeyServiceUnavailable
 from cardstation.personalization.ports.cms import CertificateRefused, CmsError
 from cardstation.personalization.ports.printer import PrinterFault
+from cardstation.personalization.storage import StorageKind
 
 
 class Action(StrEnum):
@@ -82,6 +84,8 @@ REMEDY_NETWORK_RETURN = ("check the network; the return is kept and resent autom
                          "there (恢复申请) and resend")
 
 _PRINTER_ACTIONS = (Action.RESUME, Action.RESET_PRINTER, Action.REJECT_CARD)
+#: The fault of each kind of storage trouble (a job stopped by one resumes by itself).
+STORAGE_CODES = {StorageKind.FULL: "STORAGE_FULL", StorageKind.UNAVAILABLE: "STORAGE_UNAVAILABLE"}
 
 # Faults that are not device errors (the pipeline's own findings).
 CATALOGUE: dict[str, Fault] = {f.code: f for f in (
@@ -137,6 +141,15 @@ CATALOGUE: dict[str, Fault] = {f.code: f for f in (
           "pre-made card and make the card again", (Action.REMAKE,)),
     Fault("STORAGE_ERROR", "the station could not write its journal",
           "check the disk (space, permissions), then resume", (Action.RESUME,)),
+    Fault("STORAGE_FULL", "the station's disk is full: the journal cannot record the job",
+          "free space on the disk of the station's data folder (never delete the journal "
+          "files); the job continues by itself once its step is recorded, and its card stays "
+          "in the printer until then: do not take it out", (Action.RESUME, Action.REJECT_CARD)),
+    Fault("STORAGE_UNAVAILABLE", "the station's journal cannot be written now",
+          "close the program that holds the journal open (a backup or a database viewer) or "
+          "check the disk; the job continues by itself once its step is recorded, and its card "
+          "stays in the printer until then: do not take it out",
+          (Action.RESUME, Action.REJECT_CARD)),
     Fault("REQUEST_ID_REUSED", "the request id was already used for another applicant",
           "use a new request id for each applicant (or leave it empty)", ()),
     Fault("APPLICANT_HAS_LIVE_JOB", "this applicant's card is already being made",
@@ -266,6 +279,8 @@ def fault_of(exc: BaseException) -> Fault:
                      actions=(Action.RESUME, Action.REJECT_CARD))
     if isinstance(exc, KeyServiceError):
         return fault("KEY_SERVICE_REFUSED", str(exc))
+    if isinstance(exc, StorageFault):
+        return fault(STORAGE_CODES[exc.kind], str(exc))
     return fault("INTERNAL", f"{type(exc).__name__}: {exc}")
 
 

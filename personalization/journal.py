@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -42,9 +43,17 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from cardstation.logs import mask_id_number
 from cardstation.personalization.model import ReturnRecord
+from cardstation.personalization.storage import (
+    StorageKind,
+    free_bytes,
+    os_kind,
+    sqlite_cause,
+    sqlite_kind,
+)
 
 SCHEMA_VERSION = 2
 SCHEMA_APPLICATION = "cardstation-journal"
@@ -143,7 +152,30 @@ class LiveIssuanceExists(JournalError):
 
 
 class JournalCorrupt(JournalError):
-    """The file is not a journal this version understands (corrupt, foreign or newer schema)."""
+    """The file is not a journal this version understands (corrupt, foreign or newer schema),
+    or cannot be opened at all. The message names the file and what to do."""
+
+
+#: What an operator does about a journal that cannot be opened (never re-created over).
+REMEDY_JOURNAL_FILE = ("restore the journal from the station's backup, or, knowing that its "
+                       "history (jobs, events, queued returns) is lost, move the file away so "
+                       "that a new journal is made; then start the station again")
+
+
+class StorageFault(JournalError):
+    """The journal (or the data folder) cannot be written now: `kind` FULL (no room) or
+    UNAVAILABLE (locked by another program, an I/O error, read-only). Transient: the same
+    write succeeds once the cause is gone. `cause` is in plain words, `path` the file."""
+
+    def __init__(self, kind: StorageKind, path: Path, cause: str) -> None:
+        self.kind = kind
+        self.path = Path(path)
+        self.cause = cause
+        super().__init__(f"{cause} ({self.path})")
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, path: Path) -> StorageFault:
+        return cls(os_kind(exc), Path(exc.filename or path), exc.strerror or str(exc))
 
 
 @dataclass
@@ -309,28 +341,43 @@ class Database:
     ) -> None:
         self.path = Path(path)
         self.clock = clock
+        self.timeout = timeout
         self.lock = threading.RLock()
         self.closed = False
+        self.durable = durable
+        if not self.path.exists():
+            _create_atomically(self.path, lambda p: self._connect(p, durable, create=True))
+        _check_file(self.path)
+        self.conn = self._connect(self.path, durable)
+
+    def _connect(self, path: Path, durable: bool, create: bool = False) -> sqlite3.Connection:
+        """An open, checked connection to the journal at `path` (schema made or migrated)."""
         try:
-            self.conn = sqlite3.connect(
-                str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
-            )
+            # mode=rw for the journal itself: SQLite must never make an empty file where the
+            # journal should be (only the temporary file of a new journal is created)
+            conn = sqlite3.connect(f"file:{_uri_path(path)}?mode={'rwc' if create else 'rw'}",
+                                   timeout=self.timeout, isolation_level=None,
+                                   check_same_thread=False, uri=True)
         except sqlite3.Error as exc:
-            raise JournalCorrupt(f"cannot open journal {self.path}: {exc}") from exc
+            raise JournalCorrupt(f"cannot open journal {path}: {exc} — "
+                                 f"{REMEDY_JOURNAL_FILE}") from exc
+        self.conn = conn  # _prepare_schema writes through self.write(), on this connection
         try:
-            self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            self.conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
             # FULL: a commit is on disk before it returns (power loss included). NORMAL (in WAL)
             # survives a process crash but may lose the last commits on power loss.
-            self.conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-            self.conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            conn.execute("PRAGMA foreign_keys = ON")
             self._prepare_schema()
         except sqlite3.DatabaseError as exc:
-            self.conn.close()
-            raise JournalCorrupt(f"{self.path} is not a usable journal: {exc}") from exc
-        except JournalCorrupt:
-            self.conn.close()
+            conn.close()
+            raise JournalCorrupt(f"{path} is not a usable journal: {exc} — "
+                                 f"{REMEDY_JOURNAL_FILE}") from exc
+        except JournalError:
+            conn.close()
             raise
+        return conn
 
     def _prepare_schema(self) -> None:
         with self.write() as conn:
@@ -393,28 +440,81 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE): commit on success, roll back on any error."""
-        with self.lock:
+        """One write transaction (BEGIN IMMEDIATE): commit on success, roll back on any error.
+        A lock held too long by another program, a full disk or an I/O error is StorageFault."""
+        with self.lock, self._storage_errors():
             self._check_open()
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise
-            else:
+            try:
                 self.conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()  # SQLite may have rolled back itself (a full disk does)
+                raise
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A consistent read (one deferred transaction over all statements inside)."""
-        with self.lock:
+        with self.lock, self._storage_errors():
             self._check_open()
             self.conn.execute("BEGIN")
             try:
                 yield self.conn
             finally:
-                self.conn.execute("COMMIT")
+                if self.conn.in_transaction:
+                    self.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:  # the connection is unusable; the next BEGIN says so
+                pass
+
+    @contextmanager
+    def _storage_errors(self) -> Iterator[None]:
+        """SQLite errors that mean "the store cannot be used now" as StorageFault; the rest
+        (constraints, programming errors) pass unchanged."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            kind = sqlite_kind(exc)
+            if kind is None:
+                raise
+            raise StorageFault(kind, self.path, sqlite_cause(exc)) from exc
+
+    def check_space(self, reserve_bytes: int) -> None:
+        """StorageFault (FULL) unless `reserve_bytes` are free on the journal's disk."""
+        try:
+            free = free_bytes(self.path.parent)
+        except OSError as exc:
+            raise StorageFault.from_os_error(exc, self.path) from exc
+        if free < reserve_bytes:
+            raise StorageFault(StorageKind.FULL, self.path, f"the disk is nearly full "
+                               f"({free // 1_000_000} MB free, a job needs "
+                               f"{reserve_bytes // 1_000_000} MB)")
+
+    def check_writable(self, reserve_bytes: int = 0, timeout: float = 1.0) -> None:
+        """Prove that a commit succeeds now, or raise StorageFault: at least `reserve_bytes`
+        are free on the journal's disk (a card job needs room for its rows and preview), and
+        a real write transaction commits within `timeout` seconds (no other program holds
+        the lock, the disk takes the write). Leaves nothing behind (the row it writes is
+        deleted in the same transaction)."""
+        self.check_space(reserve_bytes)
+        with self.lock:
+            self._check_open()
+            self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            try:
+                with self.write() as conn:
+                    conn.execute("INSERT OR REPLACE INTO meta (key, value) "
+                                 "VALUES ('write_probe', ?)", (str(self.clock()),))
+                    conn.execute("DELETE FROM meta WHERE key = 'write_probe'")
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
 
     def close(self) -> None:
         with self.lock:
@@ -425,6 +525,64 @@ class Database:
 
 def _split_sql(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _uri_path(path: Path) -> str:
+    return quote(str(path.resolve()))
+
+
+def _check_file(path: Path) -> None:
+    """Refuse a journal file that cannot be one: SQLite would take an empty file for a new
+    database and write a fresh schema over it, and the history would be gone unnoticed."""
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise JournalCorrupt(f"journal {path} is a folder, not a file — "
+                                 f"{REMEDY_JOURNAL_FILE}")
+        with open(path, "rb") as fh:
+            header = fh.read(16)
+    except OSError as exc:
+        raise JournalCorrupt(f"journal {path} cannot be read ({exc.strerror or exc}) — check "
+                             "the file's owner and permissions; if it is damaged, "
+                             f"{REMEDY_JOURNAL_FILE}") from exc
+    if size == 0:
+        raise JournalCorrupt(f"journal {path} is empty (0 bytes): its history is missing, and "
+                             f"the station does not start over it — {REMEDY_JOURNAL_FILE}")
+    if header != b"SQLite format 3\x00":
+        raise JournalCorrupt(f"journal {path} is not a usable journal: it is not an SQLite "
+                             f"database (damaged, or another file) — {REMEDY_JOURNAL_FILE}")
+
+
+def _create_atomically(path: Path, connect: Callable[[Path], sqlite3.Connection]) -> None:
+    """Make a new journal under a temporary name and link it into place only once its schema
+    is committed, so a crash while creating never leaves an empty file at `path` (which the
+    next start would refuse) and two processes creating at once end with one journal."""
+    partial = path.with_name(f"{path.name}.new-{os.getpid()}-{threading.get_ident()}")
+    files = (partial, *(partial.with_name(partial.name + s) for s in ("-wal", "-shm")))
+    for leftover in files:
+        leftover.unlink(missing_ok=True)
+    try:
+        connect(partial).close()  # the last close checkpoints the WAL into the file
+        with open(partial, "rb+") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.link(partial, path)  # never replaces a journal another process made meanwhile
+        except FileExistsError:
+            pass
+        _fsync_folder(path.parent)
+    except OSError as exc:
+        raise StorageFault.from_os_error(exc, path) from exc
+    finally:
+        for leftover in files:
+            leftover.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 _ISSUANCE_COLUMNS = (
@@ -484,6 +642,15 @@ class Journal:
     def database(self) -> Database:
         """The shared connection (for `Outbox`)."""
         return self._db
+
+    def check_space(self, reserve_bytes: int) -> None:
+        """StorageFault (FULL) unless `reserve_bytes` are free on the journal's disk."""
+        self._db.check_space(reserve_bytes)
+
+    def check_writable(self, reserve_bytes: int = 0, timeout: float = 1.0) -> None:
+        """StorageFault unless a commit succeeds now with `reserve_bytes` to spare (see
+        `Database.check_writable`)."""
+        self._db.check_writable(reserve_bytes, timeout)
 
     def __enter__(self) -> Journal:
         return self

@@ -51,6 +51,7 @@ from cardstation.personalization.journal import (
     Journal,
     JournalCorrupt,
     JournalError,
+    StorageFault,
     loads,
 )
 from cardstation.personalization.ports.cms import CmsError
@@ -552,6 +553,8 @@ class ReturnWorker:
                 next_due = self.outbox.next_due_at()
                 if next_due is not None:
                     wait = min(self.poll_interval, max(0.01, next_due - self.clock()))
+            except StorageFault as exc:  # a full or locked journal: the next pass tries again
+                log.warning("return worker waits for the journal: %s", exc)
             except Exception:
                 log.exception("return worker pass failed")
             self._wake.wait(wait)

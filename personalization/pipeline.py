@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,17 @@ from .chip import (
     ChipVerificationFailed,
 )
 from .face import FaceData, FaceDoesNotFit, render_preview, render_print, save_preview
-from .faults import REMEDY_CABLES, Action, Fault, fault, fault_of
-from .journal import IllegalTransition, Issuance, Journal, JournalError, LiveIssuanceExists, State
+from .faults import REMEDY_CABLES, STORAGE_CODES, Action, Fault, fault, fault_of
+from .journal import (
+    TERMINAL,
+    IllegalTransition,
+    Issuance,
+    Journal,
+    JournalError,
+    LiveIssuanceExists,
+    State,
+    StorageFault,
+)
 from .keys.service import KeyService, KeyServiceError
 from .model import Application, ReturnRecord
 from .outbox import Outbox, OutboxEntry, OutboxStatus
@@ -85,6 +94,22 @@ class IssuanceError(RuntimeError):
 
 class ReprintRefused(IssuanceError):
     pass
+
+
+class StorageHeld(IssuanceError):
+    """A storage fault stopped the job and its FAILED state could not be written either.
+    `outcome` is the job as it now is (FAILED, the fault's reason), kept in memory until the
+    store takes it (`Pipeline.record_held`); `outcome.failed_from` is the state the journal
+    holds. Its card stays where it is: nothing may feed another card until then."""
+
+    def __init__(self, problem: Fault, outcome: Issuance) -> None:
+        super().__init__(problem)
+        self.outcome = outcome
+
+
+#: Reason codes of storage faults: a job stopped by one resumes by itself once the store
+#: can be written (`Pipeline.resume_after_storage`).
+STORAGE_REASONS = frozenset(STORAGE_CODES.values())
 
 
 class IssuanceExists(IssuanceError):
@@ -126,6 +151,7 @@ class Pipeline:
         on_event: EventSink | None = None,
         after_commit: Callable[[State], None] | None = None,
         wake_returns: Callable[[], None] | None = None,
+        storage_reserve: int = 0,
     ) -> None:
         self.journal = journal
         self.outbox = outbox
@@ -136,6 +162,8 @@ class Pipeline:
         self.on_event = on_event
         self.after_commit = after_commit  # test hook (crash drill): called after each commit
         self.wake_returns = wake_returns
+        #: bytes that must be free on the journal's disk before a job is claimed at the CMS
+        self.storage_reserve = storage_reserve
         self._session: ChipSession | None = None
         self._transport: ApduTransport | None = None
         self.apdus = 0
@@ -192,12 +220,15 @@ class Pipeline:
             if application is None:
                 application = self.cms.fetch(id_number)
             restore = self._check_remake(application, remake_of, remake_reason)
+            self.check_storage()  # the claim below is irreversible: the job must be recordable
             if restore:  # the CMS holds the spoiled card's return: 恢复申请 first
                 self.cms.restore(id_number)
             self.cms.claim(application.id_number)
             try:
                 issuance, created = self.journal.open_issuance(
                     application.to_dict(), application.id_number, client_request_id)
+            except StorageFault as exc:
+                raise IssuanceError(self._release_claim(application.id_number, exc)) from None
             except LiveIssuanceExists as exc:  # another station process won the race
                 if client_request_id:
                     raise IssuanceExists(fault("APPLICANT_HAS_LIVE_JOB", f"job "
@@ -211,6 +242,34 @@ class Pipeline:
             self._emit(issuance, "application fetched from the CMS and claimed for this "
                        "station")
         return issuance, created
+
+    def check_storage(self, timeout: float = 1.0) -> None:
+        """IssuanceError (STORAGE_FULL / STORAGE_UNAVAILABLE) unless a commit succeeds now
+        with `storage_reserve` bytes to spare."""
+        try:
+            self.journal.check_writable(self.storage_reserve, timeout)
+        except StorageFault as exc:
+            raise IssuanceError(fault_of(exc)) from None
+
+    def _release_claim(self, id_number: str, exc: StorageFault) -> Fault:
+        """The job could not be recorded after the CMS claim: release the claim (恢复申请
+        puts a claimed application back to ready), so the applicant is not stranded at this
+        station. The fault says which happened."""
+        problem = fault_of(exc)
+        try:
+            self.cms.restore(id_number)
+        except CmsError as release_error:
+            log.error("CMS claim of %s kept after a journal failure: %s",
+                      mask_id_number(id_number), release_error)
+            note = ("the application stays claimed by this station at the CMS (releasing it "
+                    f"failed: {release_error}); make the card here again once the journal can "
+                    "be written (the claim is reused)")
+        else:
+            log.warning("CMS claim of %s released after a journal failure",
+                        mask_id_number(id_number))
+            note = "the CMS claim was released; make the card again once the journal can be " \
+                   "written"
+        return Fault(problem.code, f"{problem.cause}; {note}", problem.remedy, ())
 
     def _check_remake(self, application: Application, remake_of: str | None,
                       reason: str) -> bool:
@@ -292,11 +351,25 @@ class Pipeline:
 
     def run(self, issuance_id: str) -> Issuance:
         """Drive one issuance from its journal state to DONE, REJECTED or FAILED, or to
-        EJECTED while its return waits for the CMS (DONE follows the acknowledgement)."""
+        EJECTED while its return waits for the CMS (DONE follows the acknowledgement).
+        A storage fault ends it FAILED (STORAGE_FULL / STORAGE_UNAVAILABLE), or raises
+        StorageHeld when even that cannot be written."""
+        return self._drive(self.journal.get(issuance_id), "resumed by the operator")
+
+    def resume_after_storage(self, issuance_id: str) -> Issuance:
+        """The automatic rule: a job that a storage fault stopped resumes once the store can
+        be written (the caller checks that), recorded as such in its events. Any other job is
+        returned as it is (the operator resumed or ended it meanwhile)."""
         issuance = self.journal.get(issuance_id)
+        if issuance.state is not State.FAILED or \
+                issuance.data.get("reason_code") not in STORAGE_REASONS:
+            return issuance
+        return self._drive(issuance, "resumed automatically: the journal can be written again")
+
+    def _drive(self, issuance: Issuance, resumed_by: str) -> Issuance:
         try:
             if issuance.state is State.FAILED:
-                issuance = self._resume_failed(issuance)
+                issuance = self._resume_failed(issuance, resumed_by)
             elif issuance.state in _CARD_IN_PRINTER:
                 issuance = self._reacquire(issuance)  # after a crash: read the card first
             while issuance.state not in (State.DONE, State.REJECTED, State.FAILED):
@@ -307,9 +380,46 @@ class Pipeline:
                     issuance = self.settle_return(issuance.id)
                     break  # DONE, FAILED, or waiting for the CMS with the card out
                 issuance = self._step(issuance)
+        except StorageFault as exc:
+            issuance = self._storage_failed(issuance, exc)
         finally:
             self._close_chip()
         return issuance
+
+    def _storage_failed(self, issuance: Issuance, exc: StorageFault) -> Issuance:
+        """A journal or file error stopped the job: FAILED with the storage fault, from the
+        state the journal holds, with the card left where it is (the resume reads it again).
+        When the FAILED state cannot be written either, StorageHeld carries it instead."""
+        self._close_chip()
+        problem = fault_of(exc)
+        log.error("issuance %s stopped: %s", issuance.id[:8], problem.cause)
+        try:
+            current = self.journal.get(issuance.id)  # reads often work when writes do not
+        except StorageFault:
+            current = issuance
+        if current.state is State.FAILED or current.state in TERMINAL:
+            self._emit(current, f"not changed: {problem.message}", problem)  # a resume failed
+            return current
+        data = _fault_data(problem, current.state)
+        try:
+            return self._transition(current, State.FAILED, problem.message, data,
+                                    fault=problem, expect=current.state)
+        except StorageFault:
+            outcome = replace(current, state=State.FAILED, failed_from=current.state,
+                              reason=problem.message, data={**current.data, **data})
+            self._emit(outcome, problem.message, problem)
+            raise StorageHeld(problem, outcome) from None
+
+    def record_held(self, held: StorageHeld) -> Issuance:
+        """Write a held outcome now that the store may take it (StorageFault if it still
+        cannot). A job the journal no longer holds where it stopped is left as it is."""
+        outcome = held.outcome
+        current = self.journal.get(outcome.id)
+        if current.state is State.FAILED or current.state in TERMINAL:
+            return current
+        return self._transition(current, State.FAILED, outcome.reason,
+                                _fault_data(held.fault, current.state), fault=held.fault,
+                                expect=current.state)
 
     def recover(self) -> list[Issuance]:
         """Resume every unfinished issuance, oldest first (station start-up)."""
@@ -506,6 +616,8 @@ class Pipeline:
         except (PrinterFault, PcscError, CardStatusError, CmsError, KeyServiceError,
                 ValueError) as exc:
             return self._fail(issuance, fault_of(exc))
+        except StorageFault:
+            raise  # the job's last recorded state is the caller's (run)
         except JournalError as exc:
             return self._fail(issuance, fault("STORAGE_ERROR", str(exc)))
         raise AssertionError(f"no step for state {state}")
@@ -525,7 +637,10 @@ class Pipeline:
                                     {"findings": [f.to_dict() for f in findings],
                                      **_fault_data(stop)}, fault=stop)
         preview = self.data_dir / "previews" / f"{issuance.id}.png"
-        save_preview(render_preview(face_data(app, None)), preview)
+        try:
+            save_preview(render_preview(face_data(app, None)), preview)
+        except OSError as exc:  # a full disk, a read-only folder: the job waits for the store
+            raise StorageFault.from_os_error(exc, preview) from exc
         return self._commit(issuance, State.PREVIEWED, started, "preview rendered",
                             {"preview": str(preview)})
 
@@ -661,9 +776,9 @@ class Pipeline:
         self.devices.printer.print_faces(side)
 
     # -- resume ---------------------------------------------------------------------------
-    def _resume_failed(self, issuance: Issuance) -> Issuance:
+    def _resume_failed(self, issuance: Issuance, resumed_by: str) -> Issuance:
         resume = State(issuance.data.get("resume_from", State.FETCHED))
-        issuance = self._transition(issuance, resume, "resumed by the operator", _CLEARED,
+        issuance = self._transition(issuance, resume, resumed_by, _CLEARED,
                                     expect=State.FAILED)
         if resume in _CARD_IN_PRINTER:
             issuance = self._reacquire(issuance)

@@ -8,6 +8,10 @@
 - Admission: a job is accepted only when the snapshot shows every device and supply ready and
   no failed job's card may still be in the printer (`admission`); a queued job that would feed
   a card waits while the station is not ready (it stays QUEUED and cancellable), and says why.
+- Storage: the journal is one of the devices the monitor looks at (room on its disk; a real
+  commit while it is in trouble). A job stopped by a storage fault holds the lane: the worker
+  takes no other job until the job's FAILED state is written (kept in memory meanwhile, and
+  shown) and the store can be written again; then the job resumes by itself.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from cardstation import __version__
 from cardstation.drivers.pcsc.errors import PcscError
 from cardstation.drivers.pcsc.readers import PcscContext
 from cardstation.personalization.faults import Fault, fault, fault_of
-from cardstation.personalization.journal import Issuance, JournalError, State
-from cardstation.personalization.pipeline import IssuanceError
+from cardstation.personalization.journal import Issuance, JournalError, State, StorageFault
+from cardstation.personalization.pipeline import STORAGE_REASONS, IssuanceError, StorageHeld
 from cardstation.personalization.ports.printer import PrinterFault
 from cardstation.server.station_port import StationParts
 
@@ -154,6 +158,12 @@ class StationRuntime:
         self.monitor_interval = monitor_interval
         self.on_snapshot: Callable[[StationSnapshot], None] | None = None
         self._waiting_for: dict[str, str] = {}  # issuance id -> fault code it waits out
+        # storage: what stops the journal from being written (None when it can be), the
+        # outcomes a storage fault left unwritten (shown instead of the journal's row) and
+        # the jobs the lane holds for until the store is back
+        self._storage_problem: Fault | None = None
+        self._unrecorded: dict[str, Issuance] = {}
+        self._held: set[str] = set()
         self._threads = [
             threading.Thread(target=self._work, name="device-worker", daemon=True),
             threading.Thread(target=self._monitor, name="station-monitor", daemon=True),
@@ -205,7 +215,20 @@ class StationRuntime:
             return issuance_id in self._queued
 
     def running(self) -> str | None:
-        return self._running
+        """The job on the device worker; None while the lane only holds a job that a storage
+        fault stopped (it is FAILED, waiting for the store, not running)."""
+        running = self._running
+        return None if running in self._held else running
+
+    def present(self, issuance: Issuance) -> Issuance:
+        """The job as the operator must see it: a FAILED outcome the journal could not take
+        yet replaces the row it has."""
+        return self._unrecorded.get(issuance.id, issuance)
+
+    def holds(self, issuance_id: str) -> bool:
+        """Whether the lane holds this job for the store: it offers no action, it resumes by
+        itself once the store can be written."""
+        return issuance_id in self._held
 
     def cancel(self, issuance_id: str) -> Issuance | None:
         """Cancel a new job still waiting for the printer (no card fed): REJECTED CANCELLED.
@@ -243,6 +266,10 @@ class StationRuntime:
         None. Asked before the CMS claim, so nothing irreversible happens on a refusal."""
         if self.snapshot.problems:
             return self.snapshot.problems[0][1]
+        unwritten = next(iter(list(self._unrecorded.values())), None)
+        if unwritten is not None:  # its FAILED state is not written yet: its card is inside
+            return fault("PRINTER_HELD_BY_FAILED_JOB", f"job {unwritten.id[:8]} "
+                         f"({unwritten.reason})")
         held = self.held_by()
         if held is not None:
             return fault("PRINTER_HELD_BY_FAILED_JOB", f"job {held.id[:8]} ({held.reason})")
@@ -304,7 +331,7 @@ class StationRuntime:
                 self._running = job.issuance_id
             self._waiting_for.pop(job.issuance_id, None)
             try:
-                job.done.set_result(job.call(job.issuance_id))
+                job.done.set_result(self._call_holding(job))
             except IssuanceError as exc:  # a refusal the caller is told about
                 log.info("job %s: %s", job.issuance_id[:8], exc)
                 job.done.set_exception(exc)
@@ -315,12 +342,71 @@ class StationRuntime:
                 self._running = None
                 self.events.notify_station()
 
+    def _call_holding(self, job: _Job) -> Any:
+        """Run the job; when a storage fault stopped it, hold the lane (no other job runs,
+        its card stays where it is) until its FAILED state is written and the store can be
+        written again, then resume it by the automatic rule, as often as it takes."""
+        call = job.call
+        while True:
+            try:
+                result = call(job.issuance_id)
+            except StorageHeld as held:
+                job.done.set_result(held.outcome)  # a waiting caller learns it now
+                result = held.outcome
+                if not self._hold_lane(job.issuance_id, held):
+                    return result
+            else:
+                if not (isinstance(result, Issuance) and _stopped_by_storage(result)):
+                    return result
+                if not self._hold_lane(job.issuance_id, None, _fault_of_job(result)):
+                    return result
+            call = self.pipeline.resume_after_storage
+
+    def _hold_lane(self, issuance_id: str, held: StorageHeld | None,
+                   problem: Fault | None = None) -> bool:
+        """Wait until the store can be written (and has taken the held outcome). False when
+        the station stops first: the journal's state is then resumed at the next start."""
+        with self._lock:
+            self._held.add(issuance_id)
+            if held is not None:
+                self._unrecorded[issuance_id] = held.outcome
+        self._storage_problem = held.fault if held is not None else problem
+        self.events.notify_station()
+        try:
+            while not self._stop.is_set():
+                self.refresh()  # proves the store with a real commit while it is in trouble
+                if self._storage_problem is None:
+                    if held is None:
+                        return True
+                    try:
+                        self.pipeline.record_held(held)
+                    except StorageFault as exc:
+                        self._storage_problem = fault_of(exc)
+                    else:
+                        return True
+                self._stop.wait(self.monitor_interval)
+            return False
+        finally:
+            with self._lock:
+                self._held.discard(issuance_id)
+                self._unrecorded.pop(issuance_id, None)
+            self.events.notify_station()
+
+    def _resume_storage_failures(self) -> None:
+        """The automatic rule after a restart (or a job that stopped outside the lane): once
+        the store can be written, jobs a storage fault stopped resume by themselves."""
+        if self._storage_problem is not None:
+            return
+        for issuance in self.journal.issuances(state=State.FAILED, limit=500):
+            if _stopped_by_storage(issuance):
+                self.enqueue(issuance.id, "resume_after_storage", unique=True)
+
     def _feeds(self, job: _Job) -> bool:
         """Whether the job will move a card in from the feed slot (a new job, a resume from
         before the feed, a reprint): it must wait for a ready station and a free printer."""
         if job.action == "reprint":
             return True
-        if job.action != "run":
+        if job.action not in ("run", "resume_after_storage"):
             return False
         try:
             issuance = self.journal.get(job.issuance_id)
@@ -356,6 +442,10 @@ class StationRuntime:
         while not self._stop.wait(self.monitor_interval):
             if self._running is None:
                 self.refresh()
+                try:
+                    self._resume_storage_failures()
+                except JournalError:
+                    log.warning("the journal cannot be read: no job resumed now")
             try:  # an acknowledgement whose callback was lost still ends in DONE
                 self.pipeline.sweep_returns()
             except Exception:
@@ -399,6 +489,7 @@ class StationRuntime:
                 devices.append(device)
         if cfg.keys.service == "hsm":
             devices.append(self._look_at_hsm(cfg.keys.hsm_address))
+        devices.append(self._look_at_journal())
         snap.devices = devices
         snap.problems = [(d.name, Fault(d.reason_code, d.fault, d.remedy))
                          for d in devices if d.status in ("FAULT", "DISCONNECTED")]
@@ -410,6 +501,24 @@ class StationRuntime:
             if self.on_snapshot is not None:
                 self.on_snapshot(snap)
         return snap
+
+    def _look_at_journal(self) -> DeviceSnapshot:
+        """Room on the journal's disk; and, while it is in trouble (or a job waits for it), a
+        real commit, so that it is called usable again only when it is."""
+        device = DeviceSnapshot("journal", str(self.journal.path), "READY")
+        reserve = self.pipeline.storage_reserve
+        try:
+            if self._storage_problem is not None or self._unrecorded:
+                self.journal.check_writable(reserve, timeout=PROBE_TIMEOUT)
+            else:
+                self.journal.check_space(reserve)
+        except JournalError as exc:
+            self._storage_problem = fault_of(exc) if isinstance(exc, StorageFault) else \
+                fault("STORAGE_ERROR", str(exc))
+            device.set_fault("FAULT", self._storage_problem)
+        else:
+            self._storage_problem = None
+        return device
 
     def _look_at_hsm(self, address: str) -> DeviceSnapshot:
         """The remote encryption machine: reachable, and TLS with it succeeds."""
@@ -435,6 +544,21 @@ class StationRuntime:
         snap.ribbon_type = ribbon.type_name
         snap.ribbon_remaining = -1 if ribbon.remaining is None else ribbon.remaining
         snap.ribbon_chip_present = ribbon.chip_present
+
+
+#: Seconds the journal probe waits for another program's lock before calling it unavailable.
+PROBE_TIMEOUT = 0.5
+
+
+def _stopped_by_storage(issuance: Issuance) -> bool:
+    return issuance.state is State.FAILED and \
+        issuance.data.get("reason_code") in STORAGE_REASONS
+
+
+def _fault_of_job(issuance: Issuance) -> Fault:
+    data = issuance.data
+    return Fault(str(data.get("reason_code", "")), str(data.get("cause", "")),
+                 str(data.get("remedy", "")))
 
 
 #: Failed-from states in which the job's card may still be in the printer.

@@ -43,7 +43,8 @@ def _health_updater(health_servicer: health.HealthServicer):
         ready = {d.name: d.status in ("READY", "BUSY") for d in snapshot.devices}
         for name, ok in ready.items():
             health_servicer.set(f"cardstation.{name}", serving if ok else not_serving)
-        overall = serving if ready.get("printer") and ready.get("encoder") else not_serving
+        overall = serving if ready.get("printer") and ready.get("encoder") and \
+            ready.get("journal", True) else not_serving
         health_servicer.set("", overall)
         for service in SERVICE_NAMES:
             health_servicer.set(service, overall)

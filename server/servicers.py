@@ -27,6 +27,7 @@ from cardstation.personalization.journal import (
     JournalError,
     RequestIdConflict,
     State,
+    StorageFault,
 )
 from cardstation.personalization.model import Application
 from cardstation.personalization.outbox import OutboxEntry, OutboxStatus
@@ -74,6 +75,8 @@ _STATUS = {
     "CARD_ALREADY_MADE": grpc.StatusCode.ALREADY_EXISTS,
     "REMAKE_REQUIRED": grpc.StatusCode.ALREADY_EXISTS,
     "STORAGE_ERROR": grpc.StatusCode.UNAVAILABLE,
+    "STORAGE_FULL": grpc.StatusCode.UNAVAILABLE,
+    "STORAGE_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
 }
 
@@ -110,6 +113,8 @@ def _fail(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
         abort_fault(context, Fault("JOB_STILL_RUNNING", "the job did not finish within the "
                                    "call's deadline", "watch the job; it goes on"),
                     grpc.StatusCode.DEADLINE_EXCEEDED)
+    if isinstance(exc, StorageFault):
+        abort_fault(context, fault_of(exc))
     if isinstance(exc, JournalError):
         abort_fault(context, fault("STORAGE_ERROR", str(exc)))
     if isinstance(exc, ValueError):
@@ -198,6 +203,8 @@ def return_to_proto(entry: OutboxEntry | None) -> ipb.ReturnProgress:
 
 def actions_of(runtime: StationRuntime, issuance: Issuance) -> list[ipb.IssuanceAction]:
     """What moves the job on now (the console's buttons)."""
+    if runtime.holds(issuance.id):
+        return []  # stopped by the store: it resumes by itself once the store is back
     if runtime.is_queued(issuance.id) or runtime.running() == issuance.id:
         return [_ACTIONS["CANCEL"]] if issuance.state in (State.FETCHED, State.PREVIEWED) \
             else []
@@ -215,6 +222,7 @@ def actions_of(runtime: StationRuntime, issuance: Issuance) -> list[ipb.Issuance
 
 
 def issuance_to_proto(runtime: StationRuntime, issuance: Issuance) -> ipb.Issuance:
+    issuance = runtime.present(issuance)
     chip = issuance.data.get("chip") or {}
     entry = runtime.station.outbox.get(issuance.id)
     return ipb.Issuance(

@@ -47,11 +47,11 @@ def _kill_hook() -> object:
 
 def run(args: argparse.Namespace) -> int:
     from cardstation.logs import mask_id_number
-    from cardstation.personalization.journal import State
+    from cardstation.personalization.journal import JournalError, State
     from cardstation.personalization.pipeline import IssuanceError
     from cardstation.personalization.ports.cms import CmsError
     from cardstation.personalization.private_files import PrivateFileError
-    from cardstation.station import build_station
+    from cardstation.station import build_station, journal_refusal
 
     try:
         cfg = config_module.load(args.config)
@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         station = build_station(cfg, after_commit=_kill_hook(), on_event=show)  # type: ignore[arg-type]
     except PrivateFileError as exc:
         print(f"data folder: {exc}", file=sys.stderr)
+        return 2
+    except JournalError as exc:  # refused before any card: never over a damaged journal
+        print(f"run: {journal_refusal(exc)}", file=sys.stderr)
         return 2
     results: dict[str, str] = {}
     jobs: dict[str, str] = {}  # ID number -> issuance id

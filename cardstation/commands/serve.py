@@ -110,7 +110,8 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
                 sim.load_blank(blank_cards)
                 pcsc.wait_for_card(config.readers.psam, timeout=10)
             config = sim.config(server=vars(config.server),
-                                window={"pin_timeout": config.window.pin_timeout})
+                                window={"pin_timeout": config.window.pin_timeout},
+                                station={"min_free_mb": config.station.min_free_mb})
         # The audit log first: a cut or foreign log refuses the start before any job resumes.
         audit = stack.enter_context(open_audit_log(config))
         runtime = StationRuntime(lambda **kw: build_station(config, **kw)).start()
@@ -133,13 +134,18 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
 
 def run(args: argparse.Namespace) -> int:
     from cardstation import config as config_module
+    from cardstation.personalization.journal import JournalError
     from cardstation.server.tls import InsecureListenError
+    from cardstation.station import journal_refusal
 
     try:
         cfg = config_module.load(args.config)
         listen = args.listen or cfg.server.listen
         running = start_server(cfg, listen, args.simulate, args.speed, args.blank_cards,
                                args.folder)
+    except JournalError as exc:  # refused before serving: never over a damaged journal
+        print(f"serve: {journal_refusal(exc)}", file=sys.stderr)
+        return 2
     except (config_module.ConfigError, InsecureListenError, ValueError, OSError) as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2

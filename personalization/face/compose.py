@@ -276,5 +276,9 @@ def save_preview(image: Image.Image, path: Path) -> None:
     """Write the preview PNG whole or not at all (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    image.save(partial, "PNG", compress_level=1)  # fast; the file is local and short-lived
-    partial.replace(path)
+    try:
+        image.save(partial, "PNG", compress_level=1)  # fast; the file is local and short-lived
+        partial.replace(path)
+    except OSError:
+        partial.unlink(missing_ok=True)  # a full disk must not keep half a file as well
+        raise
