@@ -28,7 +28,8 @@ from cardstation.drivers.pcsc.errors import PcscError
 from cardstation.drivers.pcsc.readers import PcscContext
 from cardstation.personalization.faults import Fault, fault, fault_of, upper_snake
 from cardstation.personalization.journal import Issuance, JournalError, State
-from cardstation.personalization.pipeline import IssuanceError
+from cardstation.personalization.pipeline import RULE_RESTART_RECOVERY, IssuanceError
+from cardstation.server.audit import AuditLog
 from cardstation.station import Station
 
 log = logging.getLogger(__name__)
@@ -138,11 +139,15 @@ class StationRuntime:
 
     TERMINAL = (State.DONE, State.REJECTED)
 
-    def __init__(self, build: Callable[..., Station], monitor_interval: float = 1.0) -> None:
+    def __init__(self, build: Callable[..., Station], monitor_interval: float = 1.0,
+                 audit: AuditLog | None = None) -> None:
         self.events = EventBus()
         self.station = build(on_event=self._on_event)
         self.journal = self.station.journal
         self.pipeline = self.station.pipeline
+        self.audit = audit  # where the automatic rules are recorded (the calls' own log)
+        self.pipeline.on_rule = self._audit_rule
+        self.closing = threading.Event()  # set when the server begins to stop: streams end
         self.printer_lock = threading.RLock()  # the printer driver is not thread-safe
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._queued: dict[str, str] = {}  # issuance id -> the queued action's name
@@ -167,8 +172,26 @@ class StationRuntime:
             t.start()
         for issuance in self.journal.unfinished():  # restart recovery, oldest first
             if issuance.state is not State.FAILED:
+                self._audit_rule(issuance, RULE_RESTART_RECOVERY)
                 self.enqueue(issuance.id)
         return self
+
+    def begin_shutdown(self) -> None:
+        """The server is stopping: watch streams end now instead of at the grace period."""
+        self.closing.set()
+        self.events.notify_station()
+
+    def _audit_rule(self, issuance: Issuance, rule: str) -> None:
+        """Record a job moved on by an automatic rule, not a call: who "station", role
+        "system", method "rule:<name>" (README: the audit log)."""
+        log.info("job %s: %s", issuance.id[:8], rule)
+        if self.audit is None:
+            return
+        try:
+            self.audit.append(who="station", role="system", method=f"rule:{rule}",
+                              issuance_id=issuance.id, result="OK")
+        except Exception:  # marks the log failed: state-changing calls are refused from now
+            log.exception("audit record for rule %s could not be written", rule)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Finish or park the step in progress, then stop (jobs resume at the next start)."""
@@ -183,11 +206,13 @@ class StationRuntime:
     def enqueue(self, issuance_id: str, action: str = "run", *, unique: bool = False,
                 **kwargs: Any) -> Any:
         """Queue a pipeline action on the device worker; returns a Future-like object
-        (`wait(timeout)` -> result or raises), or None when `unique` and the job is already
-        queued or running (a double click queues it once)."""
+        (`wait(timeout)` -> result or raises), or None when the job is already queued or
+        running and the action is `run` or `resume` or `unique` is given: a job is never
+        queued twice to go on (a double click, a repeated create queue it once)."""
         done = _Completion()
         with self._lock:
-            if unique and (issuance_id in self._queued or self._running == issuance_id):
+            if (unique or action in _ONCE) and (issuance_id in self._queued
+                                                 or self._running == issuance_id):
                 return None
             self._queued[issuance_id] = action
         method = getattr(self.pipeline, action)
@@ -320,7 +345,7 @@ class StationRuntime:
         before the feed, a reprint): it must wait for a ready station and a free printer."""
         if job.action == "reprint":
             return True
-        if job.action != "run":
+        if job.action not in _ONCE:
             return False
         try:
             issuance = self.journal.get(job.issuance_id)
@@ -328,8 +353,8 @@ class StationRuntime:
             return False
         if issuance.state in (State.FETCHED, State.PREVIEWED):
             return True
-        return issuance.state is State.FAILED and issuance.data.get("resume_from") in (
-            State.FETCHED.value, State.PREVIEWED.value)
+        return job.action == "resume" and issuance.state is State.FAILED \
+            and issuance.data.get("resume_from") in (State.FETCHED.value, State.PREVIEWED.value)
 
     def _blocker(self) -> Fault | None:
         """Why no card may be fed now (a fresh look at the station), or None."""
@@ -437,6 +462,9 @@ class StationRuntime:
         snap.ribbon_remaining = -1 if ribbon.remaining is None else ribbon.remaining
         snap.ribbon_chip_present = ribbon.chip_present
 
+
+#: Actions that move a job on: queued at most once per job at a time.
+_ONCE = frozenset({"run", "resume"})
 
 #: Failed-from states in which the job's card may still be in the printer.
 _CARD_MAY_BE_INSIDE = frozenset({State.FED, State.CHIP_WRITTEN, State.VERIFIED,

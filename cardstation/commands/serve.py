@@ -53,8 +53,10 @@ class RunningServer:
         self.simulated = simulated  # the SimulatedStation behind --simulate, else None
 
     def stop(self, grace: float = 5.0) -> None:
-        """Park the job in progress, stop the server, then the runtime and simulators."""
+        """Park the job in progress, end the watch streams, stop the server, then the
+        runtime and simulators."""
         self.runtime.pipeline.park.set()
+        self.runtime.begin_shutdown()
         self.server.stop(grace).wait()
         self._stack.close()  # runtime.stop, then the simulators (LIFO)
 
@@ -88,13 +90,14 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
                 pcsc.wait_for_card(config.readers.psam, timeout=10)
             config = sim.config(server=vars(config.server),
                                 window={"pin_timeout": config.window.pin_timeout})
-        runtime = StationRuntime(lambda **kw: build_station(config, **kw)).start()
-        stack.callback(runtime.stop)
         audit_path = config.server.audit_log or str(config.data_path / "audit.jsonl")
         tokens = TokenStore.load(config.server.tokens_file) if config.server.tokens_file \
             else None
         audit = AuditLog(audit_path)
         stack.callback(audit.close)
+        # the runtime audits its automatic rules (restart recovery among them) in the same log
+        runtime = StationRuntime(lambda **kw: build_station(config, **kw), audit=audit).start()
+        stack.callback(runtime.stop)
         interceptor = AuthInterceptor(tokens, _client_roles(config.server.client_roles),
                                       audit, simulate_loopback=simulate)
         credentials = None
