@@ -19,12 +19,14 @@ the operator put back into the feed slot after a jam is fed and recognised by it
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,13 @@ EventSink = Callable[[Issuance, str, Fault | None], None]
 #: Admission: the fault that stops the station from making a card now, or None.
 Admission = Callable[[], Fault | None]
 
+#: The automatic rules that move a job on without a call (each is audited by the server):
+#: a job parked or cut off by a stop is resumed at the next start; a job FAILED on a refused
+#: return becomes DONE once the CMS acknowledges a resent return.
+RULE_RESTART_RECOVERY = "restart-recovery"
+RULE_RETURN_ACKNOWLEDGED = "return-acknowledged"
+RULE_STORAGE_RECOVERED = "storage-recovered"
+
 
 class Pipeline:
     def __init__(
@@ -164,6 +173,9 @@ class Pipeline:
         self.wake_returns = wake_returns
         #: bytes that must be free on the journal's disk before a job is claimed at the CMS
         self.storage_reserve = storage_reserve
+        # Told (issuance, rule) when an automatic rule, not a call, takes a job out of FAILED
+        # (the server audits it); see the RULE_ names.
+        self.on_rule: Callable[[Issuance, str], None] | None = None
         self._session: ChipSession | None = None
         self._transport: ApduTransport | None = None
         self.apdus = 0
@@ -198,14 +210,17 @@ class Pipeline:
         id_number = application.id_number if application is not None else id_number
         if not id_number:
             raise ValueError("give an ID number or a complete application")
-        with self._applicant_lock(id_number):
+        # The request id's lock first (always in this order): calls with one id for two people
+        # must not both pass the lookup and claim both at the CMS.
+        with self._request_lock(client_request_id), self._applicant_lock(id_number):
             if client_request_id:
                 known = self.journal.find_by_request_id(client_request_id)
                 if known is not None:
-                    if known.id_number != id_number:
+                    other = _other_application(known, id_number, application)
+                    if other:
                         raise IssuanceExists(fault(
                             "REQUEST_ID_REUSED", f"request id {client_request_id!r} belongs to "
-                            f"job {known.id[:8]} of another applicant"), known)
+                            f"job {known.id[:8]} of {other}"), known)
                     return known, False
             live = self.journal.live_for(id_number)
             if live is not None:
@@ -306,6 +321,11 @@ class Pipeline:
         with self._locks_guard:
             return self._applicant_locks.setdefault(id_number, threading.Lock())
 
+    def _request_lock(self, client_request_id: str | None) -> AbstractContextManager[Any]:
+        if not client_request_id:
+            return contextlib.nullcontext()
+        return self._applicant_lock(f"request-id:{client_request_id}")
+
     def prepare(self, id_number: str, client_request_id: str | None = None) -> Issuance:
         """Fetch, claim and preview: the steps that touch no device. Safe to run on another
         thread while the devices work on the previous card (see run_batch)."""
@@ -352,18 +372,32 @@ class Pipeline:
     def run(self, issuance_id: str) -> Issuance:
         """Drive one issuance from its journal state to DONE, REJECTED or FAILED, or to
         EJECTED while its return waits for the CMS (DONE follows the acknowledgement).
-        A storage fault ends it FAILED (STORAGE_FULL / STORAGE_UNAVAILABLE), or raises
-        StorageHeld when even that cannot be written."""
+        A FAILED job is returned as it is: only `resume` (the operator's audited call) and
+        the storage rule (`resume_after_storage`, audited too) move it on. A storage fault ends
+        it FAILED (STORAGE_FULL / STORAGE_UNAVAILABLE), or raises StorageHeld when even that
+        cannot be written."""
+        issuance = self.journal.get(issuance_id)
+        if issuance.state is State.FAILED:
+            return issuance  # a stray or repeated run must not resume it unasked
+        return self._drive(issuance, "")
+
+    def resume(self, issuance_id: str) -> Issuance:
+        """The operator's ResumeIssuance (an audited call): a FAILED job goes on from where it
+        stopped, then as `run`. Nothing else takes a job out of FAILED by resuming it, but the
+        storage rule below."""
         return self._drive(self.journal.get(issuance_id), "resumed by the operator")
 
     def resume_after_storage(self, issuance_id: str) -> Issuance:
         """The automatic rule: a job that a storage fault stopped resumes once the store can
-        be written (the caller checks that), recorded as such in its events. Any other job is
-        returned as it is (the operator resumed or ended it meanwhile)."""
+        be written (the caller checks that), recorded as such in its events and told to
+        `on_rule` (the server audits it). Any other job is returned as it is (the operator
+        resumed or ended it meanwhile)."""
         issuance = self.journal.get(issuance_id)
         if issuance.state is not State.FAILED or \
                 issuance.data.get("reason_code") not in STORAGE_REASONS:
             return issuance
+        if self.on_rule is not None:
+            self.on_rule(issuance, RULE_STORAGE_RECOVERED)
         return self._drive(issuance, "resumed automatically: the journal can be written again")
 
     def _drive(self, issuance: Issuance, resumed_by: str) -> Issuance:
@@ -462,6 +496,8 @@ class Pipeline:
                     and delivered):
                 issuance = self._transition(issuance, State.EJECTED, "the CMS now has the "
                                             "data return", _CLEARED, expect=State.FAILED)
+                if self.on_rule is not None:
+                    self.on_rule(issuance, RULE_RETURN_ACKNOWLEDGED)
             if issuance.state is not State.EJECTED:
                 return issuance
             if delivered:
@@ -929,6 +965,18 @@ def _fault_data(problem: Fault, resume_from: State | None = None) -> dict[str, A
     if resume_from is not None:
         data["resume_from"] = resume_from.value
     return data
+
+
+def _other_application(known: Issuance, id_number: str,
+                       application: Application | None) -> str:
+    """How a request id's job differs from this request ("" when it is the same one): another
+    person, or (a pushed application) another card for the same person."""
+    if known.id_number != id_number:
+        return "another applicant"
+    if application is not None and \
+            known.application.get("card_number") != application.card_number:
+        return "another application (another card number)"
+    return ""
 
 
 def _card_was_made_or_fed(issuance: Issuance) -> bool:

@@ -31,8 +31,14 @@ from cardstation.drivers.pcsc.errors import PcscError
 from cardstation.drivers.pcsc.readers import PcscContext
 from cardstation.personalization.faults import Fault, fault, fault_of
 from cardstation.personalization.journal import Issuance, JournalError, State, StorageFault
-from cardstation.personalization.pipeline import STORAGE_REASONS, IssuanceError, StorageHeld
+from cardstation.personalization.pipeline import (
+    RULE_RESTART_RECOVERY,
+    STORAGE_REASONS,
+    IssuanceError,
+    StorageHeld,
+)
 from cardstation.personalization.ports.printer import PrinterFault
+from cardstation.server.audit import AuditLog
 from cardstation.server.station_port import StationParts
 
 log = logging.getLogger(__name__)
@@ -142,11 +148,15 @@ class StationRuntime:
 
     TERMINAL = (State.DONE, State.REJECTED)
 
-    def __init__(self, build: Callable[..., StationParts], monitor_interval: float = 1.0) -> None:
+    def __init__(self, build: Callable[..., StationParts], monitor_interval: float = 1.0,
+                 audit: AuditLog | None = None) -> None:
         self.events = EventBus()
         self.station = build(on_event=self._on_event)
         self.journal = self.station.journal
         self.pipeline = self.station.pipeline
+        self.audit = audit  # where the automatic rules are recorded (the calls' own log)
+        self.pipeline.on_rule = self._audit_rule
+        self.closing = threading.Event()  # set when the server begins to stop: streams end
         self.printer_lock = threading.RLock()  # the printer driver is not thread-safe
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._queued: dict[str, str] = {}  # issuance id -> the queued action's name
@@ -177,8 +187,26 @@ class StationRuntime:
             t.start()
         for issuance in self.journal.unfinished():  # restart recovery, oldest first
             if issuance.state is not State.FAILED:
+                self._audit_rule(issuance, RULE_RESTART_RECOVERY)
                 self.enqueue(issuance.id)
         return self
+
+    def begin_shutdown(self) -> None:
+        """The server is stopping: watch streams end now instead of at the grace period."""
+        self.closing.set()
+        self.events.notify_station()
+
+    def _audit_rule(self, issuance: Issuance, rule: str) -> None:
+        """Record a job moved on by an automatic rule, not a call: who "station", role
+        "system", method "rule:<name>" (README: the audit log)."""
+        log.info("job %s: %s", issuance.id[:8], rule)
+        if self.audit is None:
+            return
+        try:
+            self.audit.append(who="station", role="system", method=f"rule:{rule}",
+                              issuance_id=issuance.id, result="OK")
+        except Exception:  # marks the log failed: state-changing calls are refused from now
+            log.exception("audit record for rule %s could not be written", rule)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Finish or park the step in progress, then stop (jobs resume at the next start)."""
@@ -193,11 +221,13 @@ class StationRuntime:
     def enqueue(self, issuance_id: str, action: str = "run", *, unique: bool = False,
                 **kwargs: Any) -> Any:
         """Queue a pipeline action on the device worker; returns a Future-like object
-        (`wait(timeout)` -> result or raises), or None when `unique` and the job is already
-        queued or running (a double click queues it once)."""
+        (`wait(timeout)` -> result or raises), or None when the job is already queued or
+        running and the action is `run` or `resume` or `unique` is given: a job is never
+        queued twice to go on (a double click, a repeated create queue it once)."""
         done = _Completion()
         with self._lock:
-            if unique and (issuance_id in self._queued or self._running == issuance_id):
+            if (unique or action in _ONCE) and (issuance_id in self._queued
+                                                 or self._running == issuance_id):
                 return None
             self._queued[issuance_id] = action
         method = getattr(self.pipeline, action)
@@ -406,7 +436,7 @@ class StationRuntime:
         before the feed, a reprint): it must wait for a ready station and a free printer."""
         if job.action == "reprint":
             return True
-        if job.action not in ("run", "resume_after_storage"):
+        if job.action not in _ONCE:
             return False
         try:
             issuance = self.journal.get(job.issuance_id)
@@ -414,8 +444,8 @@ class StationRuntime:
             return False
         if issuance.state in (State.FETCHED, State.PREVIEWED):
             return True
-        return issuance.state is State.FAILED and issuance.data.get("resume_from") in (
-            State.FETCHED.value, State.PREVIEWED.value)
+        return job.action == "resume" and issuance.state is State.FAILED \
+            and issuance.data.get("resume_from") in (State.FETCHED.value, State.PREVIEWED.value)
 
     def _blocker(self) -> Fault | None:
         """Why no card may be fed now (a fresh look at the station), or None."""
@@ -559,6 +589,9 @@ def _fault_of_job(issuance: Issuance) -> Fault:
     data = issuance.data
     return Fault(str(data.get("reason_code", "")), str(data.get("cause", "")),
                  str(data.get("remedy", "")))
+
+#: Actions that move a job on: queued at most once per job at a time.
+_ONCE = frozenset({"run", "resume", "resume_after_storage"})
 
 
 #: Failed-from states in which the job's card may still be in the printer.

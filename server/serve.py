@@ -20,6 +20,8 @@ from cardstation.protos.cardstation.v1 import (
     window_pb2_grpc,
 )
 
+from . import limits
+from .guard import RequestGuard
 from .runtime import StationRuntime, StationSnapshot
 from .servicers import IssuanceServicer, ReturnServicer, StationServicer
 from .window_servicer import WindowServicer
@@ -58,10 +60,14 @@ def build_server(
     credentials: grpc.ServerCredentials | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> tuple[grpc.Server, int]:
-    """A started-ready (not yet started) server bound to `listen`; returns (server, port)."""
+    """A started-ready (not yet started) server bound to `listen`; returns (server, port).
+    The request guard is always the innermost interceptor (after authentication)."""
+    limits.apply_pillow_limits()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS,
                                                     thread_name_prefix="grpc"),
-                         interceptors=list(interceptors),
+                         interceptors=[*interceptors, RequestGuard()],
+                         options=[("grpc.max_receive_message_length",
+                                   limits.MAX_RECEIVE_BYTES)],
                          maximum_concurrent_rpcs=MAX_WORKERS - 24)
     issuance_pb2_grpc.add_IssuanceServiceServicer_to_server(IssuanceServicer(runtime), server)
     station_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(runtime), server)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 import queue
 import threading
 import time
@@ -54,6 +53,7 @@ from cardstation.protos.cardstation.v1 import (
     validation_pb2 as vpb,
 )
 
+from . import limits
 from .auth import current_identity
 from .errors import abort_with
 from .runtime import VERSION, StationRuntime, StationSnapshot
@@ -61,7 +61,7 @@ from .runtime import VERSION, StationRuntime, StationSnapshot
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 JOB_WAIT = 600.0  # seconds a synchronous job RPC waits when the caller set no deadline
-MAX_ID_NUMBER = 64  # an ID number is 18 characters; anything far longer is not one
+MAX_ID_NUMBER = limits.FIELD_LIMITS["id_number"].most  # the guard refuses longer ones first
 
 #: gRPC status code per reason code where it is not FAILED_PRECONDITION.
 _STATUS = {
@@ -118,9 +118,19 @@ def _fail(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
     if isinstance(exc, JournalError):
         abort_fault(context, fault("STORAGE_ERROR", str(exc)))
     if isinstance(exc, ValueError):
+        named = {"field": ", ".join(exc.fields)} if isinstance(exc, MissingFields) else {}
         abort_fault(context, Fault("INVALID_ARGUMENT", str(exc), "correct the request"),
-                    grpc.StatusCode.INVALID_ARGUMENT)
+                    grpc.StatusCode.INVALID_ARGUMENT, **named)
     abort_fault(context, fault_of(exc))
+
+
+def _end_if_stopping(runtime: StationRuntime, context: grpc.ServicerContext) -> None:
+    """End a stream when the server is stopping: a watch never ends by itself, and must not
+    hold up the shutdown for the grace period."""
+    if runtime.closing.is_set():
+        abort_fault(context, Fault("SERVER_STOPPING", "the station server is stopping",
+                                   "watch again when it is back"),
+                    grpc.StatusCode.UNAVAILABLE)
 
 
 def _wait_budget(context: grpc.ServicerContext) -> float:
@@ -140,22 +150,31 @@ def timestamp(seconds: float | None) -> Timestamp | None:
     return stamp
 
 
-def _check_id_argument(context: grpc.ServicerContext, id_number: str) -> None:
-    """Refuse an ID number that is not one before it reaches the CMS."""
+def _check_id_argument(context: grpc.ServicerContext, id_number: str,
+                       field: str = "id_number") -> None:
+    """Refuse an ID number that is not one before it reaches the CMS (naming the field)."""
     if not id_number:
-        abort_fault(context, Fault("ID_NUMBER_REQUIRED", "no ID number was given",
+        abort_fault(context, Fault("ID_NUMBER_REQUIRED", f"no ID number was given ({field})",
                                    "type or swipe the applicant's ID number"),
-                    grpc.StatusCode.INVALID_ARGUMENT)
+                    grpc.StatusCode.INVALID_ARGUMENT, field=field)
     if len(id_number) > MAX_ID_NUMBER:
-        abort_fault(context, Fault("ID_NUMBER_INVALID", f"the ID number is {len(id_number)} "
-                                   "characters long (an ID number has 18)",
+        abort_fault(context, Fault("ID_NUMBER_INVALID", f"the ID number ({field}) is "
+                                   f"{len(id_number)} characters long (an ID number has 18)",
                                    "type or swipe the ID number again"),
-                    grpc.StatusCode.INVALID_ARGUMENT)
+                    grpc.StatusCode.INVALID_ARGUMENT, field=field)
     findings = check_id_number(id_number)
     if findings:
         abort_fault(context, Fault("ID_NUMBER_INVALID", "; ".join(f.message for f in findings),
                                    "check the ID number and type it again"),
-                    grpc.StatusCode.INVALID_ARGUMENT)
+                    grpc.StatusCode.INVALID_ARGUMENT, field=field)
+
+
+class MissingFields(ValueError):
+    """A pushed application without some of its fields (named in the error's metadata)."""
+
+    def __init__(self, fields: list[str]) -> None:
+        self.fields = fields
+        super().__init__(f"the application is missing fields: {', '.join(fields)}")
 
 
 def application_from_proto(app: ipb.Application) -> Application:
@@ -166,7 +185,7 @@ def application_from_proto(app: ipb.Application) -> Application:
     }
     missing = [k for k, v in data.items() if not v]
     if missing:
-        raise ValueError(f"application is missing fields: {', '.join(missing)}")
+        raise MissingFields([f"application.{k}" for k in missing])
     data["photo"] = base64.b64encode(app.photo_jpeg).decode("ascii")
     return Application.from_dict(data)
 
@@ -320,7 +339,7 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
                 application = application_from_proto(request.application)
             except ValueError as exc:
                 _fail(context, exc)
-            _check_id_argument(context, application.id_number)
+            _check_id_argument(context, application.id_number, "application.id_number")
         else:
             _check_id_argument(context, request.id_number)
         try:
@@ -348,10 +367,6 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
         if not 0 < size <= MAX_PAGE:
             abort_fault(context, Fault("PAGE_SIZE", f"page_size {size} is out of range",
                                        f"ask for 1 to {MAX_PAGE} per page"),
-                        grpc.StatusCode.INVALID_ARGUMENT)
-        if request.state not in ipb.IssuanceState.values():
-            abort_fault(context, Fault("STATE_INVALID", f"state {request.state} is not an "
-                                       "IssuanceState", "use one of the IssuanceState values"),
                         grpc.StatusCode.INVALID_ARGUMENT)
         state = None
         if request.state not in (ipb.ISSUANCE_STATE_UNSPECIFIED, ipb.ISSUANCE_STATE_QUEUED,
@@ -391,6 +406,7 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
             if finished:
                 return
             while context.is_active():
+                _end_if_stopping(self.rt, context)
                 try:
                     event = subscription.get(timeout=0.5)
                 except queue.Empty:
@@ -433,7 +449,7 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
         if issuance.state is not State.FAILED:
             abort_fault(context, Fault("NOT_FAILED", f"the job is {issuance.state.value}: only "
                                        "a FAILED job can be resumed", "nothing to resume"))
-        if self.rt.enqueue(issuance.id, unique=True) is None:
+        if self.rt.enqueue(issuance.id, "resume") is None:
             abort_fault(context, Fault("ALREADY_RESUMING", "the job is already queued to "
                                        "resume", "watch the job"))
         return ipb.ResumeIssuanceResponse(issuance=self._proto(self.rt.journal.get(issuance.id)))
@@ -548,14 +564,13 @@ class StationServicer(station_pb2_grpc.StationServiceServicer):
         return response
 
     def WatchStation(self, request, context):
-        interval = request.interval_seconds or 1.0
-        if not math.isfinite(interval):
-            interval = 1.0
-        interval = min(60.0, max(0.2, interval))  # a huge one must not hold up a shutdown
+        interval = limits.watch_interval(request.interval_seconds)
         changes = self.rt.events.subscribe_station()
+        context.add_callback(lambda: changes.put(None))  # the call ended: stop waiting now
         try:
             last = None
             while context.is_active():
+                _end_if_stopping(self.rt, context)
                 message = station_to_proto(self.rt, self.rt.snapshot)
                 if message != last:
                     yield spb.WatchStationResponse(station=message)
@@ -606,10 +621,6 @@ class ReturnServicer(returns_pb2_grpc.ReturnServiceServicer):
 
     def ListReturns(self, request, context):
         outbox = self.rt.station.outbox
-        if request.status not in rpb.ReturnStatus.values():
-            abort_fault(context, Fault("STATUS_INVALID", f"status {request.status} is not a "
-                                       "ReturnStatus", "use one of the ReturnStatus values"),
-                        grpc.StatusCode.INVALID_ARGUMENT)
         if request.status == rpb.RETURN_STATUS_DELIVERED:
             entries = outbox.delivered()
         elif request.status == rpb.RETURN_STATUS_FAILED:

@@ -77,6 +77,8 @@ def test_serve_refuses_a_non_loopback_address_without_tls(tmp_path) -> None:
 
 
 def test_shutdown_parks_between_steps_and_restart_resumes(pcsc_context, tmp_path) -> None:
+    from cardstation.server.audit import AuditLog
+    from cardstation.server.audit_key import load_or_create_key
     from cardstation.server.runtime import StationRuntime
     from cardstation.station import build_station
 
@@ -102,15 +104,20 @@ def test_shutdown_parks_between_steps_and_restart_resumes(pcsc_context, tmp_path
         first.enqueue(issuance.id).wait(60)
         assert reached.is_set()
         first.stop()
-        second = StationRuntime(lambda **kw: build_station(config, **kw))
+        audit = AuditLog(tmp_path / "audit.jsonl", key=load_or_create_key(tmp_path / "audit.key"))
+        second = StationRuntime(lambda **kw: build_station(config, **kw), audit=audit)
         assert second.journal.get(issuance.id).state is State.CHIP_WRITTEN  # parked, not failed
-        second.start()  # resumes unfinished jobs
+        second.start()  # resumes unfinished jobs: an automatic rule, audited
+        (record,) = [json.loads(line) for line in audit.path.read_text().splitlines()]
+        assert (record["who"], record["role"], record["method"], record["issuance_id"]) == (
+            "station", "system", "rule:restart-recovery", issuance.id)
         for _ in range(300):
             if second.journal.get(issuance.id).state is State.DONE:
                 break
             threading.Event().wait(0.1)
         assert second.journal.get(issuance.id).state is State.DONE
         second.stop()
+        audit.close()
         assert all(n == 1 for n in chip.writes.values())  # nothing written twice
         returns = [r for r in world.cms.ledger(photos=False)["returns"]
                    if r["record"]["id_number"] == EXAMPLE_ID_NUMBER]

@@ -79,13 +79,13 @@ def test_hsm_down_then_cms_refusing_certificates_resume_without_rewriting(world,
     assert "RESUME" in issuance.data["actions"] and not chip.writes
     world.hsm.down = False
     world.cms.inject("certificate_status", status=2)
-    issuance = station.pipeline.run(issuance.id)
+    issuance = station.pipeline.resume(issuance.id)
     assert issuance.state is State.FAILED, issuance.state
     assert issuance.data["reason_code"] == "CERTIFICATE_REFUSED"
     basic = dict(chip.writes)
     assert basic and chip.binary_writes == 0  # basic data written, no certificate yet
     world.cms.clear_faults()
-    issuance = settled(station, station.pipeline.run(issuance.id))
+    issuance = settled(station, station.pipeline.resume(issuance.id))
     assert issuance.state is State.DONE, issuance.reason
     assert dict(chip.writes) == basic  # the basic data was not written again
     written = chip.binary_writes

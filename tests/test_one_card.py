@@ -16,7 +16,6 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cardstation.config import Config
 from cardstation.personalization.rules.card_number import card_number_check_char
 from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
 from cardstation.protos.cardstation.v1 import issuance_pb2_grpc, station_pb2_grpc
@@ -25,6 +24,7 @@ from cardstation.server.errors import error_info
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.simulators.printer.cards import SimPosition
 from tests.conftest import ENCODER_READER, PSAM_READER
+from tests.served_support import served_station
 
 pytestmark = pytest.mark.pcscd
 
@@ -33,20 +33,8 @@ CLI = [sys.executable, "-m", "cardstation.cli"]
 
 @pytest.fixture
 def api(tmp_path) -> Iterator[object]:
-    from cardstation.commands.serve import start_server
-    from cardstation.drivers.pcsc.readers import PcscContext
-    from cardstation.pcscd import ensure_running
-
-    ensure_running()
-    running = start_server(Config(), "127.0.0.1:0", simulate=True, speed=0.0, blank_cards=6,
-                           folder=str(tmp_path))
-    running.channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")  # type: ignore
-    yield running
-    running.channel.close()  # type: ignore[attr-defined]
-    running.stop()
-    with PcscContext() as pcsc:
-        for reader in (ENCODER_READER, PSAM_READER):
-            pcsc.wait_for_removal(reader, timeout=10)
+    with served_station(str(tmp_path), blank_cards=6) as running:
+        yield running
 
 
 def issuances(api) -> issuance_pb2_grpc.IssuanceServiceStub:
@@ -475,3 +463,172 @@ def test_a_refused_return_retried_after_the_cms_is_fixed_ends_done_without_stale
     assert done.state == ipb.ISSUANCE_STATE_DONE and done.hand_over_allowed
     assert (done.reason_code, done.remedy, done.reason, list(done.actions)) == (
         "", "", "", [ipb.ISSUANCE_ACTION_REPRINT, ipb.ISSUANCE_ACTION_MARK_SPOILED])
+    # out of FAILED by an automatic rule (the CMS acknowledged the resent return): audited
+    rules = [(r["who"], r["method"]) for r in audit_records(api) if r["issuance_id"] == job.id
+             and r["role"] == "system"]
+    assert rules == [("station", "rule:return-acknowledged")]
+
+
+# -- issue 17: request ids, and nothing resumes a job unasked ------------------------------------
+
+def at_once(calls: list) -> list[object]:
+    """Run the calls together (released by one barrier); their responses or errors."""
+    results: list[object] = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def one(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = calls[index]()
+        except grpc.RpcError as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def spy_runs(api, monkeypatch) -> list[str]:
+    """Every time the device worker takes a job on (`run`) or resumes one (`resume`)."""
+    runs: list[str] = []
+    pipeline = api.runtime.pipeline
+    for action in ("run", "resume"):
+        original = getattr(pipeline, action, None)
+        if original is None:
+            continue
+
+        def spy(issuance_id: str, _original=original, _action=action):
+            runs.append(f"{_action} {issuance_id}")
+            return _original(issuance_id)
+
+        monkeypatch.setattr(pipeline, action, spy)
+    return runs
+
+
+def test_fifty_creates_with_one_request_id_make_one_job_created_and_queued_once(
+        api, monkeypatch) -> None:
+    runs = spy_runs(api, monkeypatch)
+    request = ipb.CreateIssuanceRequest(client_request_id="hub-50", id_number=EXAMPLE_ID_NUMBER)
+    results = at_once([lambda: issuances(api).CreateIssuance(request, timeout=30)] * 50)
+    assert all(isinstance(r, ipb.CreateIssuanceResponse) for r in results), results
+    assert sum(r.created for r in results) == 1  # created=true exactly once
+    (job_id,) = {r.issuance.id for r in results}
+    assert final_event(api, job_id).state == ipb.ISSUANCE_STATE_DONE
+    assert runs == [f"run {job_id}"]  # queued once
+    assert len(api.simulated.model.print_log) == 1
+    assert len(ledger_returns(api, EXAMPLE_ID_NUMBER)) == 1
+
+
+def test_a_request_id_reused_for_another_application_is_refused_naming_the_job(api) -> None:
+    first, second = [i for i in api.simulated.cms.samples["ready"] if i != EXAMPLE_ID_NUMBER][:2]
+    calls = [lambda n=n: issuances(api).CreateIssuance(ipb.CreateIssuanceRequest(
+        client_request_id="hub-shared", id_number=(first, second)[n % 2]), timeout=30)
+        for n in range(20)]
+    results = at_once(calls)
+    (job,) = [i for i in api.runtime.journal.issuances(limit=500)
+              if i.client_request_id == "hub-shared"]
+    winner = job.id_number
+    loser = second if winner == first else first
+    for n, result in enumerate(results):
+        if (first, second)[n % 2] == winner:  # the same request again: its job
+            assert isinstance(result, ipb.CreateIssuanceResponse) and result.issuance.id == job.id
+        else:  # another person: refused, naming the job that has the id
+            assert isinstance(result, grpc.RpcError), result
+            info = error_info(result)
+            assert (result.code(), info.reason) == (grpc.StatusCode.ALREADY_EXISTS,
+                                                    "REQUEST_ID_REUSED")
+            assert info.metadata["issuance_id"] == job.id and job.id[:8] in result.details()
+            assert "another applicant" in result.details() and loser not in result.details()
+    assert sum(r.created for r in results if isinstance(r, ipb.CreateIssuanceResponse)) == 1
+    claims = api.simulated.cms.ledger(photos=False)["claims"]
+    assert winner in claims and loser not in claims  # the refused person was never claimed
+    # the same person, pushed with another card number under a request id already used
+    made = issuances(api).CreateIssuance(ipb.CreateIssuanceRequest(
+        client_request_id="hub-card", id_number=EXAMPLE_ID_NUMBER), timeout=30).issuance
+    pushed, _, _ = pushed_with_another_card_number(api)
+    code, reason, details = rpc_error(lambda: issuances(api).CreateIssuance(
+        ipb.CreateIssuanceRequest(client_request_id="hub-card", application=pushed),
+        timeout=30))
+    assert (code, reason) == (grpc.StatusCode.ALREADY_EXISTS, "REQUEST_ID_REUSED")
+    assert made.id[:8] in details and "another card number" in details
+
+
+def audit_records(api) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in api.runtime.audit.path.read_text().splitlines()]
+
+
+def test_a_failed_job_goes_on_only_by_an_audited_resume(api, monkeypatch) -> None:
+    job = jam_after_the_chip_write(api)
+    runs = spy_runs(api, monkeypatch)
+    # what a repeated create or a stray queue entry amounts to: the worker is asked to run
+    # the failed job again, three times, by nobody
+    for _ in range(3):
+        api.runtime.enqueue(job.id)
+    deadline = time.monotonic() + 10
+    while api.runtime.queue_counts() != (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert issuances(api).GetIssuance(ipb.GetIssuanceRequest(id=job.id)).issuance.state == \
+        ipb.ISSUANCE_STATE_FAILED
+    resumed = [e for e in api.runtime.journal.events(job.id) if "resumed" in (e.reason or "")]
+    assert resumed == [] and not [r for r in runs if r.startswith("resume")]
+    with api.simulated.model._locked():  # the operator puts the card back into the slot
+        card = api.simulated.model.reject_box.pop()
+        card.position = SimPosition.INPUT
+        api.simulated.model.input_cards.appendleft(card)
+    issuances(api).ResumeIssuance(ipb.ResumeIssuanceRequest(id=job.id))
+    code, reason, _ = rpc_error(lambda: issuances(api).ResumeIssuance(  # a double click
+        ipb.ResumeIssuanceRequest(id=job.id)))
+    assert final_event(api, job.id).state == ipb.ISSUANCE_STATE_DONE
+    resumed = [e for e in api.runtime.journal.events(job.id) if "resumed" in (e.reason or "")]
+    assert len(resumed) == 1 and runs.count(f"resume {job.id}") == 1
+    calls = [r for r in audit_records(api)
+             if r["method"].endswith("/ResumeIssuance") and r["issuance_id"] == job.id]
+    assert [r["result"] for r in calls] == ["OK", "FAILED_PRECONDITION"]
+    assert (code, reason) in ((grpc.StatusCode.FAILED_PRECONDITION, "ALREADY_RESUMING"),
+                              (grpc.StatusCode.FAILED_PRECONDITION, "NOT_FAILED"))
+
+
+def test_serve_stops_promptly_under_a_watch_with_a_huge_interval(tmp_path: Path) -> None:
+    import math
+    import signal
+
+    from cardstation.drivers.pcsc.readers import PcscContext
+    from cardstation.pcscd import ensure_running
+
+    ensure_running()
+    with PcscContext() as pcsc:
+        for reader in (ENCODER_READER, PSAM_READER):
+            pcsc.wait_for_removal(reader, timeout=10)
+    server = subprocess.Popen(
+        [*CLI[:2], "cardstation", "serve", "--simulate", "--listen", "127.0.0.1:0", "--speed",
+         "0", "--blank-cards", "1", "--folder", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("listening on"), line + server.stderr.read()
+        channel = grpc.insecure_channel(line.split()[-1])
+        station = station_pb2_grpc.StationServiceStub(channel)
+        streams = [station.WatchStation(spb.WatchStationRequest(interval_seconds=i))
+                   for i in (1e9, math.inf)]
+        for stream in streams:
+            assert next(stream).station.id
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=90)
+        took = time.monotonic() - started
+        for stream in streams:
+            with pytest.raises(grpc.RpcError) as ended:
+                next(stream)
+            assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+        channel.close()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0
+    assert took < 4.0, f"serve took {took:.1f} s to stop"  # not the 5 s grace, not a minute

@@ -191,7 +191,7 @@ def test_ribbon_out_mid_print_fails_then_resumes_without_rewriting(world) -> Non
         writes_before = dict(chip.writes)
         world.model.clear("ribbon_out")  # the operator changes the ribbon
         station.pipeline.after_commit = None
-        issuance = settled(station, station.pipeline.run(issuance.id))
+        issuance = settled(station, station.pipeline.resume(issuance.id))
         assert issuance.state is State.DONE
         assert dict(chip.writes) == writes_before  # the chip was not written again
         assert station.drain_returns(10) == 0

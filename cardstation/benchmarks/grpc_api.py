@@ -8,11 +8,13 @@ process through grpc.aio (one channel per client), so the two do not share a GIL
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -78,26 +80,32 @@ async def _hold_watch_streams(address: str, streams: int, pid: int) -> tuple[int
     return held, rss
 
 
-def run(clients: int = 100, seconds: float = 10.0, streams: int = 500) -> list[dict]:
-    with tempfile.TemporaryDirectory(prefix="cardstation-grpc-bench-") as tmp:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "cardstation", "serve", "--simulate", "--listen",
-             "127.0.0.1:0", "--speed", "0", "--blank-cards", "1", "--folder", tmp],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+@contextlib.contextmanager
+def served_simulated(folder: str) -> Iterator[tuple[str, int]]:
+    """`cardstation serve --simulate` in its own process: (address, pid) while it runs."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cardstation", "serve", "--simulate", "--listen",
+         "127.0.0.1:0", "--speed", "0", "--blank-cards", "1", "--folder", folder],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = server.stdout.readline()
+        if not line.startswith("listening on"):
+            raise RuntimeError(f"server did not start: {line!r}")
+        yield line.split()[-1], server.pid
+    finally:
+        server.terminate()
         try:
-            line = server.stdout.readline()
-            if not line.startswith("listening on"):
-                raise RuntimeError(f"server did not start: {line!r}")
-            address = line.split()[-1]
-            idle_rss = _rss_mb(server.pid)
-            latencies = asyncio.run(_get_station_load(address, clients, seconds))
-            held, rss = asyncio.run(_hold_watch_streams(address, streams, server.pid))
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def run(clients: int = 100, seconds: float = 10.0, streams: int = 500) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="cardstation-grpc-bench-") as tmp, \
+            served_simulated(tmp) as (address, pid):
+        idle_rss = _rss_mb(pid)
+        latencies = asyncio.run(_get_station_load(address, clients, seconds))
+        held, rss = asyncio.run(_hold_watch_streams(address, streams, pid))
     ordered = sorted(latencies)
     context = {"clients": clients, "seconds": seconds, "calls": len(latencies),
                "calls_per_s": round(len(latencies) / seconds, 1),

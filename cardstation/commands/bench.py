@@ -15,6 +15,7 @@ BENCHMARKS = (
     ("face", "cardstation.benchmarks.face", "run_benchmarks"),
     ("pipeline", "cardstation.benchmarks.pipeline", "run"),
     ("grpc", "cardstation.benchmarks.grpc_api", "run"),
+    ("bombs", "cardstation.benchmarks.bombs", "run"),
     ("console", "cardstation.benchmarks.console", "run"),
 )
 

@@ -54,8 +54,10 @@ class RunningServer:
         self.simulated = simulated  # the SimulatedStation behind --simulate, else None
 
     def stop(self, grace: float = 5.0) -> None:
-        """Park the job in progress, stop the server, then the runtime and simulators."""
+        """Park the job in progress, end the watch streams, stop the server, then the
+        runtime and simulators."""
         self.runtime.pipeline.park.set()
+        self.runtime.begin_shutdown()
         self.server.stop(grace).wait()
         self._stack.close()  # runtime.stop, then the simulators (LIFO)
 
@@ -114,7 +116,8 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
                                 station={"min_free_mb": config.station.min_free_mb})
         # The audit log first: a cut or foreign log refuses the start before any job resumes.
         audit = stack.enter_context(open_audit_log(config))
-        runtime = StationRuntime(lambda **kw: build_station(config, **kw)).start()
+        # the runtime audits its automatic rules (restart recovery among them) in the same log
+        runtime = StationRuntime(lambda **kw: build_station(config, **kw), audit=audit).start()
         stack.callback(runtime.stop)
         tokens = TokenStore.load(config.server.tokens_file) if config.server.tokens_file \
             else None
