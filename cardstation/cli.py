@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "audit",
     "read_id",
     "sim",
+    "cms",
     "printer",
     "card",
     "demo",
