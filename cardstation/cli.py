@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "token",
     "read_id",
     "sim",
+    "cms",
     "printer",
     "card",
     "demo",
