@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "window",
     "audit",
     "configure",
+    "doctor",
     "token",
     "read_id",
     "sim",

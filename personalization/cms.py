@@ -188,6 +188,37 @@ class CmsClient:
         log.info("CMS: certificates for card %s… (status %d)", card_id_code[:6], certs.status)
         return certs
 
+    def probe(self) -> dict[str, Any]:
+        """Is the CMS there (its health endpoint)? For `cardstation doctor`; raises CmsError.
+        Returns what the TLS handshake and the answer tell about it: the server certificate's
+        expiry (`cert_not_after`, seconds since the epoch, https only) and its clock (`date`,
+        from the HTTP Date header) when given."""
+        facts: dict[str, Any] = {}
+        conn = self._connection()
+        try:
+            try:
+                conn.connect()
+            except OSError as exc:
+                raise self._unavailable("unreachable", _os_cause(exc), "health check") from None
+            if isinstance(conn.sock, ssl.SSLSocket):
+                cert = conn.sock.getpeercert()
+                if cert and cert.get("notAfter"):
+                    facts["cert_not_after"] = ssl.cert_time_to_seconds(str(cert["notAfter"]))
+            headers = {"Accept": "application/json", "Connection": "close"}
+            if self._token:
+                headers["Authorization"] = f"Bearer {self._token}"
+            try:
+                conn.request("GET", self._prefix + "/health", headers=headers)
+                response = conn.getresponse()
+                raw = response.read(_MAX_RESPONSE + 1)
+            except (OSError, http.client.HTTPException) as exc:
+                raise self._unavailable("unreachable", _os_cause(exc), "health check") from None
+            facts["date"] = response.getheader("Date") or ""
+        finally:
+            conn.close()
+        self._decode(response.status, raw, "health check", "")
+        return facts
+
     # ---- temporary cards (临时卡) -------------------------------------------------------
 
     def check_temporary_card(self, card_id_code: str, holder_id: str) -> bool:
