@@ -43,8 +43,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from cardstation.logs import mask_id_number
 from cardstation.personalization.model import ReturnRecord
+from cardstation.redaction import mask_id_number
 
 SCHEMA_VERSION = 2
 SCHEMA_APPLICATION = "cardstation-journal"

@@ -45,7 +45,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from cardstation.logs import redact
 from cardstation.personalization.journal import (
     Database,
     Journal,
@@ -53,6 +52,7 @@ from cardstation.personalization.journal import (
     JournalError,
     loads,
 )
+from cardstation.redaction import redact
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cardstation.drivers.hiti.errors import PrinterError
-from cardstation.logs import mask_id_number
 from cardstation.personalization.cms import CmsError
 from cardstation.personalization.face import render_preview_sides
 from cardstation.personalization.faults import Fault, cms_fault, fault, fault_of, upper_snake
@@ -52,6 +51,7 @@ from cardstation.protos.cardstation.v1 import (
 from cardstation.protos.cardstation.v1 import (
     validation_pb2 as vpb,
 )
+from cardstation.redaction import mask_id_number
 
 from .auth import current_identity
 from .errors import abort_with

@@ -46,10 +46,10 @@ def _kill_hook() -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cardstation.logs import mask_id_number
     from cardstation.personalization.cms import CmsError
     from cardstation.personalization.journal import State
     from cardstation.personalization.pipeline import IssuanceError
+    from cardstation.redaction import mask_id_number
     from cardstation.station import build_station
 
     try:
