@@ -2,9 +2,9 @@
 
 One simulated station behind the production gRPC server (pcscd + vpcd, the printer over TCP,
 the CMS over HTTP, the GA 467 reader and the PIN pad on ptys) makes a card end to end (CMS
-fetch, claim, certificates, chip write, verify, return) and then serves the window: ID card,
-read card, verify a returned card, PIN verify/change/lock/unblock/reset, temporary card
-issue/rewrite/recall. Every logger is at DEBUG (the APDU trace, the PIN pad and ID reader
+fetch, claim, certificates, chip write, verify, return), rejects one at its preview, and then
+serves the window: ID card, read card, verify a returned card, PIN verify/change/lock/unblock/
+reset, temporary card issue/rewrite/recall. Every logger is at DEBUG (the APDU trace, the PIN pad and ID reader
 traces, the CMS client and simulator) with logging set up the way the command line sets it up.
 Then every value of a person or a secret that the run handled is looked for in the captured
 text as ASCII, hex of its bytes (ASCII/GBK/UTF-8/UTF-16), BCD, JSON escapes and base64.
@@ -23,6 +23,7 @@ import pytest
 
 from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.keys.scheme import TEST_MASTER_KEYS
+from cardstation.personalization.model import Application
 from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
 from cardstation.protos.cardstation.v1 import issuance_pb2_grpc, window_pb2_grpc
 from cardstation.protos.cardstation.v1 import window_pb2 as wpb
@@ -83,9 +84,8 @@ def rpc_fails(call) -> None:
         call()
 
 
-def make_card_end_to_end(station, id_number: str) -> dict:
-    """CMS fetch, preview, chip, return, print: the card must be DONE and its return in the
-    CMS ledger (which it answers)."""
+def issue(station, id_number: str) -> str:
+    """Fetch the application and make its card through the API; the final state."""
     stub = issuance_pb2_grpc.IssuanceServiceStub(station.channel)
     stub.GetApplication(ipb.GetApplicationRequest(id_number=id_number), timeout=30)
     created = stub.CreateIssuance(ipb.CreateIssuanceRequest(id_number=id_number), timeout=30)
@@ -95,7 +95,25 @@ def make_card_end_to_end(station, id_number: str) -> dict:
         last = response.event
         if last.final:
             break
-    assert last is not None and ipb.IssuanceState.Name(last.state) == "ISSUANCE_STATE_DONE", last
+    assert last is not None
+    return ipb.IssuanceState.Name(last.state).removeprefix("ISSUANCE_STATE_")
+
+
+def rejected_at_preview(station) -> Application:
+    """An application whose birth date and birthplace disagree with its ID number: the
+    preview's findings (logged with the job's events) must not carry them."""
+    sim = station.simulated
+    app = Application.from_dict(sim.cms.ledger(photos=True)["applications"][
+        sim.cms.samples["ready"][2]] | {"birth_date": "19700101", "birthplace": "510104"})
+    sim.cms.add_application(app)
+    assert issue(station, app.id_number) == "REJECTED"
+    return app
+
+
+def make_card_end_to_end(station, id_number: str) -> dict:
+    """CMS fetch, preview, chip, return, print: the card must be DONE and its return in the
+    CMS ledger (which it answers)."""
+    assert issue(station, id_number) == "DONE"
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         returns = [r["record"] for r in station.simulated.cms.ledger(photos=False)["returns"]
@@ -174,7 +192,8 @@ def bytes_forms(raw: bytes) -> set[str]:
     return forms
 
 
-def personal_values(station, record: dict, desk_cards: list[object]) -> dict[str, set[str]]:
+def personal_values(station, record: dict, desk_cards: list[object],
+                    rejected: Application) -> dict[str, set[str]]:
     """Every personal or secret value the run handled, by what it is."""
     sim = station.simulated
     applications = sim.cms.ledger(photos=True)["applications"]
@@ -184,7 +203,9 @@ def personal_values(station, record: dict, desk_cards: list[object]) -> dict[str
     def add(label: str, forms: set[str]) -> None:
         values[label] = {f for f in forms if len(f) >= 6}
 
-    for who, app in (("made card", made), ("window holder", applications[WINDOW_HOLDER[0]])):
+    add("rejected application: birthplace", text_forms(rejected.birthplace))
+    for who, app in (("made card", made), ("window holder", applications[WINDOW_HOLDER[0]]),
+                     ("rejected application", applications[rejected.id_number])):
         add(f"{who}: ID number", text_forms(app["id_number"]))
         add(f"{who}: name", text_forms(app["name"]))
         add(f"{who}: birth date", text_forms(app["birth_date"]))
@@ -233,10 +254,11 @@ def leaks(text: str, values: dict[str, set[str]]) -> list[str]:
 
 def test_a_debug_run_of_every_operation_logs_no_personal_value(station, debug_logs) -> None:
     record = make_card_end_to_end(station, station.simulated.cms.samples["ready"][1])
+    rejected = rejected_at_preview(station)
     desk_cards = window_operations(station)
     assert {"cardstation.apdu", "cardstation.pinpad", "cardstation.personalization.cms",
             "cardstation.personalization.pipeline"} <= debug_logs.names  # the traces ran
-    values = personal_values(station, record, desk_cards)
+    values = personal_values(station, record, desk_cards, rejected)
     assert len(values) > 20
     formatted = "\n".join(debug_logs.lines)
     raw = "\n".join(debug_logs.raw)
