@@ -4,10 +4,11 @@ One simulated station behind the production gRPC server (pcscd + vpcd, the print
 the CMS over HTTP, the GA 467 reader and the PIN pad on ptys) makes a card end to end (CMS
 fetch, claim, certificates, chip write, verify, return), rejects one at its preview, and then
 serves the window: ID card, read card, verify a returned card, PIN verify/change/lock/unblock/
-reset, temporary card issue/rewrite/recall. Every logger is at DEBUG (the APDU trace, the PIN pad and ID reader
-traces, the CMS client and simulator) with logging set up the way the command line sets it up.
-Then every value of a person or a secret that the run handled is looked for in the captured
-text as ASCII, hex of its bytes (ASCII/GBK/UTF-8/UTF-16), BCD, JSON escapes and base64.
+reset, temporary card issue/rewrite/recall. Every logger is at DEBUG (the APDU trace, the PIN
+pad and ID reader traces, the CMS client and simulator) with logging set up the way the
+command line sets it up. Then every value of a person or a secret that the run handled is
+looked for in the captured text as ASCII, hex of its bytes (ASCII/GBK/UTF-8/UTF-16), BCD,
+JSON escapes and base64.
 """
 
 from __future__ import annotations
