@@ -96,6 +96,14 @@ def test_the_selection_is_followed_while_the_trace_is_off(caplog) -> None:
     assert secrets.hex().upper() not in text and "<EF EF13 40 bytes #" in text
 
 
+def test_after_a_refused_select_nothing_is_taken_as_public(caplog) -> None:
+    """The PSAM refuses the SELECT of its terminal-number file: whatever EF is current then,
+    the trace does not know it, so the read that follows is masked."""
+    text = run([(select(PSAM_AID), OK), (select_ef(0x0016), b"\x6a\x82"),
+                (bytes.fromhex("00B0000006"), bytes.fromhex("112233445566") + OK)], caplog)
+    assert "112233445566" not in text and "<binary data 6 bytes #" in text
+
+
 @pytest.mark.parametrize("apdu", [
     "0020000003123456",  # VERIFY
     "805E010007123456FF654321",  # SSC change PIN

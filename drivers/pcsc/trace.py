@@ -99,6 +99,7 @@ class ApduTrace:
         self.reader = reader
         self._application: bytes | None = None  # the last SELECT by name
         self._file: int | None = None  # the last SELECT by FID of an EF
+        self._selecting: tuple[bytes | None, int | None] | None = None  # until it is answered
         self._response_label: str | None = None
 
     @staticmethod
@@ -106,6 +107,8 @@ class ApduTrace:
         return log.isEnabledFor(logging.DEBUG)
 
     def command(self, apdu: bytes) -> None:
+        if self._selecting is not None:  # a SELECT that got no answer: selection unknown
+            self._application, self._file, self._selecting = None, None, None
         command_label, response_label = self._classify(apdu)
         if not (len(apdu) > 1 and apdu[1] == GET_RESPONSE):
             self._response_label = response_label  # GET RESPONSE inherits it
@@ -113,6 +116,12 @@ class ApduTrace:
             log.debug("%s > %s", self.reader, format_command(apdu, command_label))
 
     def response(self, data: bytes, sw: int) -> None:
+        if self._selecting is not None:
+            # a refused SELECT leaves the card's selection as it was, which the trace cannot
+            # be sure of: unknown, so everything after it is masked until the next SELECT
+            ok = sw == 0x9000 or sw >> 8 == 0x61
+            self._application, self._file = self._selecting if ok else (None, None)
+            self._selecting = None
         if self.enabled():
             log.debug("%s < %s", self.reader, format_response(data, sw, self._response_label))
 
@@ -143,9 +152,11 @@ class ApduTrace:
 
     def _select(self, p1: int, data: bytes) -> None:
         if p1 == 0x04:  # by name: an application (DF); no EF is current
-            self._application, self._file = bytes(data), None
-        elif len(data) == 2:
-            self._file = int.from_bytes(data, "big") if p1 in (0x00, 0x02) else None
+            self._selecting = (bytes(data), None)
+        elif p1 in (0x00, 0x02) and len(data) == 2:  # an EF by FID
+            self._selecting = (self._application, int.from_bytes(data, "big"))
+        else:  # a DF by FID, a parent, a path: whatever EF was current is not any more
+            self._selecting = (self._application, None)
 
     def _record(self, p1: int, p2: int) -> str | None:
         if self._application in _BANK:
