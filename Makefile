@@ -3,29 +3,58 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := swig libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools libusb-1.0-0 fonts-wqy-zenhei chromium
+# What every machine running the station needs; vpcd (the virtual reader driver) only where the
+# simulators run: it lets whoever connects to its ports present a card (docs/vpcd.md).
+APT_PACKAGES := swig libpcsclite-dev pcscd pcsc-tools libusb-1.0-0 fonts-wqy-zenhei chromium
+SIM_APT_PACKAGES := vsmartcard-vpcd
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-packages venv protos test demo bench lint clean
+.PHONY: setup station-setup system-packages simulator-readers no-virtual-readers venv protos \
+	test demo bench lint clean
 
-setup: system-packages venv protos
+# A development, CI or demo machine: the station with its simulators.
+setup: system-packages simulator-readers venv protos
 
-# apt packages, only those missing; then the extra vpcd reader entry for the desk reader slots.
-system-packages:
-	@missing=""; for p in $(APT_PACKAGES); do \
+# A real station: no virtual reader. Refuses while vpcd is installed.
+station-setup: no-virtual-readers system-packages venv protos
+
+# apt packages, only those missing
+define apt_install
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing apt packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+endef
+
+system-packages:
+	$(call apt_install,$(APT_PACKAGES))
+
+# vpcd and the extra vpcd reader entry for the desk reader slots. vpcd listens on every
+# interface (it cannot be bound to loopback): `python -m cardstation.vpcd_check` reports it.
+simulator-readers:
+	$(call apt_install,$(SIM_APT_PACKAGES))
 	@drv=/usr/lib/pcsc/drivers/serial; \
 	if ! cmp -s $$drv/libifdvpcd.so $$drv/libifdvpcd-desk.so || \
 	   ! cmp -s simulators/vpcd/reader.conf /etc/reader.conf.d/cardstation-vpcd-desk; then \
 	  echo "installing the desk-reader vpcd entry (/etc/reader.conf.d/cardstation-vpcd-desk)"; \
+	  echo "note: vpcd's ports 35963-35966 listen on every interface; keep this machine off" \
+	       "untrusted networks, never on a station (docs/vpcd.md)"; \
 	  $(SUDO) install -m 0644 $$drv/libifdvpcd.so $$drv/libifdvpcd-desk.so; \
 	  $(SUDO) install -m 0644 simulators/vpcd/reader.conf /etc/reader.conf.d/cardstation-vpcd-desk; \
 	  $(SUDO) pkill -x pcscd || true; \
+	fi
+
+no-virtual-readers:
+	@if dpkg-query -W -f='$${Status}' vsmartcard-vpcd 2>/dev/null | grep -q "ok installed" || \
+	   [ -e /etc/reader.conf.d/cardstation-vpcd-desk ]; then \
+	  echo "station-setup: a virtual reader (vpcd) is installed: anyone on the network could" \
+	       "present a card to pcscd. Remove it: $(SUDO) apt-get purge vsmartcard-vpcd;" \
+	       "$(SUDO) rm -f /etc/reader.conf.d/cardstation-vpcd-desk" \
+	       "/usr/lib/pcsc/drivers/serial/libifdvpcd-desk.so; restart pcscd" >&2; \
+	  exit 1; \
 	fi
 
 venv: $(STAMP)
@@ -57,9 +86,19 @@ BUF := .tools/node_modules/.bin/buf
 $(BUF):
 	npm install --prefix .tools --silent --no-audit --no-fund @bufbuild/buf@1.75.0
 
-lint: $(STAMP) $(BUF)
+# mypy sees the folders as the installed `cardstation.*` subpackages through a tree of symlinks
+# (setup.py maps folders onto subpackages, which a type checker cannot follow by itself)
+TYPECHECK_TREE := .tools/typecheck
+lint: $(STAMP) $(BUF) protos
 	$(VENV)/bin/ruff check .
 	$(BUF) lint protos
+	@rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/cardstation
+	@for f in cardstation/*; do ln -s "$$PWD/$$f" $(TYPECHECK_TREE)/cardstation/; done
+	@for d in redaction drivers personalization protos server console simulators; do \
+	  ln -s "$$PWD/$$d" $(TYPECHECK_TREE)/cardstation/$$d; done
+	cd $(TYPECHECK_TREE) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml \
+	  -p cardstation.redaction -p cardstation.drivers -p cardstation.personalization \
+	  -p cardstation.server
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

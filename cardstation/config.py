@@ -5,10 +5,13 @@
 id = "410700-W01"           # claims at the CMS are made in this name
 data_dir = "var/station"    # SQLite journal, previews, audit log
 [cms]
+kind = "reference-http"     # the CMS adapter (cardstation/registries.py; docs/cms-adapter.md)
 url = "http://127.0.0.1:8600"
 connect_timeout = 3.0
 read_timeout = 10.0
+[cms.options]               # the adapter's own keys (the reference adapter takes none)
 [printer]
+model = "hiti-cs220e"       # the printer adapter (cardstation/registries.py)
 device = "socket://127.0.0.1:9100"   # or usb://0d16:030a[?serial=...]
 poll_interval = 1.0
 panel_pause = 0.2
@@ -45,6 +48,7 @@ client_ca = ""              # set to accept client certificates (mTLS)
 tokens_file = ""            # hashed bearer tokens with roles and expiry
 client_roles = ""           # "console-01=operator,hub=upstream" for mTLS callers
 audit_log = ""              # default <data_dir>/audit.jsonl
+audit_key = ""              # HMAC key of the audit chain, 0600; default <data_dir>/audit.key
 ```
 Errors name the file, the key and what is wrong; unknown keys are errors (a typo must not fall
 back to a default silently).
@@ -70,16 +74,20 @@ class StationSection:
 
 @dataclass(frozen=True)
 class CmsSection:
+    kind: str = "reference-http"  # the adapter, by name (cardstation/registries.py CMS_KINDS)
     url: str = "http://127.0.0.1:8600"
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
+    options: dict[str, Any] = field(default_factory=dict)  # [cms.options]: the adapter's own
 
 
 @dataclass(frozen=True)
 class PrinterSection:
+    model: str = "hiti-cs220e"  # the adapter, by name (cardstation/registries.py PRINTER_MODELS)
     device: str = "socket://127.0.0.1:9100"
     poll_interval: float = 1.0  # status polling while the printer is busy (s)
     panel_pause: float = 0.2  # pause after each panel upload (gutenprint's 200 ms for HiTi)
+    options: dict[str, Any] = field(default_factory=dict)  # [printer.options]: the model's own
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,7 @@ class ServerSection:
     tokens_file: str = ""  # JSON of hashed bearer tokens (see cardstation.server.auth)
     client_roles: str = ""  # "CN=role,CN=role" for mTLS callers
     audit_log: str = ""  # default: <data_dir>/audit.jsonl
+    audit_key: str = ""  # default: <data_dir>/audit.key (created 0600 on first start)
 
 
 @dataclass(frozen=True)
@@ -211,6 +220,14 @@ def _check(config: Config, where: str) -> None:
             problems.append("hsm_timeout must be positive")
         if problems:
             raise ConfigError(f"{where}: [keys] service = \"hsm\": " + "; ".join(problems))
+    from cardstation.registries import CMS_KINDS, PRINTER_MODELS
+
+    if config.cms.kind not in CMS_KINDS:
+        raise ConfigError(f"{where}: [cms] kind {config.cms.kind!r} is not known; known: "
+                          + ", ".join(sorted(CMS_KINDS)))
+    if config.printer.model not in PRINTER_MODELS:
+        raise ConfigError(f"{where}: [printer] model {config.printer.model!r} is not known; "
+                          "known: " + ", ".join(sorted(PRINTER_MODELS)))
     if not config.cms.url.startswith(("http://", "https://")):
         raise ConfigError(f"{where}: [cms] url must start with http:// or https://")
     if not 0 < config.photo.min_kb < config.photo.max_kb:

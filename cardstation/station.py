@@ -6,17 +6,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from cardstation.config import Config
-from cardstation.drivers.hiti import Printer
-from cardstation.drivers.hiti.errors import PrinterNotConnected
 from cardstation.drivers.idreader import Ga467Reader
 from cardstation.drivers.pcsc.errors import CardWaitTimeout, PcscError
 from cardstation.drivers.pcsc.readers import PcscContext
 from cardstation.drivers.pcsc.transport import PcscTransport
 from cardstation.drivers.pinpad.pinpad import PinPad
-from cardstation.personalization.cms import CmsClient
 from cardstation.personalization.journal import Journal, State
 from cardstation.personalization.keys.hsm import HsmKeyService, client_context
 from cardstation.personalization.keys.service import (
@@ -28,6 +24,9 @@ from cardstation.personalization.model import ReturnRecord
 from cardstation.personalization.outbox import Outbox, ReturnWorker
 from cardstation.personalization.pinentry import PinPadEntry
 from cardstation.personalization.pipeline import Devices, EventSink, Pipeline
+from cardstation.personalization.ports.cms import Cms, CmsSettings
+from cardstation.personalization.ports.printer import CardPrinter, PrinterSettings
+from cardstation.personalization.private_files import make_private_dir, make_private_files
 from cardstation.personalization.rules import PhotoSpec
 from cardstation.personalization.window import (
     NO_IDREADER,
@@ -35,6 +34,7 @@ from cardstation.personalization.window import (
     WindowError,
     WindowServices,
 )
+from cardstation.registries import cms_factory, printer_factory
 
 
 class Window:
@@ -48,6 +48,8 @@ class Window:
         self.keys = keys
         self._idreader: Ga467Reader | None = None
         self._pins: PinPadEntry | None = None
+        # told the PIN pad's prompt and the number of digits typed (WatchPinEntry)
+        self.on_pin_progress: Callable[[str, int], None] | None = None
 
     def idreader(self) -> Ga467Reader:
         if not self.config.window.idreader:
@@ -67,6 +69,7 @@ class Window:
         if self._pins is None:
             self._pins = PinPadEntry(PinPad(self.config.window.pinpad), self.keys.pinpad_kek(),
                                      timeout_s=self.config.window.pin_timeout)
+        self._pins.on_progress = self.on_pin_progress
         return self._pins
 
     def reset(self) -> None:
@@ -81,54 +84,6 @@ class Window:
         if self._idreader is not None:
             self._idreader.close()
             self._idreader = None
-
-
-class PrinterLink:
-    """The configured printer, opened on first use and again after it was unplugged, so the
-    station starts (and says what is missing) without it. Calls go to the driver's Printer;
-    a call that finds the printer gone drops the connection, and the next one reopens it."""
-
-    def __init__(self, url: str, **options: Any) -> None:
-        self.url = url
-        self.options = options
-        self._printer: Printer | None = None
-        self._lock = threading.RLock()
-
-    def _get(self) -> Printer:
-        with self._lock:
-            if self._printer is None:
-                self._printer = Printer.open(self.url, **self.options)
-            return self._printer
-
-    def _drop(self) -> None:
-        with self._lock:
-            printer, self._printer = self._printer, None
-        if printer is not None:
-            try:
-                printer.close()
-            except Exception:  # already dead
-                pass
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self._get(), name)
-        if not callable(target):
-            return target
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return target(*args, **kwargs)
-            except PrinterNotConnected:
-                self._drop()
-                raise
-
-        return call
-
-    def reconnect(self) -> None:
-        self._drop()
-        self._get()
-
-    def close(self) -> None:
-        self._drop()
 
 
 class Readers:
@@ -194,8 +149,8 @@ class Station:
     config: Config
     journal: Journal
     outbox: Outbox
-    cms: CmsClient
-    printer: PrinterLink
+    cms: Cms
+    printer: CardPrinter
     keys: KeyService
     pipeline: Pipeline
     worker: ReturnWorker
@@ -239,14 +194,16 @@ def build_station(config: Config,
     """Everything of one station. Devices are reached when used, so a station whose printer
     or readers are missing still starts and says what is missing."""
     data = config.data_path
-    data.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data)  # 0700: the journal, outbox and previews hold personal data
     journal = Journal(data / "journal.sqlite")
+    make_private_files(data / f"journal.sqlite{suffix}" for suffix in ("", "-wal", "-shm"))
     outbox = Outbox(journal)
-    cms = CmsClient(config.cms.url, config.station.id,
-                    connect_timeout=config.cms.connect_timeout,
-                    read_timeout=config.cms.read_timeout)
-    printer = PrinterLink(config.printer.device, poll_interval=config.printer.poll_interval,
-                          panel_pause=config.printer.panel_pause)
+    cms: Cms = cms_factory(config.cms.kind)(CmsSettings(
+        config.cms.url, config.station.id, connect_timeout=config.cms.connect_timeout,
+        read_timeout=config.cms.read_timeout, options=dict(config.cms.options)))
+    printer: CardPrinter = printer_factory(config.printer.model)(PrinterSettings(
+        config.printer.device, poll_interval=config.printer.poll_interval,
+        panel_pause=config.printer.panel_pause, options=dict(config.printer.options)))
     readers = Readers()
     encoder = config.readers.encoder
     keys: KeyService
@@ -289,7 +246,7 @@ def build_station(config: Config,
     return Station(config, journal, outbox, cms, printer, keys, pipeline, worker, window, readers)
 
 
-def _build_window(config: Config, keys: KeyService, cms: CmsClient) -> Window:
+def _build_window(config: Config, keys: KeyService, cms: Cms) -> Window:
     """Desk reader always (found when used); ID reader and PIN pad when configured."""
     pattern = config.readers.desk
 

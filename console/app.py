@@ -45,10 +45,13 @@ PIN_ENTRIES = {"VERIFY": ("ENTER_PIN",), "CHANGE": ("ENTER_PIN", "ENTER_NEW_PIN"
                "UNBLOCK": (), "RESET": ("ENTER_NEW_PIN", "CONFIRM_NEW_PIN"),
                "TEMP_ISSUE": ("ENTER_NEW_PIN", "CONFIRM_NEW_PIN"),
                "TEMP_REWRITE": ("ENTER_NEW_PIN", "CONFIRM_NEW_PIN")}
-# the 11 fields of a card read (iReadCardBas), in the order the card lists them
+# the 11 fields of a card read (iReadCardBas), in the order the card lists them, and the bank
+# account
 CARD_FIELDS = ("region", "id_number_masked", "card_number", "card_id_code", "name",
                "atr_historical", "spec_version", "issue_date", "expiry_date", "terminal_number",
-               "terminal_device")
+               "terminal_device", "bank_account_masked")
+# masked fields -> the RevealCardNumbersResponse field that has them in full
+REVEALED = {"id_number_masked": "id_number", "bank_account_masked": "bank_account"}
 # reasons whose server text carries specifics the catalogue's general words cannot (what is
 # left half done, which field is wrong, the device's own error): shown under them as detail
 _DETAILED = ("TEMPORARY_ISSUE_INCOMPLETE", "TEMPORARY_RECALL_INCOMPLETE", "INVALID_HOLDER",
@@ -413,19 +416,53 @@ class Console:
             session, exc.code, exc.cause, exc.remedy))
 
     async def window_read(self, request: Request) -> Response:
-        """读卡: the 11 fields; the server sends the ID number masked and has no call that
-        reveals it, so the console shows it masked only."""
+        """读卡: the 11 fields and the bank account, the ID and bank numbers masked (显示完整号码
+        reveals them through an audited call)."""
+        return await self._card_read(request, reveal=False)
+
+    async def window_reveal(self, request: Request) -> Response:
+        """显示完整号码: the card read again with its numbers in full (the server audits it)."""
+        return await self._card_read(request, reveal=True)
+
+    async def _card_read(self, request: Request, reveal: bool) -> Response:
         session, _ = await self._checked(request)
         if session is None:
             return _forbidden()
+        full = None
         try:
-            read = await _thread(self.api.read_card, session.token)
+            if reveal:
+                numbers = await _thread(self.api.reveal_card_numbers, session.token)
+                read = numbers.card
+                full = {f: getattr(numbers, attr) for f, attr in REVEALED.items()}
+            else:
+                read = await _thread(self.api.read_card, session.token)
         except ApiError as exc:
             return self._window_fault(session, "READ", exc)
         return self.render("window_result.html", session, op="READ", ok=True, fault=None,
-                           info=read.info, fields=CARD_FIELDS,
+                           info=read.info, fields=CARD_FIELDS, full=full,
                            kind=wpb.CardKind.Name(read.kind).removeprefix("CARD_KIND_"),
                            generation=read.generation)
+
+    async def pin_events(self, request: Request) -> Response:
+        """The holder's PIN-pad progress as server-sent events: one dot per digit typed."""
+        session = self._session(request)
+        if session is None:
+            return Response("login first", status_code=401)
+        tr = Translator(session.locale)
+        template = self.templates.get_template("pin_progress.html")
+
+        async def stream() -> AsyncIterator[dict[str, str]]:
+            call = self.api.watch_pin_entry(session.token)
+            try:
+                async for reply in iterate_in_threadpool(_stream_of(call)):
+                    yield {"event": "pin",
+                           "data": template.render(_=tr.gettext, p=reply.progress)}
+            except ApiError:
+                return
+            finally:
+                call.cancel()
+
+        return EventSourceResponse(stream(), ping=15)
 
     async def window_verify_returned(self, request: Request) -> Response:
         """回执验卡: the card on the desk reader is the holder's (checked by the server)."""
@@ -543,6 +580,8 @@ class Console:
             Route("/window", self.window_page, methods=["GET"]),
             Route("/window/read", self.window_read, methods=["POST"]),
             Route("/window/verify-returned", self.window_verify_returned, methods=["POST"]),
+            Route("/window/reveal", self.window_reveal, methods=["POST"]),
+            Route("/window/pin-events", self.pin_events, methods=["GET"]),
             Route("/window/pin/{operation:str}", self.window_pin, methods=["POST"]),
             Route("/window/temporary/{operation:str}", self.window_temporary,
                   methods=["POST"]),

@@ -173,6 +173,14 @@ class StationApi:
     def read_card(self, token: str) -> wpb.ReadCardResponse:
         return self._unary(self.window.ReadCard, wpb.ReadCardRequest(), token)
 
+    def reveal_card_numbers(self, token: str) -> wpb.RevealCardNumbersResponse:
+        """The card's ID and bank numbers in full: the server audits every call."""
+        return self._unary(self.window.RevealCardNumbers, wpb.RevealCardNumbersRequest(), token)
+
+    def watch_pin_entry(self, token: str) -> Any:
+        """The holder's progress on the PIN pad (digits typed, never digits); `cancel()` it."""
+        return self.window.WatchPinEntry(wpb.WatchPinEntryRequest(), metadata=self._md(token))
+
     def verify_returned_card(self, token: str, id_number: str) -> wpb.CardBasicInfo:
         return self._unary(self.window.VerifyReturnedCard,
                            wpb.VerifyReturnedCardRequest(id_number=id_number), token).info

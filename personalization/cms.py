@@ -1,10 +1,13 @@
-"""Client of the provincial card-management system (省卡管, "CMS") over HTTP/JSON.
+"""The reference CMS adapter: a client of the card-management system (省卡管, "CMS") over the
+HTTP/JSON protocol of the project's CMS simulator (a province's CMS speaks its own protocol: its
+adapter implements the same port, personalization/ports/cms.py).
 
 The station fetches an application by ID number, claims it (so two stations cannot make the
 same card), sends the return record (数据回盘) with an idempotency key, reports failures and
-restores applications (失败数据处理 → 恢复申请). Every failure is a `CmsError` whose `reason` is
-a machine code and whose message tells the operator the cause and the remedy; `retryable`
-says whether sending the same request again can succeed (the outbox worker relies on it).
+restores applications (失败数据处理 → 恢复申请). Every failure is one of the port's `CmsError`s:
+its class gives the domain code, `reason` keeps the CMS's own error code, and the message tells
+the operator the cause and the remedy; `retryable` says whether sending the same request again
+can succeed (the outbox worker relies on it).
 
 Each call opens its own connection, so one client is safe to share between threads. The
 connect and read timeouts are separate: a dead host should fail fast, while a CMS that is
@@ -23,94 +26,28 @@ from urllib.parse import quote, urlsplit
 from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.cert_assumptions import CardCertificates
 from cardstation.personalization.model import Application, ReturnRecord
+from cardstation.personalization.ports.cms import (
+    AlreadyMade,
+    ApplicationNotFound,
+    CertificateRefused,
+    ClaimedElsewhere,
+    CmsEndpointNotFound,
+    CmsError,
+    CmsProtocolError,
+    CmsRequestRejected,
+    CmsSettings,
+    CmsUnavailable,
+    NotMarkedForInstantIssuance,
+    RestoreRequired,
+    ReturnConflict,
+    TemporaryCardOutstanding,
+    TemporaryCardUnknown,
+)
 from cardstation.redaction import mask_id_number, redact
 
 log = logging.getLogger(__name__)
 
 _MAX_RESPONSE = 8 * 1024 * 1024  # an application with a photo is ~100 KB
-
-
-class CmsError(Exception):
-    """A CMS request failed. `reason`: machine code; str(exc): cause and remedy for operators.
-
-    `status` is the HTTP status when the CMS answered, else None. `retryable` is True when the
-    same request may succeed later unchanged (network trouble, server errors, garbled answers).
-    """
-
-    retryable = False
-
-    def __init__(
-        self,
-        reason: str,
-        message: str,
-        *,
-        status: int | None = None,
-        retryable: bool | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.status = status
-        if retryable is not None:
-            self.retryable = retryable  # per instance, e.g. a 400 is not worth retrying
-
-
-class CmsUnavailable(CmsError):
-    """The CMS could not be reached or did not answer properly (refused, reset, timeout, 5xx)."""
-
-    retryable = True
-
-
-class ApplicationNotFound(CmsError):
-    """The CMS has no application for this ID number."""
-
-
-class NotMarkedForInstantIssuance(CmsError):
-    """The application lacks the fee registration or the instant-issuance mark."""
-
-
-class ClaimedElsewhere(CmsError):
-    """Another station holds the claim on this application. `station` names it if known."""
-
-    def __init__(
-        self, reason: str, message: str, *, status: int | None = None, station: str | None = None
-    ) -> None:
-        super().__init__(reason, message, status=status)
-        self.station = station
-
-
-class ReturnConflict(CmsError):
-    """The CMS holds a different record under this idempotency key or for this card."""
-
-
-class AlreadyMade(CmsError):
-    """A card for this application was already made (its return was received)."""
-
-
-class RestoreRequired(CmsError):
-    """The application has a failure report and must be restored in the CMS first."""
-
-
-class TemporaryCardOutstanding(CmsError):
-    """The holder already has a temporary card that was not returned."""
-
-
-class TemporaryCardUnknown(CmsError):
-    """The CMS has no temporary card with this card identification code."""
-
-
-class CertificateRefused(CmsError):
-    """The CMS would not issue a 3rd-generation card's certificates (GetCA)."""
-
-
-class CmsProtocolError(CmsError):
-    """The CMS answered something this client cannot use (not JSON, wrong shape, 400).
-
-    A garbled answer to a request the CMS may have carried out is retryable: the idempotency
-    key makes the retry safe. A 400 (the CMS rejects what we sent) is not.
-    """
-
-    retryable = True
 
 
 class CmsClient:
@@ -136,6 +73,15 @@ class CmsClient:
         self._host = url.hostname
         self._port = url.port
         self._prefix = url.path.rstrip("/")
+
+    @classmethod
+    def from_settings(cls, settings: CmsSettings) -> CmsClient:
+        """The registry's factory (`[cms] kind = "reference-http"`); it takes no options."""
+        if settings.options:
+            raise ValueError("the reference-http CMS takes no [cms.options]; got "
+                             + ", ".join(sorted(settings.options)))
+        return cls(settings.url, settings.station_id, connect_timeout=settings.connect_timeout,
+                   read_timeout=settings.read_timeout)
 
     def __repr__(self) -> str:
         return f"CmsClient({self.base_url!r}, station_id={self.station_id!r})"
@@ -417,20 +363,18 @@ class CmsClient:
             )
         if status in (404, 405):
             # Not "no such application": the URL does not reach the CMS API at all.
-            return CmsProtocolError(
+            return CmsEndpointNotFound(
                 code or "not_found",
                 f"The CMS URL {self.base_url} does not offer this request (HTTP {status}) — "
                 "check the CMS URL in the station configuration",
                 status=status,
-                retryable=False,
             )
         if status == 400:
-            return CmsProtocolError(
+            return CmsRequestRejected(
                 code or "bad_request",
                 f"The CMS rejected the station's request as malformed ({detail}) — report this "
                 "to the station supplier",
                 status=status,
-                retryable=False,
             )
         return CmsError(
             code or f"http_{status}",
@@ -454,18 +398,25 @@ def _os_cause(exc: BaseException) -> str:
         return "the answer was cut off"
     if isinstance(exc, socket.gaierror):
         return "the CMS host name does not resolve"
-    return type(exc).__name__ + (f": {exc.strerror}" if getattr(exc, "strerror", None) else "")
+    strerror = getattr(exc, "strerror", None)
+    return type(exc).__name__ + (f": {strerror}" if strerror else "")
 
 
+# the port's errors, re-exported for the callers that import them from the adapter
 __all__ = [
     "AlreadyMade",
     "ApplicationNotFound",
+    "CertificateRefused",
     "ClaimedElsewhere",
     "CmsClient",
+    "CmsEndpointNotFound",
     "CmsError",
     "CmsProtocolError",
+    "CmsRequestRejected",
     "CmsUnavailable",
     "NotMarkedForInstantIssuance",
     "RestoreRequired",
     "ReturnConflict",
+    "TemporaryCardOutstanding",
+    "TemporaryCardUnknown",
 ]

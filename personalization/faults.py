@@ -15,16 +15,10 @@ import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from cardstation.drivers.hiti.errors import (
-    PrinterAlert,
-    PrinterError,
-    PrinterNotConnected,
-    PrinterProtocolError,
-    PrinterTimeout,
-)
 from cardstation.drivers.pcsc import errors as pcsc
-from cardstation.personalization.cms import CertificateRefused, CmsError, CmsUnavailable
 from cardstation.personalization.keys.service import KeyServiceError, KeyServiceUnavailable
+from cardstation.personalization.ports.cms import CertificateRefused, CmsError
+from cardstation.personalization.ports.printer import PrinterFault
 
 
 class Action(StrEnum):
@@ -185,27 +179,29 @@ def fault(code: str, detail: str = "", *, actions: tuple[Action, ...] | None = N
     return Fault(code, cause, base.remedy, base.actions if actions is None else actions)
 
 
-def _printer_fault(exc: PrinterError) -> Fault:
-    if isinstance(exc, PrinterAlert):
-        code = "PRINTER_" + upper_snake(type(exc).__name__ if type(exc) is not PrinterAlert
-                                        else exc.alert.name)
+#: Printer conditions whose remedy starts with the ribbon-sensor calibration (fault table).
+_CALIBRATE_FIRST = ("PRINTER_RIBBON_SEARCH_FAIL", "PRINTER_RIBBON_TAKE_CALIBRATION_FAILED",
+                    "PRINTER_RIBBON_SUPPLY_CALIBRATION_FAILED")
+
+
+def _printer_fault(exc: PrinterFault) -> Fault:
+    """The port's printer fault for an operator: its code, and the buttons that fit it."""
+    if exc.alert:
         actions: tuple[Action, ...] = _PRINTER_ACTIONS
-        if exc.alert.name in ("RibbonSearchFail", "RibbonTakeCalibrationFailed",
-                              "RibbonSupplyCalibrationFailed"):
+        if exc.code in _CALIBRATE_FIRST:
             actions = (Action.CALIBRATE_RIBBON_SENSOR, Action.CLEAN_CARD_PATH,
                        *_PRINTER_ACTIONS)
-        return Fault(code, f"printer: {exc.msg}", exc.remedy, actions)
-    if isinstance(exc, PrinterNotConnected):
-        return Fault("PRINTER_NOT_CONNECTED", f"the printer is not connected ({exc.msg})",
+        return Fault(exc.code, f"printer: {exc.cause}", exc.remedy, actions)
+    if exc.code == "PRINTER_NOT_CONNECTED":
+        return Fault(exc.code, f"the printer is not connected ({exc.cause})",
                      REMEDY_CABLES, (Action.RESUME, Action.REJECT_CARD))
-    if isinstance(exc, PrinterTimeout):
-        return Fault("PRINTER_TIMEOUT", f"the printer did not finish in time ({exc.msg})",
+    if exc.code == "PRINTER_TIMEOUT":
+        return Fault(exc.code, f"the printer did not finish in time ({exc.cause})",
                      exc.remedy, _PRINTER_ACTIONS)
-    if isinstance(exc, PrinterProtocolError):
-        return Fault("PRINTER_PROTOCOL_ERROR", f"the printer's answer was not understood "
-                     f"({exc.msg})", exc.remedy, _PRINTER_ACTIONS)
-    return Fault("PRINTER_ERROR", f"the printer refused ({exc.msg})", exc.remedy,
-                 _PRINTER_ACTIONS)
+    if exc.code == "PRINTER_PROTOCOL_ERROR":
+        return Fault(exc.code, f"the printer's answer was not understood ({exc.cause})",
+                     exc.remedy, _PRINTER_ACTIONS)
+    return Fault(exc.code, f"the printer refused ({exc.cause})", exc.remedy, _PRINTER_ACTIONS)
 
 
 def _pcsc_fault(exc: pcsc.PcscError) -> Fault:
@@ -255,7 +251,7 @@ def fault_of(exc: BaseException) -> Fault:
     carried = getattr(exc, "fault", None)
     if isinstance(carried, Fault):
         return carried
-    if isinstance(exc, PrinterError):
+    if isinstance(exc, PrinterFault):
         return _printer_fault(exc)
     if isinstance(exc, pcsc.PcscError):
         return _pcsc_fault(exc)
@@ -273,21 +269,10 @@ def fault_of(exc: BaseException) -> Fault:
     return fault("INTERNAL", f"{type(exc).__name__}: {exc}")
 
 
-#: CMS reasons with a name of their own in the vocabulary; the rest become CMS_<REASON>.
-_CMS_CODES = {"unknown_application": "APPLICATION_NOT_FOUND",
-              "not_marked": "NOT_MARKED_FOR_INSTANT_ISSUANCE",
-              "claimed_elsewhere": "CLAIMED_BY_ANOTHER_STATION",
-              "already_made": "CARD_ALREADY_MADE",
-              "return_conflict": "CMS_RETURN_CONFLICT",
-              "restore_required": "CMS_RESTORE_REQUIRED"}
-
-
 def cms_fault(exc: CmsError) -> Fault:
-    """A CMS error as a fault; the client's message is already "cause — remedy"."""
-    if isinstance(exc, CmsUnavailable):
-        code = "CMS_UNAVAILABLE"
-    else:
-        code = _CMS_CODES.get(exc.reason) or "CMS_" + upper_snake(exc.reason or "error")
+    """A CMS error as a fault: the port's code (never the CMS's wire code); the adapter's
+    message is already "cause — remedy"."""
+    code = exc.code
     cause, sep, remedy = str(exc).partition(" — ")
     if not sep:
         remedy = "check the application in the CMS, then try again"

@@ -249,6 +249,27 @@ ALTER TABLE outbox ADD COLUMN last_error_code TEXT NOT NULL DEFAULT ''
 }
 
 
+_RESERVED_META = {"application", "schema_version"}
+
+
+def read_meta(path: str | Path, key: str) -> str | None:
+    """A `meta` value of the journal at `path`, opened read-only (never created).
+
+    Raises FileNotFoundError when there is no journal, JournalCorrupt when it is not one.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(str(path))
+    try:
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise JournalCorrupt(f"{path} is not a readable journal: {exc}") from exc
+    return row[0] if row else None
+
+
 def dumps(value: Any, what: str) -> str:
     """JSON-encode `value` strictly (no NaN, no non-JSON types); ValueError naming `what`."""
     try:
@@ -572,7 +593,7 @@ class Journal:
             ).fetchone()
         return _issuance(row) if row is not None else None
 
-    def list(
+    def issuances(
         self, state: State | None = None, limit: int = 50, after: str | None = None
     ) -> list[Issuance]:
         """Issuances in (created_at, id) order, optionally in one state. `after` is the id of the
@@ -731,6 +752,24 @@ class Journal:
                 conn, issuance_id, now, current.state, current.state, reason, data
             )
             return replace(current, data=loads(merged_json, "data"), updated_at=now)
+
+    def meta(self, key: str) -> str | None:
+        """A value of the `meta` table (e.g. the audit log's head), None when absent."""
+        with self._db.read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set (or, with None, delete) a `meta` value; the schema's own keys are refused."""
+        if key in _RESERVED_META:
+            raise ValueError(f"meta key {key!r} belongs to the journal schema")
+        with self._db.write() as conn:
+            if value is None:
+                conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                             (key, value))
 
     def close(self) -> None:
         """Close the connection (an Outbox sharing it is closed too). Idempotent."""

@@ -52,6 +52,7 @@ from cardstation.personalization.journal import (
     JournalError,
     loads,
 )
+from cardstation.personalization.ports.cms import CmsError
 from cardstation.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -396,7 +397,7 @@ class ReturnWorker:
     `deliver(record, idempotency_key) -> ack` sends one return record to the CMS and raises any
     Exception on failure. An exception whose `retryable` attribute is False (the CMS refused
     the record for good: no such application, a different record held) gives the entry up at
-    once, with the exception's `reason` kept as `last_error_code`; sending it again unchanged
+    once, with the CMS error's domain `code` kept as `last_error_code`; sending it again unchanged
     would be refused again. After the n-th consecutive failure the entry is due again after
     `min(max_delay, base_delay * 2**(n-1)) * (1 + u)`, u uniform in [-jitter, +jitter]; after
     `max_attempts` failures (None: never) it is given up (status failed, kept). The recorded
@@ -420,7 +421,7 @@ class ReturnWorker:
         jitter: float = 0.2,
         max_attempts: int | None = None,
         clock: Callable[[], float] = time.time,
-        on_delivered: Callable[[OutboxEntry], None] | None = None,
+        on_delivered: Callable[[OutboxEntry], object] | None = None,
         on_failed: Callable[[OutboxEntry], None] | None = None,
         lease: float = 120.0,
         poll_interval: float = 5.0,
@@ -485,7 +486,8 @@ class ReturnWorker:
             permanent = getattr(exc, "retryable", True) is False
             give_up = permanent or (self.max_attempts is not None
                                     and attempts >= self.max_attempts)
-            code = str(getattr(exc, "reason", "") or "refused") if permanent else ""
+            # the port's code (CMS_RETURN_CONFLICT, ...), never the CMS's own wire code
+            code = (exc.code if isinstance(exc, CmsError) else "REFUSED") if permanent else ""
             next_at = self.clock() + self.delay(attempts)
             self.outbox.mark_attempt_failed(entry.id, error, next_at, give_up=give_up,
                                             code=code)
@@ -503,7 +505,7 @@ class ReturnWorker:
         self._callback(self.on_delivered, entry.id)
         return True
 
-    def _callback(self, fn: Callable[[OutboxEntry], None] | None, entry_id: int) -> None:
+    def _callback(self, fn: Callable[[OutboxEntry], object] | None, entry_id: int) -> None:
         if fn is None:
             return
         try:

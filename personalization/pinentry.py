@@ -38,9 +38,12 @@ class PinPadEntry:
     def __call__(self, prompt: str) -> str:
         self._ensure_session()
         progress = None
-        if self.on_progress is not None:
+        report = self.on_progress
+        if report is not None:
+            report(prompt, 0)  # the prompt is shown before the first key
+
             def progress(count: int) -> None:
-                self.on_progress(prompt, count)  # type: ignore[misc]
+                report(prompt, count)
         try:
             block = self.pad.read_pin_block(prompt, self.min_len, self.max_len, self.timeout_s,
                                             ACCOUNT, progress)

@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cardstation.drivers.hiti.errors import PrinterError
-from cardstation.drivers.hiti.state import CardPosition
 from cardstation.drivers.pcsc.errors import (
     CardStatusError,
     CardWaitTimeout,
@@ -48,13 +46,14 @@ from .chip import (
     ChipSession,
     ChipVerificationFailed,
 )
-from .cms import CmsClient, CmsError
 from .face import FaceData, FaceDoesNotFit, render_preview, render_print, save_preview
 from .faults import REMEDY_CABLES, Action, Fault, fault, fault_of
 from .journal import IllegalTransition, Issuance, Journal, JournalError, LiveIssuanceExists, State
 from .keys.service import KeyService, KeyServiceError
 from .model import Application, ReturnRecord
 from .outbox import Outbox, OutboxEntry, OutboxStatus
+from .ports.cms import Cms, CmsError
+from .ports.printer import IN_PRINTER, CardPosition, CardPrinter, PrinterFault
 from .rules import DEFAULT_PHOTO_SPEC, PhotoSpec
 from .validation import validate_application
 
@@ -63,7 +62,6 @@ log = logging.getLogger(__name__)
 # Where the card is for each state a job can be resumed in.
 _CARD_IN_PRINTER = {State.FED, State.CHIP_WRITTEN, State.VERIFIED, State.RETURN_QUEUED,
                     State.PRINTED}
-_IN_PRINTER_POSITIONS = {CardPosition.CONTACT, CardPosition.PRINT, CardPosition.FLIPPER}
 #: States after which the chip carries this job's data (a card fed on resume must be this one).
 _CHIP_BOUND = {State.CHIP_WRITTEN, State.VERIFIED, State.RETURN_QUEUED, State.PRINTED}
 #: Faults that mean the card itself is unusable: it goes to the reject box (before a return is
@@ -102,7 +100,7 @@ class Devices:
     """What the pipeline drives. `open_encoder` connects to the card in the encoder;
     `wait_for_card` blocks until the encoder reader reports a card (or raises)."""
 
-    printer: Any  # cardstation.drivers.hiti.Printer
+    printer: CardPrinter
     open_encoder: Callable[[], ApduTransport]
     wait_for_card: Callable[[float], None]
     wait_for_removal: Callable[[float], None]
@@ -121,7 +119,7 @@ class Pipeline:
         self,
         journal: Journal,
         outbox: Outbox,
-        cms: CmsClient,
+        cms: Cms,
         devices: Devices,
         data_dir: Path,
         photo_spec: PhotoSpec = DEFAULT_PHOTO_SPEC,
@@ -383,7 +381,7 @@ class Pipeline:
         callback that was lost, a restart between the ack and the settle)."""
         settled = []
         for state in (State.EJECTED, State.FAILED):
-            for issuance in self.journal.list(state=state, limit=500):
+            for issuance in self.journal.issuances(state=state, limit=500):
                 if state is State.FAILED and issuance.failed_from is not State.EJECTED:
                     continue
                 entry = self.outbox.get(issuance.id)
@@ -468,7 +466,7 @@ class Pipeline:
             try:
                 if self._card_in_printer():
                     self._move_away("reject")
-            except PrinterError as exc:
+            except PrinterFault as exc:
                 problem = fault_of(exc)
                 note += f"; the card could not be moved to the reject box ({problem.cause}): " \
                     "take it out of the printer by hand"
@@ -505,7 +503,7 @@ class Pipeline:
                                     "card in the output hopper")
         except IssuanceError as exc:
             return self._fail(issuance, exc.fault)
-        except (PrinterError, PcscError, CardStatusError, CmsError, KeyServiceError,
+        except (PrinterFault, PcscError, CardStatusError, CmsError, KeyServiceError,
                 ValueError) as exc:
             return self._fail(issuance, fault_of(exc))
         except JournalError as exc:
@@ -688,7 +686,7 @@ class Pipeline:
             holder = session.holder_id_number()
             assert session.facts is not None
             card_id_code = session.facts.card_id_code
-        except (PrinterError, PcscError, CardStatusError) as exc:
+        except (PrinterFault, PcscError, CardStatusError) as exc:
             problem = fault_of(exc)
             if not in_printer and issuance.state in _CHIP_BOUND:
                 problem = fault("CARD_NOT_IN_PRINTER", problem.cause)
@@ -707,7 +705,7 @@ class Pipeline:
         if wrong is not None:
             try:
                 self._move_away("reject")
-            except PrinterError:
+            except PrinterFault:
                 pass  # the fault below still asks for the right card
             return self._fail(issuance, wrong)
         self._emit(issuance, "the job's card is at the chip station and was read again; "
@@ -722,7 +720,7 @@ class Pipeline:
         getattr(self.devices.printer, where)()
 
     def _card_in_printer(self) -> bool:
-        return self.devices.printer.card_position() in _IN_PRINTER_POSITIONS
+        return self.devices.printer.card_position() in IN_PRINTER
 
     # -- plumbing -------------------------------------------------------------------------
     def _chip_session(self) -> ChipSession:
@@ -784,7 +782,7 @@ class Pipeline:
             try:
                 if self._card_in_printer():
                     self._move_away("reject")
-            except PrinterError as move_error:
+            except PrinterFault as move_error:
                 stuck = fault_of(move_error)
                 problem = Fault(problem.code, f"{problem.cause}; the card could not be moved "
                                 f"to the reject box ({stuck.cause})",

@@ -40,14 +40,8 @@ from cardstation.drivers.pcsc.transport import ApduTransport
 from cardstation.redaction import mask_id_number
 
 from .chip import ChipBelongsToAnotherHolder, ChipFacts, ChipSession
-from .cms import (
-    CmsClient,
-    CmsError,
-    CmsUnavailable,
-    TemporaryCardOutstanding,
-    TemporaryCardUnknown,
-)
 from .keys.service import KeyService, KeyServiceError
+from .ports.cms import Cms, CmsError, CmsUnavailable, TemporaryCardUnknown
 from .rules import check_id_number, check_name, split_name_gbk
 
 INITIAL_PIN = "123456"
@@ -91,7 +85,7 @@ TEMPORARY_RECALL_INCOMPLETE = "TEMPORARY_RECALL_INCOMPLETE"  # recalled at the C
 TEMPORARY_CARD_MISMATCH = "TEMPORARY_CARD_MISMATCH"  # chip's holder is not the CMS record's
 CMS_UNAVAILABLE = "CMS_UNAVAILABLE"
 KEY_SERVICE = "KEY_SERVICE"                  # the key module (PSAM) or its reader failed
-CMS_PREFIX = "CMS_"                          # CMS_<its reason>: another CMS refusal
+CMS_REFUSED = "CMS_REFUSED"                  # the CMS refused for a reason of its own
 
 NO_ID_CARD = "NO_ID_CARD"                    # GA 467: no ID card on the reader
 IDREADER_NOT_RESPONDING = "IDREADER_NOT_RESPONDING"  # GA 467: unplugged, no answer
@@ -132,12 +126,16 @@ class CardReading:
     info: BasicInfo
     kind: str  # "formal" | "temporary"
     generation: int
+    bank_account: str = ""  # the bank application's PAN (formal cards only)
 
     def to_dict(self, show_id: bool = False) -> dict[str, object]:
         info = {k: v for k, v in asdict(self.info).items() if k != "extra"}
         if not show_id:
             info["id_number"] = mask_id_number(info["id_number"]) if info["id_number"] else ""
-        return {"kind": self.kind, "generation": self.generation, **info}
+        account = self.bank_account if show_id or not self.bank_account \
+            else mask_id_number(self.bank_account)
+        return {"kind": self.kind, "generation": self.generation, **info,
+                "bank_account": account}
 
 
 @dataclass(frozen=True)
@@ -221,21 +219,14 @@ def _cms_cause(exc: CmsError) -> str:
 
 
 def _cms_error(exc: CmsError) -> WindowError:
+    """The port's code is the reason (TEMPORARY_CARD_OUTSTANDING, CMS_UNAVAILABLE, ...)."""
     cause, _, remedy = exc.message.partition(" — ")
-    if isinstance(exc, TemporaryCardOutstanding):
-        reason = TEMPORARY_CARD_OUTSTANDING
-    elif isinstance(exc, TemporaryCardUnknown):
-        reason = TEMPORARY_CARD_UNKNOWN
-    elif isinstance(exc, CmsUnavailable):
-        reason = CMS_UNAVAILABLE
-    else:
-        reason = CMS_PREFIX + (exc.reason or "error").upper()
-    return WindowError(reason, cause, remedy or "check the card in the CMS")
+    return WindowError(exc.code, cause, remedy or "check the card in the CMS")
 
 
 class WindowServices:
     def __init__(self, open_desk: Callable[[], ApduTransport], keys: KeyService,
-                 cms: CmsClient, terminal_number: str = "",
+                 cms: Cms, terminal_number: str = "",
                  today: Callable[[], dt.date] = dt.date.today) -> None:
         self.open_desk = open_desk
         self.keys = keys
@@ -294,24 +285,25 @@ class WindowServices:
 
         return authenticate
 
-    def _kind(self, session: ChipSession) -> str:
+    def _kind(self, session: ChipSession) -> tuple[str, str]:
+        """("formal", its PAN) or ("temporary", "")."""
         try:
-            session.card.read_pan()
+            pan = session.card.read_pan()
         except (FileNotFound, FunctionNotSupported, ValueError):
-            return "temporary"  # temporary cards have no bank application
+            return "temporary", ""  # temporary cards have no bank application
         except CardStatusError:
-            return "temporary"
-        return "formal"
+            return "temporary", ""
+        return "formal", pan
 
     def read_card(self) -> CardReading:
         """读卡: the 11 iReadCardBas fields, temporary vs formal, generation."""
         with self._card() as session:
             info = session.card.read_basic_info(self._authenticator(session),
                                                 self.terminal_number)
-            kind = self._kind(session)
+            kind, pan = self._kind(session)
             version = info.spec_version[:1]
             generation = int(version) if version.isdigit() else 0
-            return CardReading(info, kind, generation)
+            return CardReading(info, kind, generation, pan)
 
     def verify_returned_card(self, id_number: str) -> CardReading:
         """回执验卡: the card in the reader must be this holder's."""
@@ -391,7 +383,7 @@ class WindowServices:
 
     # -- temporary cards ----------------------------------------------------------------------
     def _temporary_session(self, session: ChipSession) -> ChipFacts:
-        if self._kind(session) != "temporary":
+        if self._kind(session)[0] != "temporary":
             raise WindowError(NOT_TEMPORARY, "this is a formal card (it has a bank "
                               "application)", "use a temporary card (临时卡)")
         assert session.facts is not None
@@ -459,7 +451,7 @@ class WindowServices:
                 error = _cms_error(exc)
                 raise WindowError(error.reason, f"{error.cause}; nothing was written to the "
                                   "card", error.remedy) from None
-            values = {
+            values: dict[str, str | bytes] = {
                 "id_number": holder_id, "name": "", "name_ext": "",
                 "sex": "1" if int(holder_id[16]) % 2 else "2", "birth_date": holder_id[6:14],
                 "birthplace": holder_id[:6], "issue_date": valid_from, "expiry_date": valid_to,

@@ -23,7 +23,7 @@ Build the server::
     interceptor = AuthInterceptor(
         tokens=TokenStore.load("etc/tokens.json"),
         client_roles={"window-1": Role.OPERATOR},
-        audit=AuditLog("var/station/audit.jsonl"),
+        audit=AuditLog("var/station/audit.jsonl", key=load_or_create_key("var/station/audit.key")),
     )
     server = grpc.server(ThreadPoolExecutor(max_workers=16), interceptors=[interceptor])
 """
@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -49,6 +48,7 @@ import grpc
 
 from cardstation.server.audit import AuditLog
 from cardstation.server.errors import PACKAGE, abort_with
+from cardstation.server.tls import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +108,13 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     _m("ReturnService", "RetryReturns"): _OPERATOR,
     # WindowService: the operator at the window (reads, PINs, temporary cards)
     **{_m("WindowService", name): _OPERATOR for name in (
-        "ReadIdCard", "ReadCard", "VerifyReturnedCard", "VerifyPin", "ChangePin", "UnblockPin",
+        "ReadIdCard", "ReadCard", "RevealCardNumbers", "WatchPinEntry", "VerifyReturnedCard",
+        "VerifyPin", "ChangePin", "UnblockPin",
         "ResetPin", "IssueTemporaryCard", "RewriteTemporaryCard", "RecallTemporaryCard")},
 }
 
-# Methods whose every call is written to the audit log.
+# Methods whose every call is written to the audit log: the state changes, and the one read that
+# shows personal numbers in full (RevealCardNumbers).
 STATE_CHANGING: frozenset[str] = frozenset(
     {
         _m("IssuanceService", "CreateIssuance"),
@@ -126,6 +128,7 @@ STATE_CHANGING: frozenset[str] = frozenset(
         _m("StationService", "CalibrateRibbonSensor"),
         _m("StationService", "CleanCardPath"),
         _m("StationService", "ResetPrinter"),
+        _m("WindowService", "RevealCardNumbers"),
         _m("WindowService", "ChangePin"),
         _m("WindowService", "UnblockPin"),
         _m("WindowService", "ResetPin"),
@@ -220,7 +223,7 @@ class TokenStore:
             if not isinstance(raw, dict):
                 raise ValueError(f"{where}: expected an object")
             try:
-                role = Role(raw.get("role"))
+                role = Role(str(raw.get("role")))
             except ValueError:
                 allowed = ", ".join(r.value for r in Role)
                 raise ValueError(f"{where}: role must be one of {allowed}") from None
@@ -303,19 +306,9 @@ def current_identity() -> Identity | None:
 
 def _peer_is_loopback(peer: str) -> bool:
     """True for grpc peer strings like "ipv4:127.0.0.1:5000" or "ipv6:[::1]:5000"."""
-    if peer.startswith("ipv4:"):
-        host = peer[5:].rsplit(":", 1)[0]
-    elif peer.startswith("ipv6:"):
-        host = peer[5:].rsplit(":", 1)[0].strip("[]")
-    else:
-        return False  # unix sockets and unknown transports: not for the simulate fallback
-    try:
-        addr = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return addr.is_loopback
+    if peer.startswith(("ipv4:", "ipv6:")):
+        return is_loopback(peer[5:].rsplit(":", 1)[0])  # the one loopback rule (server/tls)
+    return False  # unix sockets and unknown transports: not for the simulate fallback
 
 
 def _issuance_id(message: Any) -> str | None:

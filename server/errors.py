@@ -59,10 +59,10 @@ def abort_with(
     raise RuntimeError("abort_with_status returned")  # pragma: no cover
 
 
-def error_info(rpc_error: grpc.RpcError) -> ErrorInfo | None:
+def error_info(rpc_error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
     """The ErrorInfo detail of a failed call, or None when the server sent none."""
     try:
-        status = rpc_status.from_call(rpc_error)  # type: ignore[arg-type]
+        status = rpc_status.from_call(rpc_error)
     except (ValueError, AttributeError):
         return None
     if status is None:

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cardstation import __version__
-from cardstation.drivers.hiti.errors import PrinterError
 from cardstation.drivers.pcsc.errors import PcscError
 from cardstation.drivers.pcsc.readers import PcscContext
-from cardstation.personalization.faults import Fault, fault, fault_of, upper_snake
+from cardstation.personalization.faults import Fault, fault, fault_of
 from cardstation.personalization.journal import Issuance, JournalError, State
 from cardstation.personalization.pipeline import IssuanceError
-from cardstation.station import Station
+from cardstation.personalization.ports.printer import PrinterFault
+from cardstation.server.station_port import StationParts
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class StationRuntime:
 
     TERMINAL = (State.DONE, State.REJECTED)
 
-    def __init__(self, build: Callable[..., Station], monitor_interval: float = 1.0) -> None:
+    def __init__(self, build: Callable[..., StationParts], monitor_interval: float = 1.0) -> None:
         self.events = EventBus()
         self.station = build(on_event=self._on_event)
         self.journal = self.station.journal
@@ -233,7 +233,7 @@ class StationRuntime:
     def held_by(self) -> Issuance | None:
         """The oldest FAILED job whose card may still be in the printer: until the operator
         resumes or rejects it, no other job may feed a card."""
-        for issuance in self.journal.list(state=State.FAILED, limit=500):
+        for issuance in self.journal.issuances(state=State.FAILED, limit=500):
             if issuance.failed_from in _CARD_MAY_BE_INSIDE:
                 return issuance
         return None
@@ -370,7 +370,7 @@ class StationRuntime:
         with self.printer_lock:
             try:
                 self._look_at_printer(printer, snap)
-            except PrinterError:
+            except PrinterFault:
                 try:  # after a replug the old connection is dead: reconnect, look again
                     self.station.printer.reconnect()
                     self._look_at_printer(printer, snap)
@@ -427,10 +427,9 @@ class StationRuntime:
         blocking = [a for a in status.alerts if a.blocks]  # "cards low" informs, blocks nothing
         if blocking:
             alert = blocking[0]
-            printer.set_fault("FAULT", Fault("PRINTER_" + upper_snake(alert.name),
-                                             f"printer: {alert.description}", alert.remedy),
-                              alert.cs_code or f"0x{alert.code24:06X}")
-        elif status.busy or status.power_on:  # a reset shows POWER-ON, not BUSY
+            printer.set_fault("FAULT", Fault(alert.code, f"printer: {alert.cause}",
+                                             alert.remedy), alert.vendor_code)
+        elif status.busy:
             printer.status = "BUSY"
         ribbon = self.station.printer.ribbon()
         snap.ribbon_type = ribbon.type_name

@@ -18,10 +18,8 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from cardstation.drivers.hiti.errors import PrinterError
-from cardstation.personalization.cms import CmsError
 from cardstation.personalization.face import render_preview_sides
-from cardstation.personalization.faults import Fault, cms_fault, fault, fault_of, upper_snake
+from cardstation.personalization.faults import Fault, cms_fault, fault, fault_of
 from cardstation.personalization.journal import (
     Issuance,
     IssuanceNotFound,
@@ -32,6 +30,8 @@ from cardstation.personalization.journal import (
 from cardstation.personalization.model import Application
 from cardstation.personalization.outbox import OutboxEntry, OutboxStatus
 from cardstation.personalization.pipeline import IssuanceError, IssuanceExists, face_data
+from cardstation.personalization.ports.cms import CmsError
+from cardstation.personalization.ports.printer import PrinterCondition, PrinterFault
 from cardstation.personalization.rules import check_id_number
 from cardstation.personalization.validation import validate_application
 from cardstation.protos.cardstation.v1 import (
@@ -77,9 +77,10 @@ _STATUS = {
     "INTERNAL": grpc.StatusCode.INTERNAL,
 }
 
-_ACTIONS = {name: ipb.IssuanceAction.Value(f"ISSUANCE_ACTION_{name}")
-            for name in (n.removeprefix("ISSUANCE_ACTION_") for n in ipb.IssuanceAction.keys())
-            if name != "UNSPECIFIED"}
+_ACTIONS: dict[str, ipb.IssuanceAction] = {
+    name: ipb.IssuanceAction.Value(f"ISSUANCE_ACTION_{name}")
+    for name in (n.removeprefix("ISSUANCE_ACTION_") for n in ipb.IssuanceAction.keys())
+    if name != "UNSPECIFIED"}
 
 
 def abort_fault(context: grpc.ServicerContext, problem: Fault,
@@ -195,7 +196,7 @@ def return_to_proto(entry: OutboxEntry | None) -> ipb.ReturnProgress:
         acknowledged_at=timestamp(entry.delivered_at))
 
 
-def actions_of(runtime: StationRuntime, issuance: Issuance) -> list[int]:
+def actions_of(runtime: StationRuntime, issuance: Issuance) -> list[ipb.IssuanceAction]:
     """What moves the job on now (the console's buttons)."""
     if runtime.is_queued(issuance.id) or runtime.running() == issuance.id:
         return [_ACTIONS["CANCEL"]] if issuance.state in (State.FETCHED, State.PREVIEWED) \
@@ -356,7 +357,7 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
                 abort_fault(context, Fault("PAGE_TOKEN", "page_token is not one this server "
                                            "gave out", "start from the first page"),
                             grpc.StatusCode.INVALID_ARGUMENT)
-        page = self.rt.journal.list(state=state, limit=size + 1, after=after)
+        page = self.rt.journal.issuances(state=state, limit=size + 1, after=after)
         more = len(page) > size
         page = page[:size]
         return ipb.ListIssuancesResponse(
@@ -371,14 +372,14 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
             current = self.rt.journal.get(issuance.id)
             finished = current.state in (State.DONE, State.REJECTED, State.FAILED)
             last_at = past[-1].at if past else 0.0
-            for n, event in enumerate(past):
-                data = event.data
+            for n, recorded in enumerate(past):
+                data = recorded.data
                 final = finished and n == len(past) - 1  # the last one closes the stream
-                yield self._event(issuance.id, event.to_state.value, event.reason or
-                                  _DEFAULT_MESSAGES.get(event.to_state.value, ""), event.at,
-                                  final, str(data.get("reason_code", "")),
+                yield self._event(issuance.id, recorded.to_state.value, recorded.reason or
+                                  _DEFAULT_MESSAGES.get(recorded.to_state.value, ""),
+                                  recorded.at, final, str(data.get("reason_code", "")),
                                   str(data.get("remedy", "")), data.get("actions") or [],
-                                  event.to_state is State.DONE)
+                                  recorded.to_state is State.DONE)
             if finished:
                 return
             while context.is_active():
@@ -474,7 +475,7 @@ _DEFAULT_MESSAGES = {"FETCHED": "application fetched from the CMS and claimed"}
 
 def station_to_proto(runtime: StationRuntime, snap: StationSnapshot) -> spb.Station:
     queued, running = runtime.queue_counts()
-    failed = len(runtime.journal.list(state=State.FAILED, limit=MAX_PAGE))
+    failed = len(runtime.journal.issuances(state=State.FAILED, limit=MAX_PAGE))
     outbox = runtime.station.outbox
     pending = outbox.pending()
     refused = outbox.failed()
@@ -504,11 +505,10 @@ def station_to_proto(runtime: StationRuntime, snap: StationSnapshot) -> spb.Stat
     )
 
 
-def _printer_condition(status: Any) -> spb.PrinterCondition:
-    return spb.PrinterCondition(busy=bool(status.busy), alerts=[
-        spb.PrinterAlert(reason_code="PRINTER_" + upper_snake(a.name), cause=a.description,
-                         remedy=a.remedy, vendor_code=a.cs_code or f"0x{a.code24:06X}")
-        for a in status.alerts])
+def _printer_condition(status: PrinterCondition) -> spb.PrinterCondition:
+    return spb.PrinterCondition(busy=status.busy, alerts=[
+        spb.PrinterAlert(reason_code=a.code, cause=a.cause, remedy=a.remedy,
+                         vendor_code=a.vendor_code) for a in status.alerts])
 
 
 class StationServicer(station_pb2_grpc.StationServiceServicer):
@@ -571,7 +571,7 @@ class StationServicer(station_pb2_grpc.StationServiceServicer):
         try:
             result = getattr(self.rt.station.printer, action)(**kwargs)
             condition = _printer_condition(self.rt.station.printer.status())
-        except PrinterError as exc:
+        except PrinterFault as exc:
             abort_fault(context, fault_of(exc))
         finally:
             self.rt.printer_lock.release()

@@ -3,6 +3,8 @@
 Rule: the server listens without TLS only on a loopback address (127.0.0.0/8, ::1, localhost).
 `--simulate` does not lift that rule; it is itself allowed only on loopback, because it lets
 credential-less loopback callers act as admin (see `server.auth.AuthInterceptor`).
+The server's private key file must not be readable by group or others: such a key is refused at
+start, naming the file and `chmod 600`, since it may already have been copied.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from pathlib import Path
 
 import grpc
 
+from cardstation.personalization.private_files import PrivateFileError, check_private_file
+
 
 class InsecureListenError(ValueError):
     """The listen address and the security settings do not go together."""
 
 
 class CredentialsFileError(ValueError):
-    """A certificate or key file is missing or unreadable."""
+    """A certificate or key file is missing, unreadable, or (a private key) open to others."""
 
 
 def is_loopback(host: str) -> bool:
@@ -72,6 +76,15 @@ def check_listen_security(listen: str, tls_enabled: bool, simulate: bool) -> Non
         )
 
 
+def check_private_key(key_file: str | Path) -> None:
+    """Refuse a server private key file that group or others may read (CredentialsFileError
+    naming the file and `chmod 600`)."""
+    try:
+        check_private_file(key_file, "server private key file")
+    except PrivateFileError as exc:
+        raise CredentialsFileError(str(exc)) from None
+
+
 def _read(path: str | Path, what: str) -> bytes:
     p = Path(path)
     try:
@@ -95,6 +108,7 @@ def server_credentials(
     """TLS credentials for the server; with a client CA, clients must present a certificate
     signed by it (mTLS)."""
     cert = _read(cert_file, "server certificate")
+    check_private_key(key_file)
     key = _read(key_file, "server private key")
     if client_ca_file is None:
         return grpc.ssl_server_credentials([(key, cert)])

@@ -23,6 +23,7 @@ from cardstation.protos.cardstation.v1 import window_pb2_grpc
 from cardstation.redaction import mask_id_number
 
 from .errors import abort_with
+from .pin_progress import PinEntryState, PinProgress
 from .runtime import StationRuntime
 
 T = TypeVar("T")
@@ -60,7 +61,9 @@ def _reason(name: str) -> str:
 
 def card_info(reading: CardReading) -> wpb.CardBasicInfo:
     i = reading.info
+    account = mask_id_number(reading.bank_account) if reading.bank_account else ""
     return wpb.CardBasicInfo(
+        bank_account_masked=account,
         region=i.region, id_number_masked=mask_id_number(i.id_number) if i.id_number else "",
         card_number=i.card_number, card_id_code=i.card_id_code, name=i.name,
         atr_historical=i.atr_historical, spec_version=i.spec_version,
@@ -73,6 +76,9 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
     def __init__(self, runtime: StationRuntime) -> None:
         self.rt = runtime
         self._lock = threading.Lock()  # one window operation at a time on these devices
+        self.pin_progress = PinProgress()
+        # how long a WatchPinEntry stream waits between checks that its caller is still there
+        self.watch_check_s = 1.0
 
     @property
     def window(self) -> Any:
@@ -114,6 +120,19 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
         abort_with(context, code, reason, f"{cause} — {remedy}",
                    {"cause": cause, "remedy": remedy})
 
+    def _pin_operation(self, operation: str, action: Callable[[Any], T]) -> Callable[[], T]:
+        """`action(pins)` as a window action that reports the holder's progress on the pad."""
+        def run() -> T:
+            window = self.window
+            window.on_pin_progress = self.pin_progress.update
+            pins = window.pins()
+            self.pin_progress.begin(operation, pins.max_len)
+            try:
+                return action(pins)
+            finally:
+                self.pin_progress.end()
+        return run
+
     def ReadIdCard(self, request, context):
         card = self._run(context, lambda: self.window.idreader().read_id_card())
         return wpb.ReadIdCardResponse(id_card=wpb.IdCard(
@@ -122,10 +141,35 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
             valid_from=card.valid_from, valid_to=card.valid_to))
 
     def ReadCard(self, request, context):
-        reading = self._run(context, self.window.services.read_card)
+        return self._card_read(self._run(context, self.window.services.read_card))
+
+    @staticmethod
+    def _card_read(reading: CardReading) -> wpb.ReadCardResponse:
         kind = wpb.CARD_KIND_TEMPORARY if reading.kind == "temporary" else wpb.CARD_KIND_FORMAL
         return wpb.ReadCardResponse(info=card_info(reading), kind=kind,
                                     generation=reading.generation)
+
+    def RevealCardNumbers(self, request, context):
+        # audited by the interceptor (every call: who, when, result); nothing is logged here
+        reading = self._run(context, self.window.services.read_card)
+        return wpb.RevealCardNumbersResponse(card=self._card_read(reading),
+                                             id_number=reading.info.id_number,
+                                             bank_account=reading.bank_account)
+
+    def WatchPinEntry(self, request, context):
+        state = self.pin_progress.state
+        yield self._progress(state)
+        while context.is_active():
+            newer = self.pin_progress.wait(state.version, self.watch_check_s)
+            if newer.version != state.version:
+                state = newer
+                yield self._progress(state)
+
+    @staticmethod
+    def _progress(state: PinEntryState) -> wpb.WatchPinEntryResponse:
+        return wpb.WatchPinEntryResponse(progress=wpb.PinEntryProgress(
+            active=state.active, operation=state.operation, prompt=state.prompt,
+            digits=state.digits, max_digits=state.max_digits))
 
     def VerifyReturnedCard(self, request, context):
         reading = self._run(context, lambda: self.window.services.verify_returned_card(
@@ -133,11 +177,11 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
         return wpb.VerifyReturnedCardResponse(info=card_info(reading))
 
     def VerifyPin(self, request, context):
-        self._run(context, lambda: self.window.services.verify_pin(self.window.pins()))
+        self._run(context, self._pin_operation("VERIFY", self.window.services.verify_pin))
         return wpb.VerifyPinResponse()
 
     def ChangePin(self, request, context):
-        self._run(context, lambda: self.window.services.change_pin(self.window.pins()))
+        self._run(context, self._pin_operation("CHANGE", self.window.services.change_pin))
         return wpb.ChangePinResponse()
 
     def UnblockPin(self, request, context):
@@ -145,17 +189,19 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
         return wpb.UnblockPinResponse()
 
     def ResetPin(self, request, context):
-        self._run(context, lambda: self.window.services.reset_pin(self.window.pins()))
+        self._run(context, self._pin_operation("RESET", self.window.services.reset_pin))
         return wpb.ResetPinResponse()
 
     def IssueTemporaryCard(self, request, context):
-        card = self._run(context, lambda: self.window.services.issue_temporary(
-            request.holder_id_number, request.holder_name, self.window.pins(),
-            request.agent_id_number, request.agent_name))
+        card = self._run(context, self._pin_operation(
+            "TEMP_ISSUE", lambda pins: self.window.services.issue_temporary(
+                request.holder_id_number, request.holder_name, pins,
+                request.agent_id_number, request.agent_name)))
         return wpb.IssueTemporaryCardResponse(card=self._temporary(card))
 
     def RewriteTemporaryCard(self, request, context):
-        self._run(context, lambda: self.window.services.rewrite_temporary(self.window.pins()))
+        self._run(context, self._pin_operation("TEMP_REWRITE",
+                                                self.window.services.rewrite_temporary))
         return wpb.RewriteTemporaryCardResponse()
 
     def RecallTemporaryCard(self, request, context):

@@ -36,6 +36,7 @@ def _write(folder: Path, name: str, cert: x509.Certificate,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ))
+    key_path.chmod(0o600)  # the server refuses a private key others may read
     return CertPair(cert_path, key_path)
 
 

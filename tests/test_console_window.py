@@ -57,7 +57,25 @@ def test_read_card_and_pin_change_on_the_pin_pad(station, page) -> None:
     for label in ("发卡地区", "社会保障卡卡号", "卡识别码", "姓名", "规范版本", "发卡日期",
                   "卡有效期", "终端机编号", "终端设备号", "复位信息"):
         assert label in text
+    account = page.inner_text("dd[data-field=bank_account_masked]")
+    assert "*" in account and len(account) >= 16
     shot(page, "window-read-card")
+
+    # 显示完整号码: shown in full, and the reveal is in the audit log (who, which call)
+    page.click("#op-reveal")
+    page.wait_for_selector(".window-outcome[data-op=READ] dd.revealed", timeout=30_000)
+    assert page.inner_text("dd[data-field=id_number_masked]") == EXAMPLE_ID_NUMBER
+    full_account = page.inner_text("dd[data-field=bank_account_masked]")
+    assert full_account.isdigit() and full_account[:6] == account[:6]
+    assert "审计日志" in page.inner_text(".window-outcome")
+    (audit_file,) = running.folder.rglob("audit.jsonl")
+    reveals = [line for line in audit_file.read_text().splitlines()
+               if "RevealCardNumbers" in line]
+    assert len(reveals) == 1 and '"who":"window-1"' in reveals[0].replace(" ", "")
+    assert EXAMPLE_ID_NUMBER not in audit_file.read_text()
+    page.click("#op-read")  # the next operation hides them again
+    page.wait_for_selector(".window-outcome[data-op=READ]:not(:has(dd.revealed))")
+    assert EXAMPLE_ID_NUMBER not in page.content()
 
     # 修改密码: the screen waits for the holder; the holder types on the pad, not here
     page.click("#op-pin-change")
@@ -65,10 +83,23 @@ def test_read_card_and_pin_change_on_the_pin_pad(station, page) -> None:
     waiting = page.inner_text("#wait-PIN_CHANGE")
     assert "请持卡人在密码键盘上输入" in waiting and "输入原密码" in waiting
     assert page.is_disabled("#op-read")  # one window operation at a time
+    # one dot per digit the holder types, and never the digits
+    assert running.simulated.pinpad.wait_for_prompt(10)
+    page.wait_for_selector(".pin-progress[data-prompt=ENTER_PIN][data-digits='0']")
+    running.simulated.pinpad.type_digits("12")
+    page.wait_for_selector(".pin-progress[data-digits='2']", timeout=10_000)
+    assert page.locator(".pin-dots .dot.typed").count() == 2
+    assert page.locator(".pin-dots .dot").count() == 6
+    assert "输入原密码" in page.inner_text(".pin-progress")
     shot(page, "window-pin-waiting")
-    holder_types(running, "123456", "802514", "802514")
+    running.simulated.pinpad.type_digits("3456")
+    page.wait_for_selector(".pin-progress[data-digits='6']", timeout=10_000)
+    running.simulated.pinpad.press_enter()
+    page.wait_for_selector(".pin-progress[data-prompt=ENTER_NEW_PIN]", timeout=10_000)
+    holder_types(running, "802514", "802514")
     ok, text = outcome(page, "PIN_CHANGE")
     assert ok == "yes" and "密码已修改" in text
+    page.wait_for_selector("#pin-progress:not(:has(.pin-progress))", state="attached")
     shot(page, "window-pin-changed")
 
     # the new PIN verifies; a wrong one is explained in Chinese

@@ -65,7 +65,7 @@ def test_sigkill_at_every_boundary_and_random_points(pcsc_context, tmp_path) -> 
         assert kills >= 10
 
         journal = Journal(world.data_dir / "journal.sqlite")
-        issuances = journal.list(limit=1000)
+        issuances = journal.issuances(limit=1000)
         journal.close()
         assert Counter(i.id_number for i in issuances) == Counter(ids)  # one job per person
         assert {i.state for i in issuances} <= {State.DONE, State.REJECTED}

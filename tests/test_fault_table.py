@@ -1,5 +1,6 @@
 """The operators' fault table (reference/business-flows.md section 2, seed 001), row by row: the
-station's message for each row names the row's cause and its remedy. Then every fault the
+station's message for each row names the row's cause and its remedy (printer errors as the
+HiTi adapter hands them to the domain). Then every fault the
 station can show at all: a stable UPPER_SNAKE code, a cause and a remedy.
 
 The table's last row ("read card shows 0": a wrong city filter in the vendor program) has no
@@ -21,10 +22,11 @@ from cardstation.personalization.faults import (
     fault_of,
     is_reason_code,
 )
+from cardstation.personalization.printers.hiti import translate
 
 
 def test_row_colour_offset_calibrate_or_clean_the_ribbon_sensor() -> None:
-    problem = fault_of(alert_error(alerts.by_name("RibbonSearchFail")))
+    problem = fault_of(translate(alert_error(alerts.by_name("RibbonSearchFail"))))
     assert problem.code == "PRINTER_RIBBON_SEARCH_FAIL"
     assert "sensor offset or dirty" in problem.cause and "ribbon" in problem.cause
     assert "calibrate or clean the ribbon sensor" in problem.remedy
@@ -41,7 +43,7 @@ def test_row_chip_power_on_failed_orientation_reader_printer() -> None:
 
 
 def test_row_printer_not_connected_two_usb_cables_or_the_driver() -> None:
-    problem = fault_of(PrinterNotConnected("no USB device 0d16:030a"))
+    problem = fault_of(translate(PrinterNotConnected("no USB device 0d16:030a")))
     assert problem.code == "PRINTER_NOT_CONNECTED"
     assert "not connected" in problem.cause
     assert "both USB cables" in problem.remedy and "reinstall the printer driver" in problem.remedy
@@ -50,7 +52,7 @@ def test_row_printer_not_connected_two_usb_cables_or_the_driver() -> None:
 
 
 def test_row_ribbon_chip_not_detected_replace_or_reseat() -> None:
-    problem = fault_of(alert_error(alerts.by_name("RibbonChipMissing")))
+    problem = fault_of(translate(alert_error(alerts.by_name("RibbonChipMissing"))))
     assert problem.code == "PRINTER_RIBBON_CHIP_MISSING"
     assert "ribbon" in problem.cause and "damaged or loose" in problem.cause
     assert "replace the ribbon or reseat its chip" in problem.remedy
@@ -86,7 +88,7 @@ def _assert_actionable(problem) -> None:
 
 @pytest.mark.parametrize("alert", alerts.ALERTS, ids=lambda a: f"{a.name}-{a.cs_code}")
 def test_every_printer_alert_has_a_code_cause_and_remedy(alert) -> None:
-    problem = fault_of(alert_error(alert))
+    problem = fault_of(translate(alert_error(alert)))
     _assert_actionable(problem)
     assert problem.code.startswith("PRINTER_") and Action.RESET_PRINTER in problem.actions
 

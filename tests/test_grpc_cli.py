@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -59,6 +60,11 @@ def test_serve_issue_watch_list_station_returns_and_sigterm(pcsc_context, tmp_pa
                             str(tmp_path / "station" / "audit.jsonl")],
                            capture_output=True, text=True, timeout=30)
     assert audit.returncode == 0 and json.loads(audit.stdout)["records"] >= 2
+    assert json.loads(audit.stdout)["head_seq"] == json.loads(audit.stdout)["records"]
+    station_dir = tmp_path / "station"  # personal data and the audit key: owner only
+    assert stat.S_IMODE(station_dir.stat().st_mode) == 0o700
+    for name in ("journal.sqlite", "audit.jsonl", "audit.key"):
+        assert stat.S_IMODE((station_dir / name).stat().st_mode) == 0o600, name
     for reader in (ENCODER_READER, PSAM_READER):
         pcsc_context.wait_for_removal(reader, timeout=10)
 

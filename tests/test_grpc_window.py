@@ -3,7 +3,10 @@ CMS. Ends with a scan of every log record and the audit log: no PIN, no full ID 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -57,6 +60,12 @@ def test_every_window_operation_and_no_secret_in_any_log(window, caplog) -> None
     read = stub.ReadCard(wpb.ReadCardRequest(), timeout=20)
     assert read.kind == wpb.CARD_KIND_FORMAL and read.info.id_number_masked == "110105********002X"
     stub.VerifyReturnedCard(wpb.VerifyReturnedCardRequest(id_number=HOLDER), timeout=20)
+    # 显示完整号码: the same read with both numbers in full, audited below
+    revealed = stub.RevealCardNumbers(wpb.RevealCardNumbersRequest(), timeout=20)
+    assert revealed.id_number == HOLDER and revealed.card.info == read.info
+    account = revealed.bank_account
+    assert 16 <= len(account) <= 19 and account.isdigit()
+    assert read.info.bank_account_masked == account[:6] + "*" * (len(account) - 10) + account[-4:]
     assert failure(lambda: stub.VerifyReturnedCard(wpb.VerifyReturnedCardRequest(
         id_number="110105198001010016"), timeout=20)) == "WRONG_CARD"
 
@@ -113,12 +122,48 @@ def test_every_window_operation_and_no_secret_in_any_log(window, caplog) -> None
     # the scan: every log record (DEBUG, APDU and device traces included) and the audit log
     audit = (window.folder / "station" / "audit.jsonl").read_text()
     assert audit.count("WindowService") >= 8
+    assert audit.count("RevealCardNumbers") == 1
     text = caplog.text + audit
     assert "cardstation.apdu" in {r.name for r in caplog.records}  # the trace did run
     for pin in PINS:
         assert pin not in text, pin
         assert pin.encode().hex() not in text.lower()
     assert HOLDER not in text and "110105198001010016" not in text
+
+
+def test_watch_pin_entry_shows_digits_typed_never_the_digits(window) -> None:
+    stub = window_pb2_grpc.WindowServiceStub(window.channel)
+    put_on_desk(window, make_card("personalised"))
+    stream = stub.WatchPinEntry(wpb.WatchPinEntryRequest(), timeout=60)
+    seen: list[wpb.PinEntryProgress] = []
+
+    def read() -> None:
+        with contextlib.suppress(grpc.RpcError):  # CANCELLED when the test ends the stream
+            seen.extend(r.progress for r in stream)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    verify = threading.Thread(target=lambda: stub.VerifyPin(wpb.VerifyPinRequest(), timeout=30))
+    verify.start()
+    pad = window.simulated.pinpad
+    assert pad.wait_for_prompt(10)
+    for digit in "123456":
+        pad.type_digits(digit)
+        time.sleep(0.05)
+    pad.press_enter()
+    verify.join(30)
+    deadline = time.monotonic() + 10
+    while not (seen and not seen[-1].active and len(seen) > 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stream.cancel()
+    assert not seen[0].active  # the state when the watch began: nothing under way
+    during = [p for p in seen if p.active]
+    assert {p.operation for p in during} == {"VERIFY"}
+    assert {p.prompt for p in during if p.prompt} == {"ENTER_PIN"}
+    digits = [p.digits for p in during]
+    assert digits == sorted(digits) and digits[-1] == 6 and len(set(digits)) >= 4
+    assert {p.max_digits for p in during} == {6}
+    assert not seen[-1].active  # and the end is told
 
 
 def test_window_commands(window, capsys) -> None:

@@ -131,13 +131,13 @@ def test_create_is_idempotent_by_client_request_id(journal: Journal, tmp_path: P
     assert again.id == first.id
     assert journal.find_by_request_id("req-1").id == first.id
     assert journal.find_by_request_id("nope") is None
-    assert len(journal.list()) == 1 and len(journal.events(first.id)) == 1
+    assert len(journal.issuances()) == 1 and len(journal.events(first.id)) == 1
     with pytest.raises(RequestIdConflict):
         journal.create(application(OTHER_ID), OTHER_ID, client_request_id="req-1")
     # without a request id every create is a new issuance
     journal.create(application(), ID_NUMBER)
     journal.create(application(), ID_NUMBER)
-    assert len(journal.list()) == 3
+    assert len(journal.issuances()) == 3
 
 
 def test_concurrent_creates_with_one_request_id_make_one_row(tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ def test_concurrent_creates_with_one_request_id_make_one_row(tmp_path: Path) -> 
         t.start()
     for t in threads:
         t.join()
-    assert len(set(ids)) == 1 and len(journals[0].list()) == 1
+    assert len(set(ids)) == 1 and len(journals[0].issuances()) == 1
     for j in journals:
         j.close()
 
@@ -363,7 +363,7 @@ def test_unknown_issuance(journal: Journal) -> None:
     with pytest.raises(IssuanceNotFound):
         journal.events("nope")
     with pytest.raises(IssuanceNotFound):
-        journal.list(after="nope")
+        journal.issuances(after="nope")
 
 
 def test_list_pages_in_a_stable_order(journal: Journal, clock: FakeClock) -> None:
@@ -374,17 +374,17 @@ def test_list_pages_in_a_stable_order(journal: Journal, clock: FakeClock) -> Non
         made.append(journal.create(application(), ID_NUMBER))
     expected = sorted(made, key=lambda x: (x.created_at, x.id))
     pages, after = [], None
-    while page := journal.list(limit=4, after=after):
+    while page := journal.issuances(limit=4, after=after):
         pages.append(page)
         after = page[-1].id
     assert [len(p) for p in pages] == [4, 4, 3]
     assert [x.id for p in pages for x in p] == [x.id for x in expected]
-    assert journal.list(limit=0) == []
+    assert journal.issuances(limit=0) == []
     for x in expected[:5]:
         journal.transition(x.id, State.PREVIEWED)
-    previewed = journal.list(state=State.PREVIEWED, limit=2)
+    previewed = journal.issuances(state=State.PREVIEWED, limit=2)
     assert [x.id for x in previewed] == [x.id for x in expected[:2]]
-    rest = journal.list(state=State.PREVIEWED, after=previewed[-1].id)
+    rest = journal.issuances(state=State.PREVIEWED, after=previewed[-1].id)
     assert [x.id for x in rest] == [x.id for x in expected[2:5]]
 
 
@@ -489,7 +489,7 @@ def test_threads_share_one_journal(journal: Journal) -> None:
         try:
             for i in range(5):
                 journal.update_data(iss.id, {f"k{i}": i})
-                journal.list(limit=3)
+                journal.issuances(limit=3)
             advance_to(journal, iss, State.DONE)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)

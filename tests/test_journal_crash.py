@@ -72,7 +72,7 @@ def check(path: Path) -> tuple[int, int]:
     journal = Journal(path)
     try:
         outbox = Outbox(journal)
-        issuances = journal.list(limit=1_000_000)
+        issuances = journal.issuances(limit=1_000_000)
         for iss in issuances:
             events = journal.events(iss.id)
             assert events[0].from_state is None and events[0].to_state is State.FETCHED

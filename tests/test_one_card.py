@@ -202,7 +202,7 @@ def test_a_refused_return_ends_failed_with_its_way_out_and_never_done(api) -> No
     job = issuances(api).GetIssuance(ipb.GetIssuanceRequest(id=job.id)).issuance
     assert set(job.actions) == {ipb.ISSUANCE_ACTION_RESTORE_AND_RESEND,
                                 ipb.ISSUANCE_ACTION_MARK_SPOILED}
-    assert job.return_progress.last_error_code == "return_conflict"
+    assert job.return_progress.last_error_code == "CMS_RETURN_CONFLICT"  # the port's code
     assert not ledger_returns(api, EXAMPLE_ID_NUMBER)
     # the CMS administrator corrects the record; the operator restores and resends
     cms_takes_the_card_number(api, record, other_card)

@@ -139,7 +139,10 @@ class FakeWindow(window_pb2_grpc.WindowServiceServicer):
     def __getattribute__(self, name: str) -> Any:
         service = window_pb2.DESCRIPTOR.services_by_name["WindowService"]
         if name in service.methods_by_name:
-            response = getattr(window_pb2, service.methods_by_name[name].output_type.name)
+            method = service.methods_by_name[name]
+            response = getattr(window_pb2, method.output_type.name)
+            if method.server_streaming:
+                return lambda request, context: iter([response()])
             return lambda request, context: response()
         return super().__getattribute__(name)
 
@@ -282,7 +285,8 @@ def test_role_table_matches_the_brief() -> None:
     i = "/cardstation.v1.IssuanceService/"
     s = "/cardstation.v1.StationService/"
     w = "/cardstation.v1.WindowService/"
-    window = {w + n for n in ("ReadIdCard", "ReadCard", "VerifyReturnedCard", "VerifyPin",
+    window = {w + n for n in ("ReadIdCard", "ReadCard", "RevealCardNumbers", "WatchPinEntry",
+                              "VerifyReturnedCard", "VerifyPin",
                               "ChangePin", "UnblockPin", "ResetPin", "IssueTemporaryCard",
                               "RewriteTemporaryCard", "RecallTemporaryCard")}
     assert operator == {i + n for n in ("GetApplication", "PreviewCard", "CreateIssuance",

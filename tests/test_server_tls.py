@@ -168,3 +168,39 @@ def test_server_tls_with_token_only(ca: TestCA) -> None:
         expect_error(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED", call, ch, M_CREATE)
     finally:
         h.stop()
+
+
+def test_private_key_readable_by_others_is_refused(ca: TestCA, tmp_path: Path) -> None:
+    # issue 17: a TLS key readable by everyone was accepted silently.
+    server = ca.server()
+    server.key.chmod(0o644)
+    try:
+        with pytest.raises(CredentialsFileError,
+                           match=rf"{server.key.name} is readable by other users.*chmod 600"):
+            server_credentials(server.cert, server.key)
+        server.key.chmod(0o640)  # group read is refused too
+        with pytest.raises(CredentialsFileError, match="chmod 600"):
+            server_credentials(server.cert, server.key)
+    finally:
+        server.key.chmod(0o600)
+    assert isinstance(server_credentials(server.cert, server.key), grpc.ServerCredentials)
+
+
+def test_serve_refuses_a_readable_key_without_a_traceback(ca: TestCA, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    server = ca.server()
+    key = tmp_path / "server.key"
+    key.write_bytes(server.key.read_bytes())
+    key.chmod(0o644)
+    config = tmp_path / "cardstation.toml"
+    config.write_text(f'[station]\ndata_dir = "{tmp_path / "data"}"\n'
+                      f'[server]\ntls_cert = "{server.cert}"\ntls_key = "{key}"\n')
+    result = subprocess.run([sys.executable, "-m", "cardstation", "serve", "--config",
+                             str(config), "--listen", "127.0.0.1:0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"chmod 600 {key}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was started

@@ -46,9 +46,10 @@ def _kill_hook() -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cardstation.personalization.cms import CmsError
     from cardstation.personalization.journal import State
     from cardstation.personalization.pipeline import IssuanceError
+    from cardstation.personalization.ports.cms import CmsError
+    from cardstation.personalization.private_files import PrivateFileError
     from cardstation.redaction import mask_id_number
     from cardstation.station import build_station
 
@@ -62,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{mask_id_number(issuance.id_number)} {issuance.state.value:<14} {message}",  # type: ignore[attr-defined]
               flush=True)
 
-    station = build_station(cfg, after_commit=_kill_hook(), on_event=show)  # type: ignore[arg-type]
+    try:
+        station = build_station(cfg, after_commit=_kill_hook(), on_event=show)  # type: ignore[arg-type]
+    except PrivateFileError as exc:
+        print(f"data folder: {exc}", file=sys.stderr)
+        return 2
     results: dict[str, str] = {}
     jobs: dict[str, str] = {}  # ID number -> issuance id
     try:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,18 +60,40 @@ class RunningServer:
         self._stack.close()  # runtime.stop, then the simulators (LIFO)
 
 
+@contextmanager
+def open_audit_log(config: Any) -> Iterator[Any]:
+    """The audit log under its key (created on first start), its head kept in the journal."""
+    from cardstation.personalization.journal import Journal
+    from cardstation.personalization.private_files import make_private_dir
+    from cardstation.server.audit import AuditLog
+    from cardstation.server.audit_head import JournalHeadStore
+    from cardstation.server.audit_key import load_or_create_key
+
+    make_private_dir(config.data_path)  # before the head store may create the journal there
+    audit_path = config.server.audit_log or str(config.data_path / "audit.jsonl")
+    key = load_or_create_key(config.server.audit_key or config.data_path / "audit.key")
+    with Journal(config.data_path / "journal.sqlite") as journal, \
+            AuditLog(audit_path, key=key, head=JournalHeadStore(journal)) as audit:
+        yield audit
+
+
 def start_server(config: Any, listen: str, simulate: bool = False, speed: float = 0.05,
                  blank_cards: int = 20, folder: str = "var/simulated") -> RunningServer:
     """Start everything; used by `serve`, `demo` and the tests."""
-    from cardstation.server.audit import AuditLog
     from cardstation.server.auth import AuthInterceptor, TokenStore
     from cardstation.server.runtime import StationRuntime
     from cardstation.server.serve import build_server
-    from cardstation.server.tls import check_listen_security, server_credentials
+    from cardstation.server.tls import (
+        check_listen_security,
+        check_private_key,
+        server_credentials,
+    )
     from cardstation.station import build_station
 
     tls = bool(config.server.tls_cert)
     check_listen_security(listen, tls, simulate)
+    if tls:  # before any device or journal is touched: a key others can read is refused
+        check_private_key(config.server.tls_key)
     stack = ExitStack()
     sim = None
     try:
@@ -88,13 +111,12 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
                 pcsc.wait_for_card(config.readers.psam, timeout=10)
             config = sim.config(server=vars(config.server),
                                 window={"pin_timeout": config.window.pin_timeout})
+        # The audit log first: a cut or foreign log refuses the start before any job resumes.
+        audit = stack.enter_context(open_audit_log(config))
         runtime = StationRuntime(lambda **kw: build_station(config, **kw)).start()
         stack.callback(runtime.stop)
-        audit_path = config.server.audit_log or str(config.data_path / "audit.jsonl")
         tokens = TokenStore.load(config.server.tokens_file) if config.server.tokens_file \
             else None
-        audit = AuditLog(audit_path)
-        stack.callback(audit.close)
         interceptor = AuthInterceptor(tokens, _client_roles(config.server.client_roles),
                                       audit, simulate_loopback=simulate)
         credentials = None
@@ -121,11 +143,12 @@ def run(args: argparse.Namespace) -> int:
     except (config_module.ConfigError, InsecureListenError, ValueError, OSError) as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
+    from cardstation.foreground import catch_stop_signals, wait_for_stop_signal
+
+    stop = catch_stop_signals()  # before the address: a caller may signal as soon as it reads it
     host = listen.rpartition(":")[0] or "127.0.0.1"
     print(f"listening on {host}:{running.port}", flush=True)
-    from cardstation.foreground import wait_for_stop_signal
-
-    wait_for_stop_signal()
+    wait_for_stop_signal(stop)
     print("stopping: finishing the step in progress", flush=True)
     running.stop()
     return 0

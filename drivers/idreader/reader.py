@@ -35,6 +35,7 @@ from cardstation.redaction import redact
 
 log = logging.getLogger(__name__)
 
+_TermiosError: type[Exception]
 try:  # termios errors (tcflush on a vanished pty) are not OSError subclasses
     from termios import error as _TermiosError
 except ImportError:  # pragma: no cover - Windows

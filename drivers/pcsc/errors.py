@@ -50,8 +50,9 @@ class PcscError(Exception):
         "to the station supplier"
     )
 
-    def __init__(self, message: str, code: int | None = None, reader: str | None = None,
-                 *, remedy: str | None = None) -> None:
+    def __init__(self, message: str, *, code: int | None = None, reader: str | None = None,
+                 remedy: str | None = None) -> None:
+        # keyword-only: a reader name passed where the code belongs once went unnoticed
         super().__init__(message)
         self.cause = message
         self.code = code

@@ -25,6 +25,7 @@ import hmac
 import os
 from typing import Final
 
+from cardstation.drivers.crypto import Alg, ecb_decrypt, ecb_encrypt
 from cardstation.drivers.pinpad.protocol import (
     ACCOUNT_DIGITS,
     CHECK_VALUE_LEN,
@@ -33,7 +34,6 @@ from cardstation.drivers.pinpad.protocol import (
     PIN_MIN,
     SESSION_KEY_LEN,
 )
-from cardstation.personalization.keys.scheme import Alg, ecb_decrypt, ecb_encrypt
 
 # ---------------------------------------------------------------------------------------------
 # TEST-ONLY PIN pad master key (KEK). Published in the source, therefore worthless as a secret:

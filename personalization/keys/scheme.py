@@ -41,22 +41,17 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import Final
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-try:  # cryptography >= 43 moved TripleDES to the "decrepit" namespace
-    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-except ImportError:  # pragma: no cover - older cryptography
-    TripleDES = algorithms.TripleDES  # type: ignore[attr-defined,misc]
-
-
-class Alg(IntEnum):
-    """Card algorithm flag, as carried in the SSSE FCI ``9F0C 03 86 01 <alg>`` [I §3.1]."""
-
-    TDES = 0x01  # 2-key 3DES EDE, 8-byte block (2nd generation)
-    SM4 = 0x03  # SM4 (GB/T 32907), 16-byte block (3rd generation)
+from cardstation.drivers.crypto import (
+    Alg,
+    block_size,
+    cbc_mac,
+    ecb_decrypt,
+    ecb_encrypt,
+    pad_iso9797_m2,
+)
 
 
 class KeyUsage(StrEnum):
@@ -116,69 +111,6 @@ TEST_MASTER_KEYS: Final[Mapping[KeyUsage, bytes]] = {
 
 #: Header of UNBLOCK PIN, the data of its MAC [C §7, §8.2].
 UNBLOCK_HEADER: Final[bytes] = bytes.fromhex("8424000004")
-KEY_LEN: Final[int] = 16
-
-
-# --- ciphers ---------------------------------------------------------------------------------
-
-
-def block_size(alg: int) -> int:
-    """Cipher block size in bytes: 8 for 3DES, 16 for SM4."""
-    if alg == Alg.TDES:
-        return 8
-    if alg == Alg.SM4:
-        return 16
-    raise ValueError(f"unsupported algorithm flag {alg:#04x}")
-
-
-def _cipher(alg: int, key: bytes, mode: modes.Mode) -> Cipher:
-    if len(key) != KEY_LEN:
-        raise ValueError("keys are 16 bytes")
-    if alg == Alg.TDES:
-        # 2-key 3DES given as K1 K2 K1 (cryptography deprecates the 16-byte form).
-        return Cipher(TripleDES(key + key[:8]), mode)
-    if alg == Alg.SM4:
-        return Cipher(algorithms.SM4(key), mode)
-    raise ValueError(f"unsupported algorithm flag {alg:#04x}")
-
-
-def _check_blocks(alg: int, data: bytes) -> None:
-    if not data or len(data) % block_size(alg):
-        raise ValueError("data must be a non-empty multiple of the block size")
-
-
-def ecb_encrypt(alg: int, key: bytes, data: bytes) -> bytes:
-    """Encrypt whole blocks in ECB mode."""
-    _check_blocks(alg, data)
-    enc = _cipher(alg, key, modes.ECB()).encryptor()
-    return enc.update(data) + enc.finalize()
-
-
-def ecb_decrypt(alg: int, key: bytes, data: bytes) -> bytes:
-    """Decrypt whole blocks in ECB mode."""
-    _check_blocks(alg, data)
-    dec = _cipher(alg, key, modes.ECB()).decryptor()
-    return dec.update(data) + dec.finalize()
-
-
-def pad_iso9797_m2(data: bytes, bs: int) -> bytes:
-    """ISO/IEC 9797-1 padding method 2: append 80 then 00 up to a multiple of ``bs``."""
-    padded = data + b"\x80"
-    return padded + b"\x00" * (-len(padded) % bs)
-
-
-def cbc_mac(alg: int, key: bytes, data: bytes, iv: bytes | None = None) -> bytes:
-    """ISO/IEC 9797-1 MAC algorithm 1 (full-cipher CBC-MAC) over already padded ``data``.
-
-    Returns the whole last block; callers truncate (UNBLOCK uses the first 4 bytes).
-    """
-    bs = block_size(alg)
-    _check_blocks(alg, data)
-    iv = bytes(bs) if iv is None else iv
-    if len(iv) != bs:
-        raise ValueError("IV must be one block")
-    enc = _cipher(alg, key, modes.CBC(iv)).encryptor()
-    return (enc.update(data) + enc.finalize())[-bs:]
 
 
 # --- diversification [P] ---------------------------------------------------------------------

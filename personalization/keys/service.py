@@ -11,6 +11,7 @@ Neither logs inputs or outputs; the APDU trace masks the PSAM's data and answers
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 
@@ -100,7 +101,11 @@ class SoftwareKeyService(KeyService):
 
 
 class PsamKeyService(KeyService):
-    """A PSAM in a PC/SC reader. `connect` opens the transport lazily (and again after a loss)."""
+    """A PSAM in a PC/SC reader. `connect` opens the transport lazily (and again after a loss).
+
+    The PSAM holds state between APDUs (a diversified session key, then the cipher or MAC under
+    it), so every operation runs under one lock: the pipeline's worker and the window's gRPC
+    threads never interleave their sequences on the one module."""
 
     def __init__(self, connect: Callable[[], ApduTransport],
                  test_pinpad_kek: bool = False) -> None:
@@ -108,6 +113,7 @@ class PsamKeyService(KeyService):
         self._test_pinpad_kek = test_pinpad_kek
         self._transport: ApduTransport | None = None
         self._psam: Psam | None = None
+        self._lock = threading.RLock()
 
     def _ready(self) -> Psam:
         if self._psam is None:
@@ -117,11 +123,12 @@ class PsamKeyService(KeyService):
         return self._psam
 
     def _call(self, action: Callable[[Psam], bytes]) -> bytes:
-        try:
-            return action(self._ready())
-        except Exception:
-            self.close()  # next call reconnects and reselects
-            raise
+        with self._lock:
+            try:
+                return action(self._ready())
+            except Exception:
+                self.close()  # next call reconnects and reselects
+                raise
 
     def external_auth(self, key_id: int, atr: bytes, city6: str, challenge: bytes,
                       algorithm: int, *, context: Mapping[str, str] | None = None) -> bytes:
@@ -149,13 +156,15 @@ class PsamKeyService(KeyService):
         return _test_pinpad_kek()
 
     def terminal_number(self) -> str:
-        return self._ready().terminal_number()
+        with self._lock:
+            return self._ready().terminal_number()
 
     def close(self) -> None:
-        if self._transport is not None:
-            try:
-                self._transport.close()  # releases the PC/SC context too
-            except Exception:
-                pass
-        self._transport = None
-        self._psam = None
+        with self._lock:
+            if self._transport is not None:
+                try:
+                    self._transport.close()  # releases the PC/SC context too
+                except Exception:
+                    pass
+            self._transport = None
+            self._psam = None

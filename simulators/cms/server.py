@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from cardstation.foreground import wait_for_stop_signal
+from cardstation.foreground import catch_stop_signals, wait_for_stop_signal
 from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.model import Application, ReturnRecord
 from cardstation.redaction import mask_id_number
@@ -568,8 +568,9 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"sim cms: {exc}", file=sys.stderr)
         return 1
+    stop = catch_stop_signals()  # before the URL: a caller may signal as soon as it reads it
     print(url, flush=True)
-    wait_for_stop_signal()
+    wait_for_stop_signal(stop)
     sim.stop()
     return 0
 

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cardstation.foreground import wait_for_stop_signal
+from cardstation.foreground import catch_stop_signals, wait_for_stop_signal
 from cardstation.simulators.idreader.model import make_card, make_permit
 from cardstation.simulators.idreader.pty import IdReaderSimulator
 
@@ -46,11 +46,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     sim = IdReaderSimulator(card)
     path = sim.start()
+    stop = catch_stop_signals()  # before the path: a caller may signal as soon as it reads it
     print(path, flush=True)
     what = "no card" if card is None else f"card {card.masked_id_number}"
     print(f"GA 467 ID-card reader simulator on {path} ({what})", flush=True)
     try:
-        wait_for_stop_signal()
+        wait_for_stop_signal(stop)
     finally:
         sim.stop()
     return 0

@@ -76,11 +76,11 @@ def run(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     path = sim.start()
-    print(path, file=out, flush=True)
     previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():  # before the path is told
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    print(path, file=out, flush=True)
     reader = threading.Thread(
         target=_read_stdin, args=(sim, sys.stdin, stop, out, sys.stderr), daemon=True
     )

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cardstation.foreground import wait_for_stop_signal
+from cardstation.foreground import catch_stop_signals, wait_for_stop_signal
 from cardstation.simulators.printer import control
 from cardstation.simulators.printer.model import PrinterModel
 from cardstation.simulators.printer.protocol import Session
@@ -186,9 +186,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"cannot listen: {exc}", file=sys.stderr)
         return 1
+    stop = catch_stop_signals()  # before the address: a caller may signal as soon as it reads it
     print(server.address, flush=True)
     if server.control_address:
         print(f"control {server.control_address}", flush=True)
-    wait_for_stop_signal()
+    wait_for_stop_signal(stop)
     server.close()
     return 0
