@@ -94,10 +94,11 @@ lint: $(STAMP) $(BUF) protos
 	$(BUF) lint protos
 	@rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/cardstation
 	@for f in cardstation/*; do ln -s "$$PWD/$$f" $(TYPECHECK_TREE)/cardstation/; done
-	@for d in drivers personalization protos server console simulators; do \
+	@for d in redaction drivers personalization protos server console simulators; do \
 	  ln -s "$$PWD/$$d" $(TYPECHECK_TREE)/cardstation/$$d; done
 	cd $(TYPECHECK_TREE) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml \
-	  -p cardstation.drivers -p cardstation.personalization -p cardstation.server
+	  -p cardstation.redaction -p cardstation.drivers -p cardstation.personalization \
+	  -p cardstation.server
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

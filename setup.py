@@ -9,6 +9,7 @@ from setuptools import find_packages, setup
 
 FOLDERS = {
     "cardstation": "cardstation",
+    "cardstation.redaction": "redaction",
     "cardstation.drivers": "drivers",
     "cardstation.personalization": "personalization",
     "cardstation.protos": "protos",

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from cardstation import __version__
-from cardstation.logs import redact, setup_logging
+from cardstation.logs import setup_logging
+from cardstation.redaction import redact
 
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES = (

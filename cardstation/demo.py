@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from cardstation.logs import mask_id_number
+from cardstation.redaction import mask_account, mask_id_number
 
 STEPS = ("QUEUED", "FETCHED", "PREVIEWED", "FED", "CHIP_WRITTEN", "VERIFIED", "RETURN_QUEUED",
          "PRINTED", "EJECTED", "DONE")
@@ -76,8 +76,7 @@ def run_demo(output: str, id_number: str, speed: float = 0.05) -> int:
     record = dict(returns[0]["record"]) if returns else {}
     if record:
         record["id_number"] = mask_id_number(record["id_number"])
-        account = record["bank_account"]
-        record["bank_account"] = account[:6] + "*" * (len(account) - 10) + account[-4:]
+        record["bank_account"] = mask_account(record["bank_account"])
     print(f"card made in {time.monotonic() - started:.1f} s", flush=True)
     print(json.dumps({"state": last, "issuance": issuance.id,
                       "preview": issuance.preview_path, "printed": pngs,

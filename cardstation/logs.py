@@ -1,54 +1,33 @@
-"""Logging set up once, with redaction applied to every record however it is handled.
+"""Logging for the command line: the one place that installs redaction on the framework.
 
-Masking happens where a record's message is built (a LogRecord factory) and again on the final
-formatted text (tracebacks), so a handler added later (pytest's caplog, a file handler) cannot
-see an unmasked ID number or account number. PIN blocks and key material never reach a logger:
-the APDU trace masks them before logging (see cardstation.drivers.pcsc.trace).
+Called by the entry points (cardstation.cli) only; importing it does nothing. The masking
+itself lives in cardstation.redaction, low in the stack and free of side effects, so drivers
+and the domain use it without importing the composition root. Once installed, masking happens
+where a record's message is built (the record factory) and again on the formatted text
+(tracebacks), so a handler added later (pytest's caplog, a file handler) cannot see an
+unmasked ID number or account number. Names, PIN blocks and keys have no shape a pattern could
+find: the code that logs them masks them by structure (the APDU trace, the PIN pad trace).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 
-# 18-character resident ID: 6 region digits, 8 birth-date digits, 3 sequence digits, check char.
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
-# Bank account numbers (PAN): 16 to 19 digits.
-_ACCOUNT = re.compile(r"(?<!\d)(\d{6})(\d{6,9})(\d{4})(?!\d)")
+from cardstation.redaction import (  # re-exported for the composition root's callers
+    RedactingFormatter,
+    RedactingLogRecord,
+    mask_id_number,
+    redact,
+)
 
-
-def mask_id_number(text: str) -> str:
-    """Mask an ID number to its first 6 and last 4 characters: 110105********002X."""
-    if len(text) <= 10:
-        return "*" * len(text)
-    return text[:6] + "*" * (len(text) - 10) + text[-4:]
-
-
-def redact(text: str) -> str:
-    """Mask every ID number and account number in `text` (keep first 6 and last 4)."""
-    text = _ID_NUMBER.sub(lambda m: m.group(1) + "*" * 8 + m.group(2), text)
-    return _ACCOUNT.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)
-
-
-class RedactingLogRecord(logging.LogRecord):
-    def getMessage(self) -> str:
-        return redact(super().getMessage())
-
-
-class RedactingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
-
-
-_installed = False
+__all__ = ["RedactingFormatter", "install_redaction", "mask_id_number", "redact",
+           "setup_logging"]
 
 
 def install_redaction() -> None:
     """Make every LogRecord created from now on mask sensitive numbers. Idempotent."""
-    global _installed
-    if not _installed:
+    if logging.getLogRecordFactory() is not RedactingLogRecord:
         logging.setLogRecordFactory(RedactingLogRecord)
-        _installed = True
 
 
 def setup_logging(level: str | int = "WARNING") -> None:
@@ -60,6 +39,3 @@ def setup_logging(level: str | int = "WARNING") -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
-
-
-install_redaction()

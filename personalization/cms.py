@@ -24,7 +24,6 @@ import ssl
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from cardstation.logs import mask_id_number, redact
 from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.cert_assumptions import CardCertificates
 from cardstation.personalization.model import Application, ReturnRecord
@@ -46,6 +45,7 @@ from cardstation.personalization.ports.cms import (
     TemporaryCardOutstanding,
     TemporaryCardUnknown,
 )
+from cardstation.redaction import mask_id_number, redact
 
 log = logging.getLogger(__name__)
 

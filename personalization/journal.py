@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cardstation.logs import mask_id_number
 from cardstation.personalization.model import ReturnRecord
 from cardstation.personalization.storage import (
     StorageKind,
@@ -54,6 +53,7 @@ from cardstation.personalization.storage import (
     sqlite_cause,
     sqlite_kind,
 )
+from cardstation.redaction import mask_id_number
 
 SCHEMA_VERSION = 2
 SCHEMA_APPLICATION = "cardstation-journal"

@@ -45,7 +45,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from cardstation.logs import redact
 from cardstation.personalization.journal import (
     Database,
     Journal,
@@ -55,6 +54,7 @@ from cardstation.personalization.journal import (
     loads,
 )
 from cardstation.personalization.ports.cms import CmsError
+from cardstation.redaction import redact
 
 log = logging.getLogger(__name__)
 

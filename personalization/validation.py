@@ -119,8 +119,9 @@ def check_consistency(
     male or female. Region compares the birthplace code with the ID's address code, which is
     where the number was first registered and can legitimately differ from the birthplace;
     the finding lets the operator confirm (or the caller passes region=None to skip it).
-    Nothing is reported when the ID number itself cannot be parsed. Messages do not echo the
-    digits taken from the ID number (they are the masked part).
+    Nothing is reported when the ID number itself cannot be parsed. Messages echo neither the
+    application's values nor the digits taken from the ID number (the masked part): they go
+    into the job's events and its log line; the operator sees the values on the application.
     """
     parts = parse_id_number(id_number)
     if parts is None:
@@ -131,7 +132,7 @@ def check_consistency(
             Finding(
                 "birth_date",
                 "id_number_mismatch",
-                f"birth_date {birth_date} differs from the birth date in the ID number",
+                "birth_date differs from the birth date in the ID number",
             )
         )
     if sex is not None and sex != parts.sex:
@@ -139,8 +140,7 @@ def check_consistency(
             Finding(
                 "sex",
                 "id_number_mismatch",
-                f"sex {sex} differs from the ID number, which encodes "
-                f"{parts.sex} ({_SEX_WORDS[parts.sex]})",
+                f"sex differs from the ID number, which encodes {_SEX_WORDS[parts.sex]}",
             )
         )
     if region is not None and region != parts.region:
@@ -148,7 +148,7 @@ def check_consistency(
             Finding(
                 "region",
                 "id_number_mismatch",
-                f"region {region} differs from the ID number's address code {parts.region}",
+                "region differs from the ID number's address code",
             )
         )
     return findings

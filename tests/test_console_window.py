@@ -14,6 +14,7 @@ from tests import test_console_browser as browser
 from tests.conftest import DESK_READER, ENCODER_READER, PSAM_READER
 from tests.console_support import console_station
 from tests.test_console_browser import login, shot
+from tests.window_support import holder_types, put_on_desk
 
 page = browser.page  # the `page` fixture (chromium, headless), on this module's station
 
@@ -28,25 +29,6 @@ def station(tmp_path) -> Iterator[tuple[object, str]]:
     with console_station(tmp_path, READERS, blank_cards=2,
                          window={"pin_timeout": 5}) as running:
         yield running, running.token
-
-
-def put_on_desk(running, card) -> None:
-    from cardstation.drivers.pcsc.readers import PcscContext
-
-    with PcscContext() as pcsc:
-        if running.simulated.desk.card is not None:
-            running.simulated.desk.remove()
-        pcsc.wait_for_removal(DESK_READER, timeout=10)
-        running.simulated.desk.insert(card)
-        pcsc.wait_for_card(DESK_READER, timeout=10)
-
-
-def holder_types(running, *entries: str) -> None:
-    """The holder's keypresses on the PIN pad: each entry, then the confirm key."""
-    script: list[str] = []
-    for entry in entries:
-        script += [entry, "ENTER"]
-    running.simulated.pinpad.script(script)
 
 
 def outcome(page, op: str) -> tuple[str, str]:

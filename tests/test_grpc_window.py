@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from cardstation.config import Config
 from cardstation.drivers.pcsc.readers import PcscContext
 from cardstation.drivers.pcsc.transport import PcscTransport
 from cardstation.protos.cardstation.v1 import window_pb2 as wpb
@@ -20,7 +19,8 @@ from cardstation.protos.cardstation.v1 import window_pb2_grpc
 from cardstation.server.errors import error_info
 from cardstation.simulators.card import make_card
 from cardstation.simulators.vpcd.nochip import NoChipUnderContacts
-from tests.conftest import DESK_READER, ENCODER_READER, PSAM_READER
+from tests.conftest import DESK_READER
+from tests.window_support import holder_types, put_on_desk, window_station
 
 pytestmark = pytest.mark.pcscd
 HOLDER = "11010519491231002X"
@@ -29,42 +29,8 @@ PINS = ("802514", "470125", "246810", "135790")
 
 @pytest.fixture(scope="module")
 def window(tmp_path_factory) -> Iterator[object]:
-    from cardstation.commands.serve import start_server
-    from cardstation.pcscd import ensure_running
-
-    ensure_running()
-    with PcscContext() as pcsc:
-        for reader in (ENCODER_READER, PSAM_READER, DESK_READER):
-            pcsc.wait_for_removal(reader, timeout=10)
-    config = Config().with_values(window={"pin_timeout": 2})
-    folder = tmp_path_factory.mktemp("window")
-    running = start_server(config, "127.0.0.1:0", simulate=True, speed=0.0, blank_cards=1,
-                           folder=str(folder))
-    running.channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")  # type: ignore
-    running.folder = folder  # type: ignore[attr-defined]
-    yield running
-    running.channel.close()
-    running.stop()
-    with PcscContext() as pcsc:
-        for reader in (ENCODER_READER, PSAM_READER, DESK_READER):
-            pcsc.wait_for_removal(reader, timeout=10)
-
-
-def put_on_desk(window, card) -> None:
-    with PcscContext() as pcsc:
-        if window.simulated.desk.card is not None:
-            window.simulated.desk.remove()
-        pcsc.wait_for_removal(DESK_READER, timeout=10)  # also after an earlier test's removal
-        window.simulated.desk.insert(card)
-        pcsc.wait_for_card(DESK_READER, timeout=10)
-
-
-def keys(window, *entries: str) -> None:
-    """The holder types PINs on the pad: each entry then the confirm key."""
-    script: list[str] = []
-    for entry in entries:
-        script += [entry, "ENTER"]
-    window.simulated.pinpad.script(script)
+    with window_station(tmp_path_factory.mktemp("window")) as running:
+        yield running
 
 
 def failure(call) -> str:
@@ -104,24 +70,24 @@ def test_every_window_operation_and_no_secret_in_any_log(window, caplog) -> None
         id_number="110105198001010016"), timeout=20)) == "WRONG_CARD"
 
     # PINs, typed on the pad
-    keys(window, "123456")
+    holder_types(window, "123456")
     stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)
-    keys(window, "123456", "123456")
+    holder_types(window, "123456", "123456")
     assert failure(lambda: stub.ChangePin(wpb.ChangePinRequest(), timeout=20)) == \
         "PIN_NOT_ALLOWED"
-    keys(window, "123456", PINS[0], PINS[0])
+    holder_types(window, "123456", PINS[0], PINS[0])
     stub.ChangePin(wpb.ChangePinRequest(), timeout=20)
     reasons = []
     for _ in range(6):
-        keys(window, "000000")
+        holder_types(window, "000000")
         reasons.append(failure(lambda: stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)))
     assert reasons == ["WRONG_PIN"] * 5 + ["PIN_LOCKED"]
     stub.UnblockPin(wpb.UnblockPinRequest(), timeout=20)
-    keys(window, PINS[0])
+    holder_types(window, PINS[0])
     stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)
-    keys(window, PINS[1], PINS[1])
+    holder_types(window, PINS[1], PINS[1])
     stub.ResetPin(wpb.ResetPinRequest(), timeout=20)
-    keys(window, PINS[1])
+    holder_types(window, PINS[1])
     stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)
     # the holder cancels on the pad; nobody types (timeout)
     window.simulated.pinpad.script(["CANCEL"])
@@ -133,7 +99,7 @@ def test_every_window_operation_and_no_secret_in_any_log(window, caplog) -> None
     # temporary cards
     temporary = make_card("temporary")
     put_on_desk(window, temporary)
-    keys(window, PINS[2], PINS[2])
+    holder_types(window, PINS[2], PINS[2])
     issued = stub.IssueTemporaryCard(wpb.IssueTemporaryCardRequest(
         holder_id_number=HOLDER, holder_name="李秀英"), timeout=20).card
     assert issued.holder_id_masked == "110105********002X"
@@ -145,9 +111,9 @@ def test_every_window_operation_and_no_secret_in_any_log(window, caplog) -> None
     assert failure(lambda: stub.RecallTemporaryCard(wpb.RecallTemporaryCardRequest(),
                                                     timeout=20)) == "TEMPORARY_CARD_UNKNOWN"
     put_on_desk(window, temporary)
-    keys(window, PINS[3], PINS[3])
+    holder_types(window, PINS[3], PINS[3])
     stub.RewriteTemporaryCard(wpb.RewriteTemporaryCardRequest(), timeout=20)
-    keys(window, PINS[3])
+    holder_types(window, PINS[3])
     stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)  # the rewritten PIN is the card's now
     recalled = stub.RecallTemporaryCard(wpb.RecallTemporaryCardRequest(), timeout=20).card
     assert recalled.card_id_code == issued.card_id_code
@@ -208,14 +174,14 @@ def test_window_commands(window, capsys) -> None:
     assert main(["read-card", *server]) == 0
     out = capsys.readouterr().out
     assert '"kind": "CARD_KIND_FORMAL"' in out and HOLDER not in out
-    keys(window, "123456")
+    holder_types(window, "123456")
     assert main(["pin", "verify", *server]) == 0
-    keys(window, "000000")
+    holder_types(window, "000000")
     assert main(["pin", "verify", *server]) == 1
     assert '"WRONG_PIN"' in capsys.readouterr().err
     temporary = make_card("temporary", serial=0x30000097)
     put_on_desk(window, temporary)
-    keys(window, "975310", "975310")
+    holder_types(window, "975310", "975310")
     assert main(["temp", "issue", "110105198001010016", "王二", *server]) == 0
     assert '"holder_id_masked": "110105********0016"' in capsys.readouterr().out
     assert main(["temp", "recall", *server]) == 0
@@ -271,7 +237,7 @@ def test_temporary_issue_abandoned_midway_over_the_api(window) -> None:
 
     services.open_desk = pulled_at_first_write
     try:
-        keys(window, "975310", "975310")
+        holder_types(window, "975310", "975310")
         status, reason, metadata = failure_details(
             lambda: stub.IssueTemporaryCard(request, timeout=20))
     finally:
@@ -280,7 +246,7 @@ def test_temporary_issue_abandoned_midway_over_the_api(window) -> None:
     assert "withdrawn" in metadata["cause"] and "issue it again" in metadata["remedy"]
     assert ledger(photos=False)["temporary_cards"][code]["status"] == "voided"
     put_on_desk(window, card)
-    keys(window, "975310", "975310")
+    holder_types(window, "975310", "975310")
     stub.IssueTemporaryCard(request, timeout=20)
     assert ledger(photos=False)["temporary_cards"][code]["status"] == "issued"
     stub.RecallTemporaryCard(wpb.RecallTemporaryCardRequest(), timeout=20)
@@ -315,6 +281,6 @@ def test_pin_pad_fault_over_the_api_names_cause_and_remedy(window) -> None:
         lambda: stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20))
     assert status == grpc.StatusCode.UNAVAILABLE and reason.startswith("PINPAD_")
     assert "PIN pad failed" in metadata["cause"] and "cable" in metadata["remedy"]
-    keys(window, "123456")  # the pad is opened again on the next use
+    holder_types(window, "123456")  # the pad is opened again on the next use
     stub.VerifyPin(wpb.VerifyPinRequest(), timeout=20)
     window.simulated.desk.remove()

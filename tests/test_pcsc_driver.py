@@ -171,7 +171,8 @@ def test_trace_masks_pins_cryptograms_and_id_numbers(caplog) -> None:
     assert "11010519491231002X" not in text
     assert id_record.hex().upper()[4:] not in text
     assert "6228230029000005274" not in text
-    assert "<3 bytes masked>" in text and "<16 bytes masked>" in text
+    assert "00200000 03 <PIN data 3 bytes #" in text
+    assert "00820004 10 <key data 16 bytes #" in text
 
 
 def test_wait_timeouts_name_the_reader_cable_not_a_missing_card(encoder_slot, pcsc_context) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cardstation.logs import redact
+from cardstation.redaction import redact
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -46,11 +46,11 @@ def _kill_hook() -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cardstation.logs import mask_id_number
     from cardstation.personalization.journal import JournalError, State
     from cardstation.personalization.pipeline import IssuanceError
     from cardstation.personalization.ports.cms import CmsError
     from cardstation.personalization.private_files import PrivateFileError
+    from cardstation.redaction import mask_id_number
     from cardstation.station import build_station, journal_refusal
 
     try:

@@ -31,7 +31,7 @@ from cardstation.drivers.idreader.errors import (
     UnknownCardType,
     error_for,
 )
-from cardstation.logs import redact
+from cardstation.redaction import redact
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,11 @@ The terminal number's file (EF 0016, 6 BCD bytes) is an assumption, as on many P
 
 from __future__ import annotations
 
+from .cardfiles import PSAM_AID, TERMINAL_NUMBER_FID
 from .transport import ApduTransport
 
-PSAM_AID = bytes.fromhex("D15600000590")
-TERMINAL_NUMBER_FID = 0x0016  # assumption: common PSAM layout, not from the SSC spec
+__all__ = ["CARD_KEY_ID", "KEY_EF0D", "KEY_PUK", "KEY_STK", "KEY_UK", "PSAM_AID",
+           "TERMINAL_NUMBER_FID", "Psam", "diversification_data"]
 
 # Diversification key selectors (P1 P2 of BFDE), ssc-chip.md 8.2 [C S6, S7].
 KEY_UK = 0x4812

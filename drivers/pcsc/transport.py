@@ -49,9 +49,7 @@ class ApduTransport(ABC):
         """Send one command APDU, return the raw response (data + SW1 SW2)."""
 
     def _wire(self, apdu: bytes) -> tuple[bytes, int]:
-        tracing = self._trace.enabled()
-        if tracing:
-            self._trace.command(apdu)
+        self._trace.command(apdu)  # always: the trace follows the selection, logs at DEBUG
         response = self._exchange(apdu)
         for observer in self.observers:
             observer(apdu, response)
@@ -67,8 +65,7 @@ class ApduTransport(ABC):
                 reader=self.reader,
             )
         data, sw = response[:-2], (response[-2] << 8) | response[-1]
-        if tracing:
-            self._trace.response(data, sw)
+        self._trace.response(data, sw)
         return data, sw
 
     def transmit(self, apdu: bytes) -> tuple[bytes, int]:

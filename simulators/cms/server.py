@@ -32,6 +32,7 @@ import argparse
 import hmac
 import json
 import logging
+import re
 import ssl
 import sys
 import threading
@@ -43,6 +44,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from cardstation.foreground import catch_stop_signals, wait_for_stop_signal
 from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.model import Application, ReturnRecord
+from cardstation.redaction import mask_id_number
 from cardstation.simulators.cms.applicants import (
     EXAMPLE_ID_NUMBER,
     bad_photo,
@@ -53,6 +55,7 @@ from cardstation.simulators.cms.certificates import CertificateAuthority
 from cardstation.simulators.cms.ledger import STATUSES, Ledger, LedgerError
 
 log = logging.getLogger(__name__)
+_APPLICATION_PATH = re.compile(r"(/applications/)([^/?\s]+)")
 
 # Fault names and their parameters (defaults). See CmsSimulator.inject.
 FAULTS: dict[str, dict[str, float | int]] = {
@@ -288,9 +291,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # with Content-Length on every answer; closes after each
 
     def log_message(self, format: str, *args: Any) -> None:
-        # The default writes raw request lines (with ID numbers) to stderr; the logging
-        # framework masks them (cardstation.logs record factory).
-        log.debug("%s " + format, self.address_string(), *args)
+        # The default writes raw request lines to stderr; an application's path carries the
+        # ID number, masked here where the route is known (the CLI's pattern net is second).
+        masked = tuple(_masked_path(a) if isinstance(a, str) else a for a in args)
+        log.debug("%s " + format, self.address_string(), *masked)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -484,6 +488,12 @@ class _Handler(BaseHTTPRequestHandler):
         if known:
             raise LedgerError(405, "method_not_allowed", f"{method} is not allowed here")
         raise LedgerError(404, "not_found", "no such endpoint")
+
+
+def _masked_path(text: str) -> str:
+    """`text` with the ID number after /applications/ masked (request lines, error texts)."""
+    return _APPLICATION_PATH.sub(lambda m: m.group(1) + mask_id_number(unquote(m.group(2))),
+                                 text)
 
 
 def _object(body: Any) -> dict[str, Any]:
