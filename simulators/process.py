@@ -20,8 +20,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from cardstation.config import Config
-
 
 class SimulatorProcessError(RuntimeError):
     pass
@@ -40,7 +38,7 @@ def _serve(conn: Connection, folder: str, options: dict[str, Any]) -> None:
         return
     operations = {
         "load_blank": lambda count: len(sim.load_blank(count)),
-        "config": sim.config,
+        "config_sections": sim.config_sections,
         "samples": lambda key: list(sim.cms.samples[key]),
         "cms_inject": sim.cms.inject,
     }
@@ -118,10 +116,10 @@ class SimulatedStationProcess:
     def load_blank(self, count: int) -> int:
         return int(self._call("load_blank", count))
 
-    def config(self, **sections: dict[str, Any]) -> Config:
-        config = self._call("config", **sections)
-        assert isinstance(config, Config)
-        return config
+    def config_sections(self) -> dict[str, dict[str, Any]]:
+        """What points a station at these simulators (cardstation/simulated.py makes it a
+        Config)."""
+        return dict(self._call("config_sections"))
 
     def samples(self, key: str) -> list[str]:
         return list(self._call("samples", key))

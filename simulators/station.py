@@ -7,11 +7,11 @@ the printer, pcscd + vpcd for the chips and the PSAM.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cardstation.config import Config
 from cardstation.personalization.keys.scheme import Alg
 from cardstation.simulators.card import Psam, SSCard, make_card
 from cardstation.simulators.cms.server import CmsSimulator
@@ -133,32 +133,26 @@ class SimulatedStation:
             loaded.append(chip)
         return loaded
 
-    def config(self, **sections: dict[str, Any]) -> Config:
-        """A station configuration using these simulators (PSAM key service, fast polling)."""
-        base = Config().with_values(
-            station={"id": "410700-SIM", "data_dir": str(self.data_dir)},
-            cms={"url": self.cms.base_url, "read_timeout": 2.0, "connect_timeout": 1.0},
+    def config_sections(self) -> dict[str, dict[str, Any]]:
+        """The configuration values that point a station at these simulators (PSAM key
+        service, fast polling), by section; the composition root makes them a Config
+        (cardstation/simulated.py)."""
+        return {
+            "station": {"id": "410700-SIM", "data_dir": str(self.data_dir)},
+            "cms": {"url": self.cms.base_url, "read_timeout": 2.0, "connect_timeout": 1.0},
             # the driver's pause after each panel upload is device time: scaled like the rest
-            printer={"device": self.server.url, "poll_interval": 0.01,
-                     "panel_pause": 0.2 * self.speed},
-            returns={"base_delay": 0.05, "max_delay": 0.2},
-            keys={"test_keys": True},  # the PIN pad's key-encryption key is the test one
-            window={"idreader": self.idreader_path, "pinpad": self.pinpad_path},
-        )
-        return base.with_values(**sections) if sections else base
+            "printer": {"device": self.server.url, "poll_interval": 0.01,
+                        "panel_pause": 0.2 * self.speed},
+            "returns": {"base_delay": 0.05, "max_delay": 0.2},
+            "keys": {"test_keys": True},  # the PIN pad's key-encryption key is the test one
+            "window": {"idreader": self.idreader_path, "pinpad": self.pinpad_path},
+        }
 
     def toml(self) -> str:
-        """config() as the text of a cardstation.toml, for a station in another process."""
-        cfg = self.config()
-        return (
-            f'[station]\nid = "{cfg.station.id}"\ndata_dir = "{cfg.station.data_dir}"\n'
-            f'[cms]\nurl = "{cfg.cms.url}"\nread_timeout = {cfg.cms.read_timeout}\n'
-            f"connect_timeout = {cfg.cms.connect_timeout}\n"
-            f'[printer]\ndevice = "{cfg.printer.device}"\n'
-            f"poll_interval = {cfg.printer.poll_interval}\n"
-            f"panel_pause = {cfg.printer.panel_pause}\n"
-            f"[returns]\nbase_delay = {cfg.returns.base_delay}\n"
-            f"max_delay = {cfg.returns.max_delay}\n"
-            f"[keys]\ntest_keys = true\n"
-            f'[window]\nidreader = "{cfg.window.idreader}"\npinpad = "{cfg.window.pinpad}"\n'
-        )
+        """config_sections() as the text of a cardstation.toml, for a station in another
+        process."""
+        lines = []
+        for section, values in self.config_sections().items():
+            lines.append(f"[{section}]")
+            lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+        return "\n".join(lines) + "\n"

@@ -21,15 +21,6 @@ ALLOWED = {
     "console": {"redaction", "protos", "console", "server.errors"},  # decoding ErrorInfo only
     "simulators": {"redaction", "drivers", "personalization", "simulators"},
 }
-#: imports of the composition root that are still to move (tracked by the open issues); the
-#: test fails on any other, and on one of these that is gone (so the list only shrinks)
-PENDING: set[str] = {
-    "simulators/cms/server.py -> cardstation.foreground",
-    "simulators/idreader/server.py -> cardstation.foreground",
-    "simulators/printer/server.py -> cardstation.foreground",
-    "simulators/process.py -> cardstation.config",
-    "simulators/station.py -> cardstation.config",
-}
 
 
 def _layer(module: str) -> str | None:
@@ -70,9 +61,7 @@ def upward_edges() -> set[str]:
 
 
 def test_no_module_imports_upward() -> None:
-    edges = upward_edges()
-    assert edges <= PENDING, sorted(edges - PENDING)
-    assert not PENDING - edges, f"no longer imported, drop from PENDING: {sorted(PENDING - edges)}"
+    assert not upward_edges(), sorted(upward_edges())
 
 
 def test_the_walk_sees_an_upward_import(tmp_path, monkeypatch) -> None:

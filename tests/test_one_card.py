@@ -326,13 +326,13 @@ def test_serve_without_a_printer_serves_not_serving_and_recovers(tmp_path: Path)
     from cardstation.drivers.pcsc.readers import PcscContext
     from cardstation.pcscd import ensure_running
     from cardstation.simulators.printer.server import PrinterSimServer
-    from cardstation.simulators.station import SimulatedStation
+    from tests.world import World
 
     ensure_running()
     with PcscContext() as pcsc:
         for reader in (ENCODER_READER, PSAM_READER):
             pcsc.wait_for_removal(reader, timeout=10)
-    sim = SimulatedStation(tmp_path).start()
+    sim = World(tmp_path).start()
     try:
         pcsc_ready = PcscContext()
         pcsc_ready.wait_for_card(PSAM_READER, timeout=10)

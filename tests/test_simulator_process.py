@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cardstation.personalization.cms import CmsClient
+from cardstation.simulated import station_config
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.simulators.process import SimulatedStationProcess, SimulatorProcessError
 from cardstation.station import build_station
@@ -27,7 +28,7 @@ def child(pcsc_context, tmp_path):
 
 def test_a_card_is_made_against_simulators_in_another_process(child) -> None:
     assert child.load_blank(1) == 1
-    station = build_station(child.config())
+    station = build_station(station_config(child))
     try:
         (id_number,) = child.samples("ready")[-1:]
         issuance = station.pipeline.issue(id_number)
@@ -40,7 +41,7 @@ def test_a_card_is_made_against_simulators_in_another_process(child) -> None:
 
 
 def test_faults_are_injected_in_the_child_and_errors_come_back(child) -> None:
-    config = child.config()
+    config = station_config(child)
     child.cms_inject("error_5xx", status=503)
     with pytest.raises(Exception, match="503"):
         CmsClient(config.cms.url, "T").fetch(EXAMPLE_ID_NUMBER)

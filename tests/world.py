@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cardstation.simulators.station import SimulatedStation
+from cardstation.simulated import WiredSimulatedStation
 
-World = SimulatedStation
+World = WiredSimulatedStation
 
 
-def make_world(tmp: Path, extra_applicants: int = 0, speed: float = 0.0) -> SimulatedStation:
-    return SimulatedStation(tmp, speed=speed, extra_applicants=extra_applicants).start()
+def make_world(tmp: Path, extra_applicants: int = 0, speed: float = 0.0) -> World:
+    return World(tmp, speed=speed, extra_applicants=extra_applicants).start()

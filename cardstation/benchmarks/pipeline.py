@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from cardstation.personalization.face import FaceData, render_print
+from cardstation.simulated import station_config
 from cardstation.simulators.process import SimulatedStationProcess
 
 
@@ -60,7 +61,7 @@ def _software(folder: Path, cards: int) -> list[dict]:
     sim = _fresh({"speed": 0.0, "extra_applicants": cards}, folder)
     try:
         sim.load_blank(cards)
-        station = build_station(sim.config())
+        station = build_station(station_config(sim))
         ids = sim.samples("ready")[:cards]
         walls: list[float] = []
         times: list[float] = []
@@ -131,7 +132,8 @@ def _presence_floor(folder: Path, cards: int) -> dict:
     sim = _fresh({"speed": 0.0}, folder)
     try:
         sim.load_blank(cards + 1)
-        printer = Printer.open(sim.config().printer.device, poll_interval=0.01, panel_pause=0)
+        printer = Printer.open(station_config(sim).printer.device, poll_interval=0.01,
+                               panel_pause=0)
         encoder = "Virtual PCD 00 00"
         intervals: list[float] = []
         try:
@@ -164,7 +166,7 @@ def _printer_bound_seconds(folder: Path, speed: float) -> float:
     sim = _fresh({"speed": speed}, folder)
     try:
         sim.load_blank(1)
-        config = sim.config()
+        config = station_config(sim)
         printer = Printer.open(config.printer.device, poll_interval=config.printer.poll_interval,
                                panel_pause=config.printer.panel_pause)
         from cardstation.simulators.cms.applicants import example_applicant
@@ -200,7 +202,7 @@ def _throughput(folder: Path, cards: int, speed: float, latency: float,
             if issuance.state.value == "DONE":
                 finished.append(time.perf_counter())
 
-        station = build_station(sim.config(cms={"read_timeout": latency + 5}),
+        station = build_station(station_config(sim, cms={"read_timeout": latency + 5}),
                                 on_event=on_event)
         try:
             if pipelined:

@@ -102,6 +102,7 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
         if simulate:
             from cardstation.drivers.pcsc.readers import PcscContext
             from cardstation.pcscd import ensure_running
+            from cardstation.simulated import station_config
             from cardstation.simulators.station import SimulatedStation
 
             ensure_running()
@@ -111,7 +112,7 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
                 sim = stack.enter_context(SimulatedStation(Path(folder), speed=speed))
                 sim.load_blank(blank_cards)
                 pcsc.wait_for_card(config.readers.psam, timeout=10)
-            config = sim.config(server=vars(config.server),
+            config = station_config(sim, server=vars(config.server),
                                 window={"pin_timeout": config.window.pin_timeout},
                                 station={"min_free_mb": config.station.min_free_mb})
         # The audit log first: a cut or foreign log refuses the start before any job resumes.
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     except (config_module.ConfigError, InsecureListenError, ValueError, OSError) as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
-    from cardstation.foreground import catch_stop_signals, wait_for_stop_signal
+    from cardstation.simulators.foreground import catch_stop_signals, wait_for_stop_signal
 
     stop = catch_stop_signals()  # before the address: a caller may signal as soon as it reads it
     host = listen.rpartition(":")[0] or "127.0.0.1"

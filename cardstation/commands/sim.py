@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve_until_signal(link: object, what: str, on_exit: object = None) -> int:
-    from cardstation.foreground import catch_stop_signals, wait_for_stop_signal
+    from cardstation.simulators.foreground import catch_stop_signals, wait_for_stop_signal
 
     stop = catch_stop_signals()
     print(what, flush=True)

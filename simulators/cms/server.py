@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from cardstation.foreground import catch_stop_signals, wait_for_stop_signal
 from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.model import Application, ReturnRecord
 from cardstation.redaction import mask_id_number
@@ -53,6 +52,7 @@ from cardstation.simulators.cms.applicants import (
 )
 from cardstation.simulators.cms.certificates import CertificateAuthority
 from cardstation.simulators.cms.ledger import STATUSES, Ledger, LedgerError
+from cardstation.simulators.foreground import catch_stop_signals, wait_for_stop_signal
 
 log = logging.getLogger(__name__)
 _APPLICATION_PATH = re.compile(r"(/applications/)([^/?\s]+)")

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cardstation.foreground import catch_stop_signals, wait_for_stop_signal
+from cardstation.simulators.foreground import catch_stop_signals, wait_for_stop_signal
 from cardstation.simulators.idreader.model import make_card, make_permit
 from cardstation.simulators.idreader.pty import IdReaderSimulator
 

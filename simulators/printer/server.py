@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cardstation.foreground import catch_stop_signals, wait_for_stop_signal
+from cardstation.simulators.foreground import catch_stop_signals, wait_for_stop_signal
 from cardstation.simulators.printer import control
 from cardstation.simulators.printer.model import PrinterModel
 from cardstation.simulators.printer.protocol import Session

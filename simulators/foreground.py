@@ -1,5 +1,6 @@
 """Run in the foreground until SIGINT or SIGTERM: the one loop every long-running command uses
-(`serve`, and the simulators under `sim`).
+(`serve`, and the simulators under `sim`). It lives with the simulators, the lower of its two
+users (the composition root may import them; they may not import the root).
 
 Install the handlers (`catch_stop_signals`) before printing the address a caller waits for: a
 caller that reads the address and sends SIGTERM at once must not kill the process mid-start."""
