@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="WARNING", help="logging level (DEBUG, INFO, WARNING, ERROR)"
     )
+    parser.add_argument("--log-file", help="also log to this file (rotated at 10 MB, 9 kept, "
+                        "mode 0600), e.g. /var/log/cardstation/cardstation.log")
+    parser.add_argument("--log-json", action="store_true",
+                        help="log JSON lines (at, level, logger, message) instead of text")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"cardstation.commands.{name}")
@@ -58,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, file=args.log_file, json_lines=args.log_json)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
