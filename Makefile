@@ -99,6 +99,10 @@ lint: $(STAMP) $(BUF) protos
 	cd $(TYPECHECK_TREE) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml \
 	  -p cardstation.redaction -p cardstation.drivers -p cardstation.personalization \
 	  -p cardstation.server
+	@command -v promtool >/dev/null || { echo "installing promtool (Debian's prometheus package)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	  --no-install-recommends prometheus >/dev/null; }
+	promtool check rules ops/prometheus/cardstation-rules.yml
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

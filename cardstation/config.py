@@ -54,6 +54,7 @@ tokens_file = ""            # hashed bearer tokens with roles and expiry
 client_roles = ""           # "console-01=operator,hub=upstream" for mTLS callers
 audit_log = ""              # default <data_dir>/audit.jsonl
 audit_key = ""              # HMAC key of the audit chain, 0600; default <data_dir>/audit.key
+metrics_listen = "127.0.0.1:9464"  # /metrics for Prometheus ("" = off); TLS off loopback
 ```
 Errors name the file, the key and what is wrong; unknown keys are errors (a typo must not fall
 back to a default silently).
@@ -151,6 +152,7 @@ class ServerSection:
     client_roles: str = ""  # "CN=role,CN=role" for mTLS callers
     audit_log: str = ""  # default: <data_dir>/audit.jsonl
     audit_key: str = ""  # default: <data_dir>/audit.key (created 0600 on first start)
+    metrics_listen: str = "127.0.0.1:9464"  # /metrics for Prometheus ("" = off; TLS off loopback)
 
 
 @dataclass(frozen=True)

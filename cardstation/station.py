@@ -14,6 +14,7 @@ from cardstation.drivers.pcsc.errors import CardWaitTimeout, PcscError
 from cardstation.drivers.pcsc.readers import PcscContext
 from cardstation.drivers.pcsc.transport import PcscTransport
 from cardstation.drivers.pinpad.pinpad import PinPad
+from cardstation.drivers.tally import PCSC_CONTEXT_RESETS
 from cardstation.personalization.faults import fault_of
 from cardstation.personalization.journal import Journal, JournalError, State, StorageFault
 from cardstation.personalization.keys.hsm import HsmKeyService, client_context
@@ -136,6 +137,7 @@ class Readers:
             wait(self.find(pattern), timeout)
         except PcscError as exc:
             if not isinstance(exc, CardWaitTimeout):
+                PCSC_CONTEXT_RESETS.add("readers")
                 self.close()  # the reader may have gone: look it up again next time
             raise
 

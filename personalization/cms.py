@@ -24,6 +24,7 @@ import ssl
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from cardstation.drivers.tally import Tally
 from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.cert_assumptions import CardCertificates
 from cardstation.personalization.model import Application, ReturnRecord
@@ -50,6 +51,8 @@ from cardstation.redaction import mask_id_number, redact
 log = logging.getLogger(__name__)
 
 _MAX_RESPONSE = 8 * 1024 * 1024  # an application with a photo is ~100 KB
+#: CMS requests by (operation, result): "ok" or the port's error code (server/metrics.py)
+REQUESTS = Tally()
 
 
 class CmsClient:
@@ -268,6 +271,17 @@ class CmsClient:
         return http.client.HTTPConnection(self._host, self._port, timeout=self.connect_timeout)
 
     def _call(
+        self, method: str, path: str, body: dict[str, Any] | None, op: str, id_number: str
+    ) -> dict[str, Any]:
+        try:
+            answer = self._request(method, path, body, op, id_number)
+        except CmsError as exc:
+            REQUESTS.add((op, exc.code))
+            raise
+        REQUESTS.add((op, "ok"))
+        return answer
+
+    def _request(
         self, method: str, path: str, body: dict[str, Any] | None, op: str, id_number: str
     ) -> dict[str, Any]:
         payload = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")

@@ -789,6 +789,12 @@ class Journal:
             ).fetchall()
         return [_issuance(r) for r in rows]
 
+    def state_counts(self) -> dict[State, int]:
+        """How many issuances are in each state (states with none are left out)."""
+        with self._db.read() as conn:
+            rows = conn.execute("SELECT state, COUNT(*) FROM issuances GROUP BY state").fetchall()
+        return {State(state): int(n) for state, n in rows}
+
     def unfinished(self) -> list[Issuance]:
         """Every issuance not DONE or REJECTED (FAILED included), oldest first: the input of
         restart recovery."""

@@ -227,6 +227,14 @@ class Outbox:
             (t, t),
         )
 
+    def summary(self) -> dict[str, tuple[int, float | None]]:
+        """status -> (entries, created_at of the oldest): what the metrics show, in one
+        query that reads no record."""
+        with self._db.read() as conn:
+            rows = conn.execute("SELECT status, COUNT(*), MIN(created_at) FROM outbox "
+                                "GROUP BY status").fetchall()
+        return {str(status): (int(n), oldest) for status, n, oldest in rows}
+
     def pending(self) -> list[OutboxEntry]:
         """Every entry not yet acknowledged and not given up (pending or delivering)."""
         return self._select("WHERE status IN ('pending', 'delivering') ORDER BY id")

@@ -70,8 +70,15 @@ class EventBus:
         self._lock = threading.Lock()
         self._subscribers: dict[str, list[queue.Queue[Event]]] = collections.defaultdict(list)
         self._station_subscribers: list[queue.Queue[None]] = []
+        #: told every event as it is published (the metrics), on the publishing thread
+        self.listeners: list[Callable[[Event], None]] = []
 
     def publish(self, event: Event) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:  # an observer never stops a job
+                log.exception("event listener failed")
         with self._lock:
             targets = list(self._subscribers.get(event.issuance_id, ()))
             station = list(self._station_subscribers)
@@ -133,6 +140,8 @@ class StationSnapshot:
     ribbon_type: str = ""
     ribbon_remaining: int = -1
     ribbon_chip_present: bool = False
+    ribbon_capacity: int = -1  # prints of a full roll, -1 when not known
+    print_count: int = -1  # the printer's lifetime prints, -1 when it did not say
     at: float = 0.0
     #: (device, fault) for everything that stops a card from being made now
     problems: list[tuple[str, Fault]] = field(default_factory=list)
@@ -574,6 +583,8 @@ class StationRuntime:
         snap.ribbon_type = ribbon.type_name
         snap.ribbon_remaining = -1 if ribbon.remaining is None else ribbon.remaining
         snap.ribbon_chip_present = ribbon.chip_present
+        snap.ribbon_capacity = -1 if ribbon.capacity is None else ribbon.capacity
+        snap.print_count = self.station.printer.print_count()
 
 
 #: Seconds the journal probe waits for another program's lock before calling it unavailable.

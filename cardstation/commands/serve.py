@@ -52,6 +52,7 @@ class RunningServer:
                  simulated: Any = None) -> None:
         self.server, self.port, self.runtime, self._stack = server, port, runtime, stack
         self.simulated = simulated  # the SimulatedStation behind --simulate, else None
+        self.metrics_port = 0  # /metrics's port when served
 
     def stop(self, grace: float = 5.0) -> None:
         """Park the job in progress, end the watch streams, stop the server, then the
@@ -80,8 +81,10 @@ def open_audit_log(config: Any) -> Iterator[Any]:
 
 
 def start_server(config: Any, listen: str, simulate: bool = False, speed: float = 0.05,
-                 blank_cards: int = 20, folder: str = "var/simulated") -> RunningServer:
-    """Start everything; used by `serve`, `demo` and the tests."""
+                 blank_cards: int = 20, folder: str = "var/simulated",
+                 metrics_listen: str = "") -> RunningServer:
+    """Start everything; used by `serve`, `demo` and the tests. `metrics_listen` host:port
+    serves /metrics for Prometheus there ("" = not at all; `serve` gives the configured one)."""
     from cardstation.server.auth import AuthInterceptor, TokenStore
     from cardstation.server.runtime import StationRuntime
     from cardstation.server.serve import build_server
@@ -129,11 +132,32 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
             credentials = server_credentials(config.server.tls_cert, config.server.tls_key,
                                              config.server.client_ca or None)
         server, port = build_server(runtime, listen, credentials, [interceptor])
+        running = RunningServer(server, port, runtime, stack, sim)
+        if metrics_listen:
+            running.metrics_port = _serve_metrics(runtime, metrics_listen, config, stack)
         server.start()
-        return RunningServer(server, port, runtime, stack, sim)
+        return running
     except BaseException:
         stack.close()
         raise
+
+
+def _serve_metrics(runtime: Any, listen: str, config: Any, stack: ExitStack) -> int:
+    """/metrics on `listen` (TLS with the server's certificate off loopback); its port."""
+    from prometheus_client import start_http_server
+
+    from cardstation.server.metrics import StationMetrics
+    from cardstation.server.tls import check_listen_security, split_host_port
+
+    tls = bool(config.server.tls_cert)
+    check_listen_security(listen, tls, simulate=False)
+    host, port = split_host_port(listen)
+    metrics = StationMetrics(runtime)
+    http, thread = start_http_server(
+        int(port), host.strip("[]"), registry=metrics.registry,
+        certfile=config.server.tls_cert or None, keyfile=config.server.tls_key or None)
+    stack.callback(lambda: (http.shutdown(), http.server_close(), thread.join(5)))
+    return int(http.server_port)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = config_module.load(args.config)
         listen = args.listen or cfg.server.listen
         running = start_server(cfg, listen, args.simulate, args.speed, args.blank_cards,
-                               args.folder)
+                               args.folder, metrics_listen=cfg.server.metrics_listen)
     except JournalError as exc:  # refused before serving: never over a damaged journal
         print(f"serve: {journal_refusal(exc)}", file=sys.stderr)
         return 2

@@ -14,6 +14,8 @@ from typing import Protocol
 
 from smartcard import scard
 
+from cardstation.drivers import tally
+
 from .atr import protocols_from_atr
 from .errors import CardRemoved, NoCard, UnresponsiveCard, pcsc_error, raise_for_sw
 from .trace import ApduTrace
@@ -65,6 +67,7 @@ class ApduTransport(ABC):
                 reader=self.reader,
             )
         data, sw = response[:-2], (response[-2] << 8) | response[-1]
+        tally.APDUS.add(tally.sw_class(sw))
         self._trace.response(data, sw)
         return data, sw
 

@@ -76,6 +76,7 @@ class RibbonState:
     type_name: str
     remaining: int | None  # prints left, None when the ribbon does not say
     chip_present: bool
+    capacity: int | None = None  # prints of a full roll of this type, when known
 
 
 @dataclass(frozen=True)

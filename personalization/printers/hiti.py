@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from cardstation.drivers.hiti import Printer
 from cardstation.drivers.hiti import state as hiti
+from cardstation.drivers.hiti.assumptions import RIBBON_CAPACITY  # an assumption: see there
 from cardstation.drivers.hiti.errors import (
     PrinterAlert as HitiAlert,
 )
@@ -105,7 +106,8 @@ class HitiCardPrinter:
     def ribbon(self) -> RibbonState:
         def read(p: Printer) -> RibbonState:
             r = p.ribbon()
-            return RibbonState(r.type_name, r.remaining, r.chip_present)
+            return RibbonState(r.type_name, r.remaining, r.chip_present,
+                               RIBBON_CAPACITY.get(r.type))
         return self._call(read)
 
     def card_position(self) -> CardPosition:
