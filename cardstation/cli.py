@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "card",
     "demo",
     "bench",
+    "install",
 )
 
 
