@@ -425,6 +425,9 @@ def test_the_bundle_installs_with_no_network(bundle_folder: Path) -> None:
                       "cardstation.cli; print('ok')")
     assert imports.stdout.strip() == "ok", imports.stderr
     assert unit_of(stage)["Service"]["ExecStart"].startswith(f"{program} serve ")
+    # the installed program runs with no network (its package data, its compiled pyscard)
+    checked = offline(str(program), "validate", "--id-number", "11010519491231002X")
+    assert checked.returncode == 0 and '"findings": []' in checked.stdout, checked.stderr
 
     again = offline(*script)
     assert again.returncode == 0, again.stderr
