@@ -10,7 +10,7 @@ SIM_APT_PACKAGES := vsmartcard-vpcd
 STAMP := $(VENV)/.installed
 
 .PHONY: setup station-setup system-packages simulator-readers no-virtual-readers venv protos \
-	test demo bench lint clean
+	test demo bench lint clean install bundle
 
 # A development, CI or demo machine: the station with its simulators.
 setup: system-packages simulator-readers venv protos
@@ -56,6 +56,21 @@ no-virtual-readers:
 	       "/usr/lib/pcsc/drivers/serial/libifdvpcd-desk.so; restart pcscd" >&2; \
 	  exit 1; \
 	fi
+
+# A station PC with the network, as root: the station in /opt/cardstation/venv (installed, not
+# editable: the hardened service cannot see a checkout under /home), then `cardstation install`
+# (systemd unit, the printer's udev rule, the user, pcscd's socket). No vpcd: it refuses one.
+STATION_VENV := /opt/cardstation/venv
+install: no-virtual-readers system-packages protos
+	@[ "$$(id -u)" = 0 ] || { echo "make install: run it as root (sudo make install)" >&2; exit 1; }
+	@[ -x $(STATION_VENV)/bin/python ] || python3 -m venv $(STATION_VENV)
+	$(STATION_VENV)/bin/python -m pip install -q --disable-pip-version-check .
+	$(STATION_VENV)/bin/cardstation install --exec $(STATION_VENV)/bin/cardstation
+
+# The offline bundle: dist/cardstation-bundle-<version>.tar.gz (wheels, .debs, install.sh).
+# Needs the network and root (apt), on Debian 12 like the stations; .debs cached in var/.
+bundle: $(STAMP) protos
+	$(PY) -m cardstation.install.bundle --out dist --cache var/bundle-cache
 
 venv: $(STAMP)
 

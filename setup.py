@@ -34,5 +34,6 @@ setup(
         "cardstation.simulators": ["**/*.json"],
         "cardstation.personalization.face": ["layouts/*.json"],
         "cardstation.console": ["templates/*.html", "static/*", "static/vendor/*", "locale/*.po"],
+        "cardstation.install": ["templates/*"],
     },
 )

@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "card",
     "demo",
     "bench",
+    "install",
 )
 
 
