@@ -66,7 +66,9 @@ def values_of(path: Path, key: str) -> list[str]:
 def test_the_unit_runs_serve_as_its_own_user_hardened(staged: Path) -> None:
     unit = unit_of(staged)
     service = unit["Service"]
-    assert service["ExecStart"] == f"{STATION_EXEC} serve --config {files.CONFIG}"
+    assert service["ExecStart"] == (f"{STATION_EXEC} --log-level INFO --log-file "
+                                    f"/var/log/cardstation/cardstation.log serve --config "
+                                    f"{files.CONFIG}")
     assert files.CONFIG == "/etc/cardstation/cardstation.toml"
     assert service["User"] == "cardstation" and service["Group"] == "cardstation"
     assert files.DEVICE_GROUP in service["SupplementaryGroups"].split()
@@ -424,7 +426,7 @@ def test_the_bundle_installs_with_no_network(bundle_folder: Path) -> None:
                       "starlette, cardstation.protos.cardstation.v1.issuance_pb2, "
                       "cardstation.cli; print('ok')")
     assert imports.stdout.strip() == "ok", imports.stderr
-    assert unit_of(stage)["Service"]["ExecStart"].startswith(f"{program} serve ")
+    assert unit_of(stage)["Service"]["ExecStart"].startswith(f"{program} --log-level INFO ")
     # the installed program runs with no network (its package data, its compiled pyscard)
     checked = offline(str(program), "validate", "--id-number", "11010519491231002X")
     assert checked.returncode == 0 and '"findings": []' in checked.stdout, checked.stderr
