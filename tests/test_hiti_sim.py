@@ -403,6 +403,9 @@ def test_cli_commands(tcp_rig: Rig, model: PrinterModel, capsys: pytest.CaptureF
     assert _cli(["printer", "status", "--device", url]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["identity"]["model"] == "CS-220e" and out["card_position"] == "out"
+    supplies = out["supplies"]  # doctor's and county IT's look at the consumables
+    assert supplies["ribbon"]["chip_present"] is True and supplies["ribbon_capacity"] > 0
+    assert 0 < supplies["ribbon_remaining_ratio"] <= 1 and supplies["cards_printed"] >= 0
     assert _cli(["printer", "ribbon", "--device", url]) == 0
     assert json.loads(capsys.readouterr().out)["ribbon"]["chip_present"] is True
     assert _cli(["printer", "feed", "--device", url]) == 0

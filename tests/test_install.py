@@ -338,6 +338,15 @@ BUNDLE_SOURCES = [REPO / "pyproject.toml", REPO / "setup.py",
                   *(REPO / "cardstation" / "install").rglob("*")]
 
 
+#: the part of `make test` that needs neither pcscd nor a browser nor the source folders
+FAST_SUBSET = ["tests/test_rules_id_number.py", "tests/test_rules_card_number.py",
+               "tests/test_rules_name.py", "tests/test_rules_codes.py",
+               "tests/test_rules_photo.py", "tests/test_journal.py", "tests/test_outbox.py",
+               "tests/test_cms_client.py", "tests/test_cms_sim.py", "tests/test_hiti_frames.py",
+               "tests/test_pinpad_protocol.py", "tests/test_card_crypto.py",
+               "tests/test_config_check.py", "tests/test_log_files.py"]
+
+
 @pytest.fixture(scope="module")
 def bundle_folder() -> Iterator[Path]:
     """The bundle, unpacked: built once while the install's sources are unchanged."""
@@ -430,6 +439,24 @@ def test_the_bundle_installs_with_no_network(bundle_folder: Path) -> None:
     # the installed program runs with no network (its package data, its compiled pyscard)
     checked = offline(str(program), "validate", "--id-number", "11010519491231002X")
     assert checked.returncode == 0 and '"findings": []' in checked.stdout, checked.stderr
+
+    # make test's fast subset, from the checkout's tests, on the installed station, offline
+    python = str(prefix / "venv/bin/python")
+    extras = offline(python, "-m", "pip", "install", "--no-index", "--quiet", "--find-links",
+                     str(bundle_folder / "wheels-test"), "--find-links",
+                     str(bundle_folder / "wheels"), *bundle.TEST_REQUIREMENTS)
+    assert extras.returncode == 0, extras.stdout + extras.stderr
+    scratch = Path(tempfile.mkdtemp(prefix="fast-", dir=bundle_folder.parent))
+    shutil.copytree(REPO / "tests", scratch / "tests")
+    shutil.copy2(REPO / "pyproject.toml", scratch)  # the pytest settings, and nothing to import
+    # loopback up (the tests talk to their simulators on 127.0.0.1), still no route out
+    fast = subprocess.run(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"',
+                           "sh", python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
+                           "not pcscd and not browser", *FAST_SUBSET],
+                          capture_output=True, text=True, timeout=600, cwd=scratch)
+    assert fast.returncode == 0, fast.stdout[-3000:] + fast.stderr[-2000:]
+    assert " passed" in fast.stdout and str(prefix) in offline(
+        python, "-c", "import cardstation; print(cardstation.__file__)").stdout
 
     again = offline(*script)
     assert again.returncode == 0, again.stderr

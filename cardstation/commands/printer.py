@@ -48,11 +48,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _status(p: Any) -> dict[str, Any]:
+    """Identity, status with its alerts, where the card is, and the supplies: the ribbon (type,
+    prints left, of a full roll's assumed prints, its chip) and the printer's print count."""
+    from cardstation.drivers.hiti.assumptions import RIBBON_CAPACITY
+
+    ribbon = p.ribbon()
+    capacity = RIBBON_CAPACITY.get(ribbon.type)
+    supplies = {"ribbon": ribbon.to_dict(), "ribbon_capacity": capacity,
+                "ribbon_remaining_ratio": None if ribbon.remaining is None or not capacity
+                else round(min(1.0, ribbon.remaining / capacity), 3),
+                "cards_printed": p.print_count()}
     return {
         "device": p.transport.url,
         "identity": p.identity().to_dict(),
         "status": p.status().to_dict(),
         "card_position": p.card_position().label,
+        "supplies": supplies,
     }
 
 

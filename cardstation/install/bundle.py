@@ -4,6 +4,7 @@
 
 Builds dist/cardstation-bundle-<version>.tar.gz holding
   wheels/            the project's wheel and one for every Python dependency (pyscard built)
+  wheels-test/       pytest and the test plug-ins, to run the tests' fast subset offline
   debs/              the Debian 12 packages a station needs with what they depend on beyond
                      the base system, resolved by apt against that base (assumed-present.txt)
   install.sh         dpkg -i the debs, python3 -m venv, pip install --no-index, cardstation install
@@ -108,13 +109,20 @@ def download_debs(packages: Iterable[str], cache: Path, base_status: Path) -> li
     return wanted
 
 
-def build_wheels(project: Path, wheels: Path, log: Path) -> None:
-    """The project's wheel and one per runtime dependency (sdists such as pyscard built).
+#: What running the tests' fast subset on the station takes besides the station itself
+#: (`wheels-test/`: a county IT person can check an offline install with the project's tests).
+TEST_REQUIREMENTS = ("pytest>=8", "pytest-timeout>=2.2", "hypothesis>=6.90")
+
+
+def build_wheels(project: Path, wheels: Path, log: Path, *requirements: str) -> None:
+    """The project's wheel and one per runtime dependency (sdists such as pyscard built), or
+    the wheels of `requirements` when given.
 
     pip's and the build backends' chatter goes to `log`, shown only when the build fails."""
+    targets = list(requirements) or [str(project)]
     with log.open("w", encoding="utf-8") as out:
         done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check",
-                               "--wheel-dir", str(wheels), str(project)],
+                               "--wheel-dir", str(wheels), *targets],
                               stdout=out, stderr=subprocess.STDOUT, check=False)
     if done.returncode != 0:
         tail = "".join(log.read_text(encoding="utf-8").splitlines(keepends=True)[-15:])
@@ -146,6 +154,8 @@ def build(project: Path, out: Path, cache: Path) -> Path:
     for deb in download_debs(DEB_PACKAGES, cache / "debs", base_status):
         shutil.copy2(deb, staging / "debs" / deb.name)
     build_wheels(project, staging / "wheels", cache / "pip-wheel.log")
+    build_wheels(project, staging / "wheels-test", cache / "pip-wheel-test.log",
+                 *TEST_REQUIREMENTS)
     arch = subprocess.run(["dpkg", "--print-architecture"], check=True, capture_output=True,
                           text=True).stdout.strip()
     major, minor = platform.python_version_tuple()[:2]
