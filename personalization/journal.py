@@ -156,6 +156,11 @@ class JournalCorrupt(JournalError):
     or cannot be opened at all. The message names the file and what to do."""
 
 
+class JournalInUse(JournalError):
+    """Another program (the station's server, a `cardstation run`) has the journal open, so it
+    cannot be restored or compacted now."""
+
+
 #: What an operator does about a journal that cannot be opened (never re-created over).
 REMEDY_JOURNAL_FILE = ("restore the journal from the station's backup, or, knowing that its "
                        "history (jobs, events, queued returns) is lost, move the file away so "
@@ -302,6 +307,62 @@ def read_meta(path: str | Path, key: str) -> str | None:
     return row[0] if row else None
 
 
+def open_read_only(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to the journal at `path` (never created, never migrated), for
+    tools that read a journal while the station runs (reports, backups, retention).
+
+    Raises FileNotFoundError when there is no file, JournalCorrupt when it is not a journal.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(str(path))
+    _check_file(path)
+    try:
+        conn = sqlite3.connect(f"file:{_uri_path(path)}?mode=ro", uri=True, timeout=10.0)
+        application = conn.execute("SELECT value FROM meta WHERE key = 'application'").fetchone()
+    except sqlite3.Error as exc:
+        raise JournalCorrupt(f"{path} is not a readable journal: {exc} — "
+                             f"{REMEDY_JOURNAL_FILE}") from exc
+    if application is None or application[0] != SCHEMA_APPLICATION:
+        conn.close()
+        raise JournalCorrupt(f"{path} is not a journal — {REMEDY_JOURNAL_FILE}")
+    return conn
+
+
+@contextmanager
+def exclusive(path: str | Path, timeout: float = 1.0) -> Iterator[sqlite3.Connection]:
+    """The journal at `path` for this program alone (restore, compact): its exclusive lock is
+    taken at once and held until the block ends, so a server starting meanwhile waits and then
+    refuses. JournalInUse when another program has it open: an idle SQLite connection in WAL
+    mode keeps a shared lock, so a running server is always seen. The WAL is checkpointed into
+    the file before the block, so the file alone holds every commit."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        conn = sqlite3.connect(f"file:{_uri_path(path)}?mode=rw", uri=True, timeout=timeout,
+                               isolation_level=None)
+    except sqlite3.Error as exc:
+        raise JournalCorrupt(f"cannot open journal {path}: {exc} — "
+                             f"{REMEDY_JOURNAL_FILE}") from exc
+    try:
+        try:
+            conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+            conn.execute("BEGIN EXCLUSIVE")
+            conn.execute("COMMIT")  # the lock stays: locking_mode EXCLUSIVE
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (5, 6):  # SQLITE_BUSY, _LOCKED
+                raise JournalInUse(
+                    f"journal {path} is open in another program (the station's server?): stop "
+                    "it first (systemctl stop cardstation, or Ctrl-C the `cardstation serve`), "
+                    "then run this again") from None
+            raise JournalCorrupt(f"{path} is not a usable journal: {exc} — "
+                                 f"{REMEDY_JOURNAL_FILE}") from exc
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        yield conn
+    finally:
+        conn.close()
+
+
 def dumps(value: Any, what: str) -> str:
     """JSON-encode `value` strictly (no NaN, no non-JSON types); ValueError naming `what`."""
     try:
@@ -372,6 +433,9 @@ class Database:
             self._prepare_schema()
         except sqlite3.DatabaseError as exc:
             conn.close()
+            kind = sqlite_kind(exc)
+            if kind is not None:  # locked by another program (a restore), full: not damage
+                raise StorageFault(kind, path, sqlite_cause(exc)) from exc
             raise JournalCorrupt(f"{path} is not a usable journal: {exc} — "
                                  f"{REMEDY_JOURNAL_FILE}") from exc
         except JournalError:
