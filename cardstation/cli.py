@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "backup",
     "restore",
     "compact",
+    "report",
     "read_id",
     "sim",
     "cms",
