@@ -1,16 +1,17 @@
 """Restoring a backup (`cardstation restore --from DIR`) and compacting the journal
 (`cardstation compact`): the two operations that need the station's server stopped.
 
-Restore checks the backup first (`verify_backup`), then takes the current journal for itself
-(`journal.exclusive`: refused while a server has it open). A return the current journal has not
-delivered yet and the backup does not hold would be lost with it — the CMS would never receive
-that card's data — so restore refuses then, naming how many, unless `force` is given. The
-replaced files are moved into `<data_dir>/replaced-<UTC time>/` (0700), never deleted: what they
-hold may still be needed. The restored files are checked again in place.
+Restore checks the backup first (`verify_backup`), then the current journal
+(`journal.sole_connection`: refused while another program, the server, has it open). A return
+the current journal has not delivered yet and the backup does not hold would be lost with it —
+the CMS would never receive that card's data — so restore refuses then, naming how many, unless
+`force` is given. The replaced files are moved into `<data_dir>/replaced-<UTC time>/` (0700),
+never deleted: what they hold may still be needed. The restored files are checked again in
+place.
 
-Compact runs VACUUM on the journal (held exclusively): the file shrinks to its rows, and the
-rows are the same before and after — every table's count and every unacknowledged return are
-compared, and the integrity check must pass.
+Compact runs VACUUM on the journal (no other program may have it open): the file shrinks to its
+rows, and the rows are the same before and after — every table's count and every unacknowledged
+return are compared, and the integrity check must pass.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ from cardstation.backup import (
     verify_backup,
 )
 from cardstation.config import Config
-from cardstation.personalization.journal import exclusive, open_read_only
+from cardstation.personalization.journal import (
+    open_read_only,
+    refuse_if_open_elsewhere,
+    sole_connection,
+)
 from cardstation.personalization.outbox import WITHDRAWN
 from cardstation.personalization.private_files import (
     PRIVATE_FILE,
@@ -79,7 +84,7 @@ def restore(config: Config, source: Path, *, force: bool = False,
     stamp = datetime.fromtimestamp(clock(), tz=UTC).strftime("%Y%m%dT%H%M%SZ")
     aside = files.data_dir / f"replaced-{stamp}"
     if files.journal.exists():
-        with exclusive(files.journal) as conn:  # JournalInUse while the server runs
+        with sole_connection(files.journal) as conn:  # JournalInUse while the server runs
             lost = [key for key in _unacknowledged(conn) if key not in backed_up]
         if lost and not force:
             raise RestoreRefused(
@@ -91,6 +96,8 @@ def restore(config: Config, source: Path, *, force: bool = False,
     current = [files.journal, *(files.journal.with_name(files.journal.name + s)
                                 for s in ("-wal", "-shm")), files.audit_log, files.audit_key]
     present = [p for p in current if p.exists()]
+    if files.journal.exists():
+        refuse_if_open_elsewhere(files.journal)  # again: nothing started since the check
     if present:
         make_private_dir(aside)
         for path in present:
@@ -147,7 +154,7 @@ def compact(config: Config) -> CompactResult:
     path = StationFiles.of(config).journal
     if not path.is_file():
         raise BackupError(f"there is no journal at {path}: check [station] data_dir")
-    with exclusive(path) as conn:  # JournalInUse while the server runs
+    with sole_connection(path) as conn:  # JournalInUse while the server runs
         before = snapshot_of(conn)
         size_before = path.stat().st_size
         conn.execute("VACUUM")  # all or nothing: a failed VACUUM leaves the file as it was

@@ -30,6 +30,8 @@ One connection per database object, shared by threads behind a lock.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import itertools
 import json
 import os
@@ -329,35 +331,65 @@ def open_read_only(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-@contextmanager
-def exclusive(path: str | Path, timeout: float = 1.0) -> Iterator[sqlite3.Connection]:
-    """The journal at `path` for this program alone (restore, compact): its exclusive lock is
-    taken at once and held until the block ends, so a server starting meanwhile waits and then
-    refuses. JournalInUse when another program has it open: an idle SQLite connection in WAL
-    mode keeps a shared lock, so a running server is always seen. The WAL is checkpointed into
-    the file before the block, so the file alone holds every commit."""
-    path = Path(path)
-    _check_file(path)
+#: Every SQLite connection to a WAL database holds a shared POSIX lock on this byte of the
+#: -shm file for as long as it is open (the unix VFS's "dead man switch": WALINDEX_LOCK_OFFSET
+#: 120 plus 8 lock bytes), idle or not; the database file itself is locked only during
+#: transactions, so it cannot show an idle server.
+_SHM_DMS_BYTE = 128
+
+
+def open_elsewhere(path: str | Path) -> bool:
+    """True when another process has the journal at `path` open (a running server, a
+    `cardstation run`). POSIX locks belong to a process, so this process's own connections are
+    not seen; and closing the probe's descriptor drops this process's locks on the -shm file:
+    call it before this process opens the journal."""
+    shm = Path(path).with_name(Path(path).name + "-shm")
     try:
-        conn = sqlite3.connect(f"file:{_uri_path(path)}?mode=rw", uri=True, timeout=timeout,
-                               isolation_level=None)
-    except sqlite3.Error as exc:
-        raise JournalCorrupt(f"cannot open journal {path}: {exc} — "
-                             f"{REMEDY_JOURNAL_FILE}") from exc
+        fd = os.open(shm, os.O_RDWR)
+    except FileNotFoundError:  # the last connection to close removes it
+        return False
     try:
         try:
-            conn.execute("PRAGMA locking_mode = EXCLUSIVE")
-            conn.execute("BEGIN EXCLUSIVE")
-            conn.execute("COMMIT")  # the lock stays: locking_mode EXCLUSIVE
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (5, 6):  # SQLITE_BUSY, _LOCKED
-                raise JournalInUse(
-                    f"journal {path} is open in another program (the station's server?): stop "
-                    "it first (systemctl stop cardstation, or Ctrl-C the `cardstation serve`), "
-                    "then run this again") from None
-            raise JournalCorrupt(f"{path} is not a usable journal: {exc} — "
-                                 f"{REMEDY_JOURNAL_FILE}") from exc
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _SHM_DMS_BYTE, os.SEEK_SET)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EAGAIN):
+                return True
+            raise
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, _SHM_DMS_BYTE, os.SEEK_SET)
+        return False
+    finally:
+        os.close(fd)
+
+
+def refuse_if_open_elsewhere(path: str | Path) -> None:
+    """JournalInUse when another program has the journal open (see `open_elsewhere`)."""
+    if open_elsewhere(path):
+        raise JournalInUse(
+            f"journal {path} is open in another program (the station's server?): stop it "
+            "first (systemctl stop cardstation, or Ctrl-C the `cardstation serve`), then run "
+            "this again")
+
+
+@contextmanager
+def sole_connection(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """A connection to the journal at `path` once no other program has it open (restore,
+    compact); JournalInUse otherwise. It is an ordinary WAL connection, so a server started
+    meanwhile only waits for its lock and sees every change whole. The WAL is checkpointed
+    into the file first, so the file alone holds every commit."""
+    path = Path(path)
+    _check_file(path)
+    refuse_if_open_elsewhere(path)
+    try:
+        conn = sqlite3.connect(f"file:{_uri_path(path)}?mode=rw", uri=True, timeout=10.0,
+                               isolation_level=None)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.Error as exc:
+        kind = sqlite_kind(exc)
+        if kind is not None:  # a program that opened it just now holds its lock
+            raise StorageFault(kind, path, sqlite_cause(exc)) from exc
+        raise JournalCorrupt(f"{path} is not a usable journal: {exc} — "
+                             f"{REMEDY_JOURNAL_FILE}") from exc
+    try:
         yield conn
     finally:
         conn.close()

@@ -3,12 +3,16 @@ ever lost, a backup is verified after writing, a damaged backup is found before 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +28,13 @@ from cardstation.backup import (
 )
 from cardstation.cli import main
 from cardstation.config import Config, ConfigError
-from cardstation.personalization.journal import Journal, JournalInUse, State, open_read_only
+from cardstation.personalization.journal import (
+    Journal,
+    JournalInUse,
+    State,
+    open_elsewhere,
+    open_read_only,
+)
 from cardstation.personalization.outbox import Outbox
 from cardstation.restore import RestoreRefused, compact, restore
 from cardstation.retention import prune_previews
@@ -233,25 +243,46 @@ def test_restore_refuses_to_lose_a_newer_pending_return_unless_forced(config, tm
     assert f"{newer.id}:return" in pending_keys(Path(result.kept_aside) / JOURNAL)
 
 
+# The running server, as far as the journal can tell: another process with it open, idle.
+HOLDER = r"""
+import sys
+from cardstation.personalization.journal import Journal
+journal = Journal(sys.argv[1])
+print("open", flush=True)
+sys.stdin.readline()
+journal.close()
+"""
+
+
+@contextlib.contextmanager
+def held_open_elsewhere(path: Path) -> Iterator[None]:
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "open"
+        yield
+    finally:
+        assert child.stdin is not None
+        child.stdin.write("\n")
+        child.stdin.flush()
+        child.wait(timeout=30)
+
+
 def test_restore_and_compact_refuse_while_the_server_has_the_journal_open(config,
                                                                            tmp_path) -> None:
     data = config.data_path
     folder = make_backup(config, tmp_path / "backups").folder
     before = sha256_of(data / JOURNAL)
-    with Journal(data / JOURNAL):  # the running server's connection, idle
+    with held_open_elsewhere(data / JOURNAL):  # the running server's connection, idle
+        assert open_elsewhere(data / JOURNAL)
         with pytest.raises(JournalInUse, match="stop it first"):
             restore(config, folder)
         with pytest.raises(JournalInUse, match="stop it first"):
             compact(config)
-    assert sha256_of(data / JOURNAL) == before
-
-
-def test_a_server_starting_during_a_restore_waits_then_refuses(config, tmp_path) -> None:
-    from cardstation.personalization.journal import StorageFault, exclusive
-
-    with exclusive(config.data_path / JOURNAL):
-        with pytest.raises(StorageFault):
-            Journal(config.data_path / JOURNAL, timeout=0.2)
+    assert sha256_of(data / JOURNAL) == before and not list(data.glob("replaced-*"))
+    assert not open_elsewhere(data / JOURNAL)  # stopped: both go ahead
+    assert compact(config).pending_returns == 3
+    assert restore(config, folder).pending_returns == 3
 
 
 def test_compact_shrinks_the_journal_and_keeps_every_pending_return(config) -> None:
@@ -294,7 +325,7 @@ def test_the_commands(config, tmp_path, capsys) -> None:
     assert not out["ok"] and "do not restore" in out["message"]
     assert main(["restore", "--from", made["backup"], "--config", str(toml)]) == 1
     assert "does not verify" in json.loads(capsys.readouterr().out)["message"]
-    with Journal(config.data_path / JOURNAL):
+    with held_open_elsewhere(config.data_path / JOURNAL):
         assert main(["compact", "--config", str(toml)]) == 1
         assert "stop it first" in json.loads(capsys.readouterr().out)["message"]
     assert main(["backup", "--config", str(toml)]) == 2  # nothing asked
