@@ -178,7 +178,8 @@ def make_backup(config: Config, to: Path, clock: Callable[[], float] = time.time
         raise BackupError(f"there is no journal at {files.journal}: check [station] data_dir")
     stamp = datetime.fromtimestamp(clock(), tz=UTC).strftime("%Y%m%dT%H%M%SZ")
     to = Path(to)
-    make_private_dir(to)
+    to.mkdir(mode=0o700, parents=True, exist_ok=True)  # an existing folder keeps its mode:
+    # each backup inside is 0700 itself
     final = to / f"cardstation-{config.station.id}-{stamp}"
     partial = final.with_name(final.name + ".partial")
     if final.exists() or partial.exists():
