@@ -123,6 +123,7 @@ def render(sheet: Sheet, out: Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older sheet of the same name may have been more open
     with os.fdopen(fd, "wb") as fh:
         SimpleDocTemplate(fh, pagesize=A4, title=sheet.title, author=sheet.info[1][1],
                           leftMargin=18 * mm, rightMargin=18 * mm).build(story)
