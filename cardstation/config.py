@@ -5,6 +5,8 @@
 id = "410700-W01"           # claims at the CMS are made in this name
 data_dir = "var/station"    # SQLite journal, previews, audit log
 min_free_mb = 64            # a job is admitted only with this much room left on that disk
+preview_retention_days = 30 # previews of DONE/REJECTED cards older than this are deleted
+                            #   (`cardstation backup --prune`); 0 = as soon as the card ends
 [cms]
 kind = "reference-http"     # the CMS adapter (cardstation/registries.py; docs/cms-adapter.md)
 url = "http://127.0.0.1:8600"
@@ -77,6 +79,7 @@ class StationSection:
     id: str = "410700-W01"
     data_dir: str = "var/station"
     min_free_mb: int = 64
+    preview_retention_days: int = 30  # previews of finished cards kept this long (days)
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,9 @@ def check_values(config: Config) -> list[str]:
                         "known: " + ", ".join(sorted(PRINTER_MODELS)))
     if not config.cms.url.startswith(("http://", "https://")):
         problems.append("[cms] url must start with http:// or https://")
+    if config.station.preview_retention_days < 0:
+        problems.append("[station] preview_retention_days must be >= 0 (0 deletes a finished "
+                        "card's preview at the next prune)")
     if not 0 < config.photo.min_kb < config.photo.max_kb:
         problems.append("[photo] needs 0 < min_kb < max_kb")
     if config.cms.connect_timeout <= 0 or config.cms.read_timeout <= 0:

@@ -30,6 +30,8 @@ One connection per database object, shared by threads behind a lock.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import itertools
 import json
 import os
@@ -154,6 +156,11 @@ class LiveIssuanceExists(JournalError):
 class JournalCorrupt(JournalError):
     """The file is not a journal this version understands (corrupt, foreign or newer schema),
     or cannot be opened at all. The message names the file and what to do."""
+
+
+class JournalInUse(JournalError):
+    """Another program (the station's server, a `cardstation run`) has the journal open, so it
+    cannot be restored or compacted now."""
 
 
 #: What an operator does about a journal that cannot be opened (never re-created over).
@@ -302,6 +309,92 @@ def read_meta(path: str | Path, key: str) -> str | None:
     return row[0] if row else None
 
 
+def open_read_only(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to the journal at `path` (never created, never migrated), for
+    tools that read a journal while the station runs (reports, backups, retention).
+
+    Raises FileNotFoundError when there is no file, JournalCorrupt when it is not a journal.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(str(path))
+    _check_file(path)
+    try:
+        conn = sqlite3.connect(f"file:{_uri_path(path)}?mode=ro", uri=True, timeout=10.0)
+        application = conn.execute("SELECT value FROM meta WHERE key = 'application'").fetchone()
+    except sqlite3.Error as exc:
+        raise JournalCorrupt(f"{path} is not a readable journal: {exc} — "
+                             f"{REMEDY_JOURNAL_FILE}") from exc
+    if application is None or application[0] != SCHEMA_APPLICATION:
+        conn.close()
+        raise JournalCorrupt(f"{path} is not a journal — {REMEDY_JOURNAL_FILE}")
+    return conn
+
+
+#: Every SQLite connection to a WAL database holds a shared POSIX lock on this byte of the
+#: -shm file for as long as it is open (the unix VFS's "dead man switch": WALINDEX_LOCK_OFFSET
+#: 120 plus 8 lock bytes), idle or not; the database file itself is locked only during
+#: transactions, so it cannot show an idle server.
+_SHM_DMS_BYTE = 128
+
+
+def open_elsewhere(path: str | Path) -> bool:
+    """True when another process has the journal at `path` open (a running server, a
+    `cardstation run`). POSIX locks belong to a process, so this process's own connections are
+    not seen; and closing the probe's descriptor drops this process's locks on the -shm file:
+    call it before this process opens the journal."""
+    shm = Path(path).with_name(Path(path).name + "-shm")
+    try:
+        fd = os.open(shm, os.O_RDWR)
+    except FileNotFoundError:  # the last connection to close removes it
+        return False
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _SHM_DMS_BYTE, os.SEEK_SET)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EAGAIN):
+                return True
+            raise
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, _SHM_DMS_BYTE, os.SEEK_SET)
+        return False
+    finally:
+        os.close(fd)
+
+
+def refuse_if_open_elsewhere(path: str | Path) -> None:
+    """JournalInUse when another program has the journal open (see `open_elsewhere`)."""
+    if open_elsewhere(path):
+        raise JournalInUse(
+            f"journal {path} is open in another program (the station's server?): stop it "
+            "first (systemctl stop cardstation, or Ctrl-C the `cardstation serve`), then run "
+            "this again")
+
+
+@contextmanager
+def sole_connection(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """A connection to the journal at `path` once no other program has it open (restore,
+    compact); JournalInUse otherwise. It is an ordinary WAL connection, so a server started
+    meanwhile only waits for its lock and sees every change whole. The WAL is checkpointed
+    into the file first, so the file alone holds every commit."""
+    path = Path(path)
+    _check_file(path)
+    refuse_if_open_elsewhere(path)
+    try:
+        conn = sqlite3.connect(f"file:{_uri_path(path)}?mode=rw", uri=True, timeout=10.0,
+                               isolation_level=None)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.Error as exc:
+        kind = sqlite_kind(exc)
+        if kind is not None:  # a program that opened it just now holds its lock
+            raise StorageFault(kind, path, sqlite_cause(exc)) from exc
+        raise JournalCorrupt(f"{path} is not a usable journal: {exc} — "
+                             f"{REMEDY_JOURNAL_FILE}") from exc
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
 def dumps(value: Any, what: str) -> str:
     """JSON-encode `value` strictly (no NaN, no non-JSON types); ValueError naming `what`."""
     try:
@@ -372,6 +465,9 @@ class Database:
             self._prepare_schema()
         except sqlite3.DatabaseError as exc:
             conn.close()
+            kind = sqlite_kind(exc)
+            if kind is not None:  # locked by another program (a restore), full: not damage
+                raise StorageFault(kind, path, sqlite_cause(exc)) from exc
             raise JournalCorrupt(f"{path} is not a usable journal: {exc} — "
                                  f"{REMEDY_JOURNAL_FILE}") from exc
         except JournalError:
