@@ -71,6 +71,9 @@ def test_preview_sheet_size_and_atomic_save(tmp_path: Path) -> None:
     assert target.exists() and not list(target.parent.glob("*.partial"))
     with Image.open(target) as png:
         assert png.size == sheet.size
+    # the holder's face and data: the station's user only
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert target.parent.stat().st_mode & 0o777 == 0o700
 
 
 def test_the_preview_stays_cheap() -> None:

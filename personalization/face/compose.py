@@ -10,6 +10,7 @@ with the emblem side shown as the stock alone.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -273,11 +274,13 @@ def render_preview(data: FaceData, reduction: int = PREVIEW_REDUCTION,
 
 
 def save_preview(image: Image.Image, path: Path) -> None:
-    """Write the preview PNG whole or not at all (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the preview PNG whole or not at all (a reader never sees half a file), readable
+    by the station's user only (it shows the holder's face and data)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     try:
-        image.save(partial, "PNG", compress_level=1)  # fast; the file is local and short-lived
+        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+            image.save(out, "PNG", compress_level=1)  # fast; the file is local and short-lived
         partial.replace(path)
     except OSError:
         partial.unlink(missing_ok=True)  # a full disk must not keep half a file as well
