@@ -223,19 +223,21 @@ class Console:
         return self.render(page, session, job=job, created=True, nav="records")
 
     async def records(self, request: Request) -> Response:
-        """记录: the jobs, newest page first by the server's order, filtered by state."""
+        """记录: the jobs, newest first, filtered by state and by the applicant's ID number."""
         session = self._session(request)
         if session is None:
             return RedirectResponse("/login", status_code=303)
         wanted = request.query_params.get("state", "")
         state = ipb.IssuanceState.Value(f"ISSUANCE_STATE_{wanted}") \
             if f"ISSUANCE_STATE_{wanted}" in ipb.IssuanceState.keys() else 0
+        holder = request.query_params.get("id_number", "").strip().upper()[:64]
         try:
             page = await _thread(self.api.list_issuances, session.token, state,
-                                 request.query_params.get("page", ""))
+                                 request.query_params.get("page", ""), id_number=holder)
         except ApiError as exc:
             return self.error(session, exc)
         return self.render("records.html", session, page=page, wanted=wanted, nav="records",
+                           holder=holder,
                            states=[n.removeprefix("ISSUANCE_STATE_")
                                    for n in ipb.IssuanceState.keys()[1:]])
 
@@ -523,15 +525,17 @@ class Console:
         session = self._session(request)
         if session is None:
             return RedirectResponse("/login", status_code=303)
+        holder = request.query_params.get("id_number", "").strip().upper()[:64]
         jobs: list[ipb.Issuance] = []
-        try:
+        try:  # the newest finished cards, or the holder's when a number is typed
             for state in (ipb.ISSUANCE_STATE_EJECTED, ipb.ISSUANCE_STATE_DONE):
-                page = await _thread(self.api.list_issuances, session.token, state, "")
+                page = await _thread(self.api.list_issuances, session.token, state, "",
+                                     id_number=holder)
                 jobs += list(page.issuances)
         except ApiError as exc:
             return self.error(session, exc)
         jobs.sort(key=lambda j: j.updated_at.ToMilliseconds(), reverse=True)
-        return self.render("reprint.html", session, jobs=jobs, nav="reprint")
+        return self.render("reprint.html", session, jobs=jobs, nav="reprint", holder=holder)
 
     async def reprint_ready(self, request: Request) -> Response:
         """Step 1: put the card back into the rear feed slot; then confirm (step 2)."""
@@ -609,9 +613,9 @@ def _stream_of(call: Any) -> Iterator[Any]:
             raise ApiError.of(exc) from None
 
 
-async def _thread(fn: Any, *args: Any) -> Any:
+async def _thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """A blocking gRPC call off the event loop: nothing blocks while a device works."""
-    return await run_in_threadpool(fn, *args)
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 def create_app(api: StationApi, *, secure_cookie: bool = False,

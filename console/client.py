@@ -134,10 +134,14 @@ class StationApi:
         return self.issuances.WatchIssuance(ipb.WatchIssuanceRequest(id=issuance_id),
                                             metadata=self._md(token))
 
-    def list_issuances(self, token: str, state: int, page_token: str,
-                       size: int = 20) -> ipb.ListIssuancesResponse:
+    def list_issuances(self, token: str, state: int, page_token: str, size: int = 20, *,
+                       id_number: str = "", newest_first: bool = True
+                       ) -> ipb.ListIssuancesResponse:
+        """A page of jobs, newest first (a screen of recent work); of one applicant when
+        `id_number` is given."""
         return self._unary(self.issuances.ListIssuances, ipb.ListIssuancesRequest(
-            page_size=size, page_token=page_token, state=state), token)  # type: ignore[arg-type]
+            page_size=size, page_token=page_token, state=state,  # type: ignore[arg-type]
+            id_number=id_number, newest_first=newest_first), token)
 
     def list_returns(self, token: str, status: int = 0) -> list[rpb.Return]:
         request = rpb.ListReturnsRequest(status=status)  # type: ignore[arg-type]

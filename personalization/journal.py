@@ -857,10 +857,12 @@ class Journal:
         return _issuance(row) if row is not None else None
 
     def issuances(
-        self, state: State | None = None, limit: int = 50, after: str | None = None
+        self, state: State | None = None, limit: int = 50, after: str | None = None, *,
+        id_number: str | None = None, newest_first: bool = False,
     ) -> list[Issuance]:
-        """Issuances in (created_at, id) order, optionally in one state. `after` is the id of the
-        last issuance of the previous page (a cursor); IssuanceNotFound if it does not exist."""
+        """Issuances in (created_at, id) order (or the reverse), optionally in one state or of
+        one applicant. `after` is the id of the last issuance of the previous page (a cursor);
+        IssuanceNotFound if it does not exist."""
         if limit <= 0:
             return []
         where: list[str] = []
@@ -869,18 +871,21 @@ class Journal:
             if state is not None:
                 where.append("state = ?")
                 params.append(State(state).value)
+            if id_number is not None:
+                where.append("id_number = ?")
+                params.append(id_number)
             if after is not None:
                 cursor = conn.execute(
                     "SELECT created_at, id FROM issuances WHERE id = ?", (after,)
                 ).fetchone()
                 if cursor is None:
                     raise IssuanceNotFound(f"cursor issuance {after} not found")
-                where.append("(created_at, id) > (?, ?)")
+                where.append(f"(created_at, id) {'<' if newest_first else '>'} (?, ?)")
                 params.extend(cursor)
             clause = f"WHERE {' AND '.join(where)}" if where else ""
+            order = "created_at DESC, id DESC" if newest_first else "created_at, id"
             rows = conn.execute(
-                f"SELECT {_ISSUANCE_COLUMNS} FROM issuances {clause} "
-                "ORDER BY created_at, id LIMIT ?",
+                f"SELECT {_ISSUANCE_COLUMNS} FROM issuances {clause} ORDER BY {order} LIMIT ?",
                 (*params, int(limit)),
             ).fetchall()
         return [_issuance(r) for r in rows]

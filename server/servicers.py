@@ -380,7 +380,12 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
                 abort_fault(context, Fault("PAGE_TOKEN", "page_token is not one this server "
                                            "gave out", "start from the first page"),
                             grpc.StatusCode.INVALID_ARGUMENT)
-        page = self.rt.journal.issuances(state=state, limit=size + 1, after=after)
+        id_number = request.id_number.strip().upper() or None
+        if id_number is not None:
+            _check_id_argument(context, id_number)
+        page = self.rt.journal.issuances(state=state, limit=size + 1, after=after,
+                                         id_number=id_number,
+                                         newest_first=request.newest_first)
         more = len(page) > size
         page = page[:size]
         return ipb.ListIssuancesResponse(

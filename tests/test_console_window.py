@@ -203,6 +203,14 @@ def test_read_id_card_then_make_and_reprint_the_face(station, page) -> None:
 
     page.click("nav >> text=补打卡面")
     page.wait_for_selector("table.reprint tr[data-state=DONE]")
+    # found by the holder's ID number; another holder has none
+    page.fill("#id_number", OTHER_HOLDER)
+    page.press("#id_number", "Enter")
+    page.wait_for_selector("text=没有已制好的卡")
+    page.fill("#id_number", EXAMPLE_ID_NUMBER)
+    page.press("#id_number", "Enter")
+    page.wait_for_selector("table.reprint tr[data-state=DONE]")
+    assert page.locator("table.reprint tbody tr").count() == 1
     shot(page, "reprint-list")
     page.click("table.reprint button[data-action=REPRINT]")
     page.wait_for_selector(".reprint-ready #confirm:focus")

@@ -117,6 +117,24 @@ def test_list_with_paging(api) -> None:
     queued = stub(api).ListIssuances(ipb.ListIssuancesRequest(
         state=ipb.ISSUANCE_STATE_FAILED), timeout=5)
     assert all(state_name(i.state) == "FAILED" for i in queued.issuances)
+    # newest first, paged the same way: the exact reverse
+    newest, token = [], ""
+    while True:
+        page = stub(api).ListIssuances(ipb.ListIssuancesRequest(
+            page_size=2, page_token=token, newest_first=True), timeout=5)
+        newest += [i.id for i in page.issuances]
+        token = page.next_page_token
+        if not token:
+            break
+    assert newest == seen[::-1]
+    # one applicant's jobs only, found by the full ID number
+    holder = ready_id(api, 3)
+    mine = stub(api).ListIssuances(ipb.ListIssuancesRequest(id_number=holder.lower()),
+                                   timeout=5).issuances
+    assert len(mine) == 1 and mine[0].id_number_masked == holder[:6] + "********" + holder[-4:]
+    with pytest.raises(grpc.RpcError) as bad:
+        stub(api).ListIssuances(ipb.ListIssuancesRequest(id_number="12345"), timeout=5)
+    assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.mark.parametrize(("call", "expected"), [
