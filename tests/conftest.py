@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,19 @@ def desk_slot(pcsc_context: object) -> Iterator[Slot]:
     slot = Slot(DESK_READER, DESK_PORT, pcsc_context)
     yield slot
     slot.close()
+
+
+@pytest.fixture
+def world(pcsc_context: object, tmp_path: Path) -> Iterator[object]:
+    """Every simulator of one station (tests/world.py), started, on readers the last test
+    left empty; stopped, and its readers empty again, afterwards."""
+    from tests.world import make_world
+
+    for reader in (ENCODER_READER, PSAM_READER):
+        pcsc_context.wait_for_removal(reader, timeout=5)  # type: ignore[attr-defined]
+    w = make_world(tmp_path)
+    pcsc_context.wait_for_card(PSAM_READER, timeout=5)  # type: ignore[attr-defined]
+    yield w
+    w.stop()
+    for reader in (ENCODER_READER, PSAM_READER):
+        pcsc_context.wait_for_removal(reader, timeout=5)  # type: ignore[attr-defined]

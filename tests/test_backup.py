@@ -42,7 +42,7 @@ from cardstation.server.audit import AuditLog, verify
 from cardstation.server.audit_head import JournalHeadStore, read_head
 from cardstation.server.audit_key import load_or_create_key, read_key
 from tests.test_journal import put_in
-from tests.test_pipeline_e2e import ledger_returns, settled, world  # noqa: F401 (fixture)
+from tests.world import ledger_returns, settled
 
 
 def station_config(tmp_path: Path) -> Config:
@@ -386,7 +386,7 @@ def test_preview_retention_days_must_not_be_negative(tmp_path) -> None:
 
 @pytest.mark.pcscd
 def test_backup_compact_restore_lose_no_pending_return_of_real_jobs(
-        world, tmp_path) -> None:  # noqa: F811 (the imported fixture)
+        world, tmp_path) -> None:
     """Cards made on the simulated station whose returns the CMS refuses for now (503): the
     returns stay pending through a backup, a compaction, the loss of the journal and its
     restore, and reach the CMS once each when it answers again."""

@@ -7,27 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from cardstation.doctor import FAIL, OK, can_issue, render, run_checks
-from tests.conftest import ENCODER_READER, PSAM_READER
-from tests.world import World, make_world
+from tests.conftest import PSAM_READER
 
 pytestmark = pytest.mark.pcscd
-
-
-@pytest.fixture
-def world(pcsc_context, tmp_path) -> Iterator[World]:
-    for reader in (ENCODER_READER, PSAM_READER):
-        pcsc_context.wait_for_removal(reader, timeout=5)
-    w = make_world(tmp_path)
-    pcsc_context.wait_for_card(PSAM_READER, timeout=5)
-    yield w
-    w.stop()
-    for reader in (ENCODER_READER, PSAM_READER):
-        pcsc_context.wait_for_removal(reader, timeout=5)
 
 
 def rows_of(config) -> dict[str, object]:

@@ -12,22 +12,9 @@ from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.journal import State
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.station import Station, build_station
-from tests.conftest import ENCODER_READER, PSAM_READER
-from tests.world import World, make_world
+from tests.world import settled
 
 pytestmark = pytest.mark.pcscd
-
-
-@pytest.fixture
-def world(pcsc_context, tmp_path) -> Iterator[World]:
-    for reader in (ENCODER_READER, PSAM_READER):
-        pcsc_context.wait_for_removal(reader, timeout=5)
-    w = make_world(tmp_path)
-    pcsc_context.wait_for_card(PSAM_READER, timeout=5)
-    yield w
-    w.stop()
-    for reader in (ENCODER_READER, PSAM_READER):
-        pcsc_context.wait_for_removal(reader, timeout=5)
 
 
 @pytest.fixture
@@ -35,11 +22,6 @@ def station(world) -> Iterator[Station]:
     s = build_station(world.config(keys=world.start_hsm()))
     yield s
     s.close()
-
-
-def settled(station: Station, issuance):
-    station.drain_returns(10)
-    return station.journal.get(issuance.id)
 
 
 def test_a_third_generation_card_with_the_hsm_key_service(world, station) -> None:

@@ -12,22 +12,10 @@ from cardstation.personalization.journal import Journal, State
 from cardstation.personalization.pipeline import ReprintRefused
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.station import Station, build_station
-from tests.conftest import DESK_READER, ENCODER_READER, PSAM_READER
-from tests.world import World, make_world
+from tests.conftest import DESK_READER
+from tests.world import ledger_returns, settled
 
 pytestmark = pytest.mark.pcscd
-
-
-@pytest.fixture
-def world(pcsc_context, tmp_path) -> Iterator[World]:
-    for reader in (ENCODER_READER, PSAM_READER):  # the last test's cards must have left
-        pcsc_context.wait_for_removal(reader, timeout=5)
-    w = make_world(tmp_path)
-    pcsc_context.wait_for_card(PSAM_READER, timeout=5)
-    yield w
-    w.stop()
-    for reader in (ENCODER_READER, PSAM_READER):
-        pcsc_context.wait_for_removal(reader, timeout=5)
 
 
 @pytest.fixture
@@ -37,19 +25,8 @@ def station(world) -> Iterator[Station]:
     s.close()
 
 
-def settled(station: Station, issuance):
-    """The job once its return is settled: DONE only after the CMS acknowledged it."""
-    station.drain_returns(10)
-    return station.journal.get(issuance.id)
-
-
 def make(station: Station, id_number: str):
     return settled(station, station.pipeline.issue(id_number))
-
-
-def ledger_returns(world: World, id_number: str) -> list[dict]:
-    return [r for r in world.cms.ledger(photos=False)["returns"]
-            if r["record"]["id_number"] == id_number]
 
 
 def face_difference(png: str, face: FaceData) -> float:

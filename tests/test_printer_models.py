@@ -18,22 +18,8 @@ from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.simulators.station import CountingChip
 from cardstation.station import build_station
 from tests import toy_printer
-from tests.conftest import ENCODER_READER, PSAM_READER
-from tests.world import World, make_world
 
 pytestmark = pytest.mark.pcscd
-
-
-@pytest.fixture
-def world(pcsc_context, tmp_path) -> Iterator[World]:
-    for reader in (ENCODER_READER, PSAM_READER):
-        pcsc_context.wait_for_removal(reader, timeout=5)
-    w = make_world(tmp_path)
-    pcsc_context.wait_for_card(PSAM_READER, timeout=5)
-    yield w
-    w.stop()
-    for reader in (ENCODER_READER, PSAM_READER):
-        pcsc_context.wait_for_removal(reader, timeout=5)
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from cardstation.cli import main
 from cardstation.handover_pdf import render, sheet_of
 from cardstation.personalization.journal import State
 from cardstation.reconcile import DayReport, MadeCard, day_report, record_reading
-from tests.test_pipeline_e2e import settled, world  # noqa: F401 (the fixture)
+from tests.world import settled
 
 
 @pytest.fixture
-def batch(world, tmp_path):  # noqa: F811 (the imported fixture)
+def batch(world, tmp_path):
     """Four blanks: A made; B made, its face reprinted, then marked spoiled; C loaded the wrong
     way round (rejected, to the reject box); D made while the CMS refuses returns (pending)."""
     from cardstation.station import build_station
