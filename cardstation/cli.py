@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cardstation {__version__}")
     parser.add_argument(
-        "--log-level", default="WARNING", help="logging level (DEBUG, INFO, WARNING, ERROR)"
+        "--log-level", default="WARNING", type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="logging level (DEBUG, INFO, WARNING, ERROR)"
     )
     parser.add_argument("--log-file", help="also log to this file (rotated at 10 MB, 9 kept, "
                         "mode 0600), e.g. /var/log/cardstation/cardstation.log")
@@ -67,7 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level, file=args.log_file, json_lines=args.log_json)
+    try:
+        setup_logging(args.log_level, file=args.log_file, json_lines=args.log_json)
+    except OSError as exc:
+        print(f"cardstation: --log-file {args.log_file}: cannot be written ({exc.strerror}) — "
+              "give a file in a folder this user may write, e.g. "
+              "/var/log/cardstation/cardstation.log", file=sys.stderr)
+        return 2
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
@@ -75,12 +83,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `cardstation ... | head`: the reader has all it wanted
+        sys.stderr.close()
+        return 0
     except Exception as exc:  # no traceback reaches an operator; DEBUG shows it for support
         logging.getLogger("cardstation").debug("command failed", exc_info=True)
-        print(f"cardstation {args.command}: {redact(str(exc)) or type(exc).__name__} "
-              f"({type(exc).__name__}) — check the command's arguments and the station's "
-              "configuration; if it persists, run again with --log-level DEBUG and report the "
-              "output to the station supplier", file=sys.stderr)
+        text = redact(str(exc)) or type(exc).__name__
+        if " — " in text:  # the error names its cause and remedy already
+            print(f"cardstation {args.command}: {text}", file=sys.stderr)
+        else:
+            print(f"cardstation {args.command}: {text} ({type(exc).__name__}) — check the "
+                  "command's arguments and the station's configuration; if it persists, run "
+                  "again with --log-level DEBUG and report the output to the station supplier",
+                  file=sys.stderr)
         return 1
 
 

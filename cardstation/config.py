@@ -64,6 +64,7 @@ back to a default silently).
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -232,6 +233,12 @@ def collect(data: dict[str, Any], where: str,
     return config, problems
 
 
+def _host_port(value: str) -> bool:
+    host, sep, port = value.strip().rpartition(":")
+    return bool(sep) and port.isdigit() and 0 <= int(port) <= 65535 and \
+        bool(host.strip("[]") or host == "")
+
+
 def check_values(config: Config) -> list[str]:
     """Every value that is wrong on its own or with the others."""
     from cardstation.registries import CMS_KINDS, PRINTER_MODELS
@@ -274,23 +281,56 @@ def check_values(config: Config) -> list[str]:
         problems.append("[cms] timeouts must be positive")
     if bool(config.cms.tls_cert) != bool(config.cms.tls_key):
         problems.append("[cms] tls_cert and tls_key go together")
+    if keys.service == "software" and not keys.test_keys:
+        problems.append("[keys] service = \"software\" holds published TEST keys and needs "
+                        "test_keys = true; a real station uses \"psam\" or \"hsm\"")
+    if not config.station.id.strip():
+        problems.append("[station] id is empty: give the id the CMS knows this station by")
+    for key, value, required in (("listen", config.server.listen, True),
+                                 ("metrics_listen", config.server.metrics_listen, False)):
+        if (value or required) and not _host_port(value):
+            problems.append(f"[server] {key} {value!r} is not host:port (e.g. 127.0.0.1:50051)")
+    if config.station.min_free_mb < 0:
+        problems.append("[station] min_free_mb must be 0 or more")
+    if not 0 < config.window.pin_timeout <= 600:
+        problems.append("[window] pin_timeout must be 1 to 600 seconds")
+    if not 0 < config.returns.base_delay <= config.returns.max_delay:
+        problems.append("[returns] needs 0 < base_delay <= max_delay")
+    if config.printer.poll_interval <= 0 or config.printer.panel_pause < 0:
+        problems.append("[printer] poll_interval must be positive and panel_pause 0 or more")
     if (config.cms.tls_ca or config.cms.tls_cert) and not config.cms.url.startswith("https://"):
         problems.append("[cms] tls_ca / tls_cert are set but the url is not https://")
     return problems
 
 
+#: where a configuration is looked for when none is given: this folder's, then the installed
+#: station's (cardstation install)
+DEFAULT_PLACES = (Path("cardstation.toml"), Path("/etc/cardstation/cardstation.toml"))
+
+
 def load(path: str | Path | None = None) -> Config:
-    """Read `path` (default: ./cardstation.toml if it exists, else built-in defaults)."""
+    """Read `path` (default: the first of DEFAULT_PLACES that exists, else the built-in
+    defaults: the simulated devices, with a warning in the log)."""
     if path is None:
-        candidate = Path("cardstation.toml")
-        if not candidate.exists():
+        path = next((p for p in DEFAULT_PLACES if p.exists()), None)
+        if path is None:
+            logging.getLogger(__name__).warning(
+                "no --config and no %s: using the built-in defaults (simulated devices, data "
+                "in var/station)", " or ".join(str(p) for p in DEFAULT_PLACES))
             return Config()
-        path = candidate
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a configuration file — give the path of "
+                          "cardstation.toml") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not UTF-8 text — save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}) — check its permissions"
+                          ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return _build(data, str(path))

@@ -36,7 +36,8 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _file(path: str, what: str, *, private: bool = False) -> list[Problem]:
+def _file(path: str, what: str, *, private: bool = False,
+          secret: str = "the key") -> list[Problem]:
     if not path:
         return []
     p = Path(path)
@@ -47,7 +48,7 @@ def _file(path: str, what: str, *, private: bool = False) -> list[Problem]:
                         "give the station's user read access to it")]
     if private and p.stat().st_mode & 0o077:
         return [Problem(f"{what} {path} is readable by other users",
-                        f"chmod 600 {path} (and consider replacing the key)")]
+                        f"chmod 600 {path} (and consider {secret} seen: replace them)")]
     return []
 
 
@@ -58,7 +59,11 @@ def check_file(path: str | Path) -> list[Problem]:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return [Problem(f"{p}: no such file", "give the path of cardstation.toml with --config")]
-    except (OSError, UnicodeDecodeError) as exc:
+    except IsADirectoryError:
+        return [Problem(f"{p}: is a folder", "give the path of cardstation.toml with --config")]
+    except UnicodeDecodeError:
+        return [Problem(f"{p}: is not UTF-8 text", "save it as UTF-8")]
+    except OSError as exc:
         return [Problem(f"{p}: cannot be read ({exc})", "check the file's permissions")]
     except tomllib.TOMLDecodeError as exc:
         return [Problem(f"{p}: not valid TOML ({exc})", "fix the line it names")]
@@ -80,12 +85,15 @@ def check_environment(config: config_module.Config) -> list[Problem]:
     found += _file(server.tls_cert, "[server] tls_cert")
     found += _file(server.tls_key, "[server] tls_key", private=True)
     found += _file(server.client_ca, "[server] client_ca")
+    found += _file(server.audit_key, "[server] audit_key", private=True,
+                   secret="the audit chain's key")
     if server.tokens_file:
         found += _tokens(server.tokens_file)
     elif not server.client_ca:
         found.append(Problem("no [server] tokens_file and no client_ca: nobody can log in",
-                             "make a token with `cardstation token create --role operator` "
-                             "and set tokens_file"))
+                             "make a token with `cardstation token create --name window-1 "
+                             "--role operator --file /etc/cardstation/tokens.json` and set "
+                             "tokens_file to that file"))
     url = urlsplit(cms.url)
     if url.scheme == "http" and not _loopback(url.hostname or ""):
         found.append(Problem(f"[cms] url {cms.url} is plain HTTP to another machine",
@@ -125,7 +133,11 @@ def check_environment(config: config_module.Config) -> list[Problem]:
 def _tokens(path: str) -> list[Problem]:
     from cardstation.server.auth import TokenStore
 
-    problems = _file(path, "[server] tokens_file", private=True)
+    if not Path(path).exists():
+        return [Problem(f"[server] tokens_file {path} does not exist",
+                        f"make it with `cardstation token create --name window-1 --role "
+                        f"operator --file {path}`")]
+    problems = _file(path, "[server] tokens_file", private=True, secret="the token hashes")
     if problems:
         return problems
     try:
@@ -135,7 +147,8 @@ def _tokens(path: str) -> list[Problem]:
                                   "create`")]
     if not any(e.expires_at is None or e.expires_at > time.time() for e in store.entries):
         return [Problem(f"[server] tokens_file {path} has no token that has not expired",
-                        "make one with `cardstation token create --role operator`")]
+                        "make one with `cardstation token create --name window-1 --role "
+                        f"operator --file {path}`")]
     return []
 
 

@@ -49,6 +49,10 @@ def run_checks(config: Config) -> list[Row]:
     _cables(config, readers, printer, rows)
     if printer is not None:
         _ribbon(printer, rows)
+    else:
+        rows.append(_row("ribbon", "色带", "ribbon").fail(
+            "not checked: the printer is not connected", "先接好打印机（见上面）",
+            "connect the printer first (above)"))
     _keys(config, readers, rows)
     _desk(config, readers, rows)
     _cms(config, rows)
@@ -177,6 +181,10 @@ def _keys(config: Config, readers: list[str] | None, rows: list[Row]) -> None:
         return
     row = _row("psam", "PSAM卡（密钥卡）", "PSAM (key module)")
     rows.append(row)
+    if readers is None:
+        row.fail("pcscd is not running", "先启动智能卡服务（见第一行）",
+                 "start pcscd first (the first row)")
+        return
     name = _find(config.readers.psam, readers)
     if name is None:
         row.fail(f"no reader matches {config.readers.psam!r}",
@@ -224,6 +232,10 @@ def _hsm(config: Config, rows: list[Row]) -> None:
 def _desk(config: Config, readers: list[str] | None, rows: list[Row]) -> None:
     row = _row("desk", "桌面读卡器（窗口业务）", "desk reader (window services)", blocks=False)
     rows.append(row)
+    if readers is None:
+        row.fail("pcscd is not running", "先启动智能卡服务（见第一行）",
+                 "start pcscd first (the first row)", status=WARN)
+        return
     name = _find(config.readers.desk, readers)
     if name is None:
         row.fail(f"no reader matches {config.readers.desk!r}",
@@ -260,8 +272,14 @@ def _cms(config: Config, rows: list[Row]) -> None:
         facts = probe()
     except CmsError as exc:
         cause, _, remedy = str(exc).partition(" — ")
-        row.fail(cause, "检查网络和卡管系统地址（[cms] url）；回盘数据会保留并自动重发",
+        row.fail(f"{c.url}: {cause}",
+                 "检查网络和卡管系统地址（[cms] url）；回盘数据会保留并自动重发",
                  remedy or "check the network and [cms] url")
+        _clock("", clock)
+        if clock.status == OK:
+            clock.fail(f"{clock.detail}; not compared with the CMS (unreachable)",
+                       "卡管系统连上后再查一次时间", "check again once the CMS answers",
+                       status=WARN)
         return
     row.detail = c.url
     expires = facts.get("cert_not_after")

@@ -77,6 +77,13 @@ def restore(config: Config, source: Path, *, force: bool = False,
     if not report.ok:
         raise RestoreRefused(f"the backup {source} does not verify, nothing was restored: "
                              + "; ".join(report.problems))
+    theirs = str(report.manifest.get("station_id", ""))
+    if theirs and theirs != config.station.id and not force:
+        raise RestoreRefused(
+            f"the backup {source} is of station {theirs}, this one is {config.station.id}: "
+            "its jobs were claimed at the CMS in that station's name. Restore it on that "
+            "station, or with --force if this PC really takes that station's place (then set "
+            "[station] id to it); nothing was changed")
     files = StationFiles.of(config)
     make_private_dir(files.data_dir)
     backed_up = set(report.manifest.get("pending_returns", []))

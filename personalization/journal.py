@@ -658,6 +658,9 @@ def _create_atomically(path: Path, connect: Callable[[Path], sqlite3.Connection]
     for leftover in files:
         leftover.unlink(missing_ok=True)
     try:
+        # 0600 from the start (SQLite gives its -wal and -shm files the database's mode): the
+        # journal holds personal data, and a new one needs no tightening afterwards
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         connect(partial).close()  # the last close checkpoints the WAL into the file
         with open(partial, "rb+") as fh:
             os.fsync(fh.fileno())

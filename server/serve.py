@@ -80,10 +80,15 @@ def build_server(
     runtime.on_snapshot = update
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    if credentials is None:
-        port = server.add_insecure_port(listen)
-    else:
-        port = server.add_secure_port(listen, credentials)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(listen)
+        else:
+            port = server.add_secure_port(listen, credentials)
+    except RuntimeError:  # grpc's "Failed to bind": the address is taken or not this PC's
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+        raise OSError(f"cannot listen on {listen}: the address is in use (another cardstation "
+                      "serve?) or not one of this PC's — stop the other server, or change "
+                      "[server] listen / --listen")
     return server, port

@@ -220,6 +220,10 @@ def return_to_proto(entry: OutboxEntry | None) -> ipb.ReturnProgress:
         acknowledged_at=timestamp(entry.delivered_at))
 
 
+def _masked(number: str) -> str:
+    return mask_id_number(number) if number else ""
+
+
 def actions_of(runtime: StationRuntime, issuance: Issuance) -> list[ipb.IssuanceAction]:
     """What moves the job on now (the console's buttons)."""
     if runtime.holds(issuance.id):
@@ -257,7 +261,7 @@ def issuance_to_proto(runtime: StationRuntime, issuance: Issuance) -> ipb.Issuan
         hand_over_allowed=issuance.state is State.DONE and not issuance.data.get("spoiled"),
         return_progress=return_to_proto(entry),
         chip=ipb.ChipResult(card_id_code=chip.get("card_id_code", ""), atr=chip.get("atr", ""),
-                            bank_account=chip.get("bank_account", ""),
+                            bank_account=_masked(chip.get("bank_account", "")),
                             profile=chip.get("profile", "")),
         findings=[vpb.Finding(**f) for f in issuance.data.get("findings", [])],
         preview_path=str(issuance.data.get("preview", "")),

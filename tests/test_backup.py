@@ -243,6 +243,18 @@ def test_restore_refuses_to_lose_a_newer_pending_return_unless_forced(config, tm
     assert f"{newer.id}:return" in pending_keys(Path(result.kept_aside) / JOURNAL)
 
 
+def test_restore_refuses_another_stations_backup_unless_forced(config, tmp_path) -> None:
+    from dataclasses import replace
+
+    folder = make_backup(config, tmp_path / "backups").folder
+    other = replace(config, station=replace(config.station, id="410700-W09"))
+    before = sha256_of(config.data_path / JOURNAL)
+    with pytest.raises(RestoreRefused, match=r"of station 410700-T01.*410700-W09.*--force"):
+        restore(other, folder)
+    assert sha256_of(config.data_path / JOURNAL) == before
+    assert restore(other, folder, force=True).kept_aside
+
+
 # The running server, as far as the journal can tell: another process with it open, idle.
 HOLDER = r"""
 import sys

@@ -60,6 +60,8 @@ def test_metrics_match_the_journal_after_a_batch(served) -> None:
                 break
             runtime.closing.wait(0.1)
         assert runtime.journal.get(job_id).state is State.DONE
+        chip = stub.GetIssuance(ipb.GetIssuanceRequest(id=job_id), timeout=10).issuance.chip
+        assert "*" in chip.bank_account and chip.card_id_code  # the account masked, as ReadCard
     runtime.refresh()
     values = scrape(served.metrics_port)
     counts = runtime.journal.state_counts()

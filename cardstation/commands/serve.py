@@ -153,9 +153,14 @@ def _serve_metrics(runtime: Any, listen: str, config: Any, stack: ExitStack) -> 
     check_listen_security(listen, tls, simulate=False)
     host, port = split_host_port(listen)
     metrics = StationMetrics(runtime)
-    http, thread = start_http_server(
-        int(port), host.strip("[]"), registry=metrics.registry,
-        certfile=config.server.tls_cert or None, keyfile=config.server.tls_key or None)
+    try:
+        http, thread = start_http_server(
+            int(port), host.strip("[]"), registry=metrics.registry,
+            certfile=config.server.tls_cert or None, keyfile=config.server.tls_key or None)
+    except OSError as exc:
+        raise OSError(f"[server] metrics_listen {listen}: cannot listen ({exc.strerror}) — "
+                      "stop what uses that port, or change metrics_listen (\"\" turns /metrics "
+                      "off)") from None
     stack.callback(lambda: (http.shutdown(), http.server_close(), thread.join(5)))
     return int(http.server_port)
 

@@ -26,11 +26,21 @@ def duration(text: str) -> float | None:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
+def _name(text: str) -> str:
+    name = text.strip()
+    if not name or len(name) > 64 or any(c.isspace() or not c.isprintable() for c in name):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a name: give who uses the token, 1-64 characters without spaces "
+            "(window-1, console-02, hub)")
+    return name
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("token", help="make, list and revoke login tokens")
     actions = parser.add_subparsers(dest="token_command", metavar="ACTION")
     create = actions.add_parser("create", help="make a token and print it once")
-    create.add_argument("--name", required=True, help="who uses it (window-1, console-02, hub)")
+    create.add_argument("--name", required=True, type=_name,
+                        help="who uses it (window-1, console-02, hub)")
     create.add_argument("--role", required=True, choices=["operator", "upstream", "admin"])
     create.add_argument("--expires", type=duration, default=duration("30d"),
                         help="lifetime: 30d (default), 12h, or never")
@@ -59,6 +69,7 @@ def run_create(args: argparse.Namespace) -> int:
         token, entry = store.issue(args.name, args.role, args.expires)
         path.parent.mkdir(parents=True, exist_ok=True)
         store.save(path)
+        _give_to_service_user(path)
     except (OSError, ValueError) as exc:
         print(f"token create: {exc}", file=sys.stderr)
         return 1
@@ -71,7 +82,27 @@ def run_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _give_to_service_user(path: Path) -> None:
+    """Run as root on an installed station: the file belongs to the service's own user (it
+    stays 0600), so the server it was made for can read it."""
+    import os
+    import pwd
+
+    if os.geteuid() != 0:
+        return
+    try:
+        user = pwd.getpwnam("cardstation")
+    except KeyError:
+        return  # not an installed station (no service user)
+    os.chown(path, user.pw_uid, user.pw_gid)
+
+
 def run_list(args: argparse.Namespace) -> int:
+    if not Path(args.file).exists():
+        print(f"token list: there is no token file at {args.file} — give the station's "
+              "[server] tokens_file with --file, or make one with `cardstation token create`",
+              file=sys.stderr)
+        return 1
     try:
         store = _store(Path(args.file))
     except ValueError as exc:
