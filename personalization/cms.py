@@ -273,12 +273,13 @@ class CmsClient:
     def _call(
         self, method: str, path: str, body: dict[str, Any] | None, op: str, id_number: str
     ) -> dict[str, Any]:
+        label = op.replace(" ", "_")  # a metrics label: certificate_request, temporary_card
         try:
             answer = self._request(method, path, body, op, id_number)
         except CmsError as exc:
-            REQUESTS.add((op, exc.code))
+            REQUESTS.add((label, exc.code))
             raise
-        REQUESTS.add((op, "ok"))
+        REQUESTS.add((label, "ok"))
         return answer
 
     def _request(

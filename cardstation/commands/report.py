@@ -81,7 +81,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         path = Path(args.out or f"handover-{config.station.id}-{day.isoformat()}.pdf")
         render(sheet_of(report), path)
         emit({"ok": True, "pdf": str(path), "date": report.date, "made": report.made_count,
-              "message": "hand-over sheet written: print it, count the cards, sign it"})
+              "message": "hand-over sheet written: print it, count the cards, sign it",
+              **({"note": note} if note else {})})
         return 0
     if args.out:
         Path(args.out).write_text(json.dumps(out, ensure_ascii=False, indent=2) + "\n",
