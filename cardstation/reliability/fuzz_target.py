@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,3 +54,89 @@ class Target:
     documented: tuple[type[BaseException], ...]
     alive: Callable[[Any], None]
     expand: Callable[[Any, random.Random], list[Any]]
+
+
+def replace_one(items: list[Any], rng: random.Random, change: Callable[[Any], Any]) -> list[Any]:
+    """`items` with one of them, chosen by `rng`, replaced by `change(item)`."""
+    i = rng.randrange(len(items))
+    return [*items[:i], change(items[i]), *items[i + 1:]]
+
+
+class ScriptedLine:
+    """What the drivers use of a pyserial port, answering each write with the next reply of
+    `script` (subclasses turn a reply into bytes in `answer`). A read past what was answered
+    returns short, as a port whose timeout passed; with `dead_when_quiet`, the second such
+    read raises instead (the line is gone), so an input costs no waiting."""
+
+    baudrate = 115200
+
+    def __init__(self, dead_when_quiet: bool = False) -> None:
+        self.script: list[Any] = []
+        self.pending = bytearray()
+        self.dead_when_quiet = dead_when_quiet
+        self._empty_reads = 0
+
+    def answer(self, written: bytes) -> None:
+        raise NotImplementedError
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self.pending)
+
+    def reset_input_buffer(self) -> None:
+        self.pending.clear()
+
+    def write(self, data: bytes) -> int:
+        self.answer(bytes(data))
+        return len(data)
+
+    def read(self, n: int) -> bytes:
+        out = bytes(self.pending[:n])
+        del self.pending[:n]
+        if out:
+            self._empty_reads = 0
+        elif self.dead_when_quiet:
+            self._empty_reads += 1
+            if self._empty_reads > 1:
+                import serial
+
+                raise serial.SerialException("scripted line: nothing more to read")
+        return out
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def attach_line(driver: Any, attribute: str, line: Any) -> Any:
+    """Put `line` in place of the port a driver opened (`driver.<attribute>`)."""
+    getattr(driver, attribute).close()
+    setattr(driver, attribute, line)
+    return driver
+
+
+@contextmanager
+def scripted(line: Any, replies: list[Any]) -> Iterator[None]:
+    """`line` answers with `replies` for the duration (what is left unread stays)."""
+    line.script = list(replies)
+    try:
+        yield
+    finally:
+        line.script = []
+
+
+def reply_mutants(mutant: Callable[[Any, random.Random], Any]
+                  ) -> Callable[[Any, random.Random], list[Any]]:
+    """The `expand` of a scripted target whose examples are (operation, replies): the example,
+    then MUTANTS copies with one reply each replaced by `mutant(reply, rng)`."""
+
+    def expand(example: tuple[str, list[Any]], rng: random.Random) -> list[Any]:
+        operation, replies = example
+        if not replies:
+            return [example]
+        return [example] + [(operation, replace_one(replies, rng, lambda r: mutant(r, rng)))
+                            for _ in range(MUTANTS)]
+
+    return expand

@@ -108,9 +108,9 @@ def _alive(cards: dict[str, Any]) -> None:
     for name, card in cards.items():
         card.power_off()
         card.power_on()
-        if name == "psam":
-            assert card.process_apdu(PSAM_PRELUDES[1][0])[-2:] in (b"\x90\x00",) or \
-                card.process_apdu(PSAM_PRELUDES[1][0])[0] == 0x61
+        if name == "psam":  # SELECT of the PSAM's application
+            answer = card.process_apdu(PSAM_PRELUDES[1][0])
+            assert answer[-2:] == b"\x90\x00" or answer[0] == 0x61, answer.hex()
         else:
             assert card.process_apdu(SSSE)[0] == 0x61, name
 

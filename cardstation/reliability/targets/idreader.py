@@ -9,14 +9,20 @@ status bytes and data, often a mutated card-data block, or raw bytes.
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from hypothesis import strategies as st
 
 from cardstation.drivers.idreader import frames as fr
 from cardstation.drivers.idreader.errors import IdReaderError
 from cardstation.drivers.idreader.reader import Ga467Reader
-from cardstation.reliability.fuzz_target import MUTANTS, Target, mutate
+from cardstation.reliability.fuzz_target import (
+    ScriptedLine,
+    Target,
+    attach_line,
+    mutate,
+    reply_mutants,
+    scripted,
+)
 from cardstation.simulators.idreader.model import SAMPLE_CARD, SAMPLE_SAM_ID
 
 OPERATIONS = ("reset_sam", "sam_status", "sam_id", "find_card", "select_card", "read_card",
@@ -29,67 +35,36 @@ SAMPLE_DATA_FP = fr.build_card_data(SAMPLE_CARD.to_text_block(), SAMPLE_CARD.pho
 Reply = tuple[str, int, int, int, bytes]
 
 
-class ScriptedLine:
-    """What the driver needs of a pyserial port; a read past the script returns short, as a
-    port does when its timeout passes."""
+class ReaderLine(ScriptedLine):
+    """Each command written is answered by the next reply: a frame built from it, or raw."""
 
-    baudrate = 115200
-
-    def __init__(self) -> None:
-        self.script: list[Reply] = []
-        self.pending = bytearray()
-
-    def reset_input_buffer(self) -> None:
-        self.pending.clear()
-
-    def write(self, data: bytes) -> int:
+    def answer(self, written: bytes) -> None:
         if self.script:
             kind, sw1, sw2, sw3, payload = self.script.pop(0)
             if kind == "frame":
                 self.pending += fr.build_reply(sw3, payload[:fr.REPLY_MAX_LEN - 4], sw1, sw2)
             else:
                 self.pending += payload
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def read(self, n: int) -> bytes:
-        out = bytes(self.pending[:n])
-        del self.pending[:n]
-        return out
-
-    def close(self) -> None:
-        pass
 
 
 def _make() -> Ga467Reader:
-    reader = Ga467Reader("loop://", timeout=0.01)
-    reader._serial.close()
-    reader._serial = ScriptedLine()  # the fuzz drives the line
-    return reader
+    return attach_line(Ga467Reader("loop://", timeout=0.01), "_serial", ReaderLine())
 
 
 def _feed(reader: Ga467Reader, example: tuple[str, list[Reply]]) -> None:
     operation, replies = example
-    line = reader._serial
-    assert isinstance(line, ScriptedLine)
-    line.script = list(replies)
-    try:
+    with scripted(reader._serial, replies):
         if operation == "read_card_fp":
             reader.read_card(with_fingerprint=True)
         elif operation == "set_max_rf_frame":
             reader.set_max_rf_frame(0x40)
         else:
             getattr(reader, operation)()
-    finally:
-        line.script = []
 
 
 def _alive(reader: Ga467Reader) -> None:
     """A card on the reader: find, select and read it, and get the holder right."""
     line = reader._serial
-    assert isinstance(line, ScriptedLine)
     line.script = [("frame", 0, 0, fr.Sw3.FIND_OK, bytes(fr.FIND_DATA_SIZE)),
                    ("frame", 0, 0, fr.Sw3.OK, bytes(fr.SELECT_SN_SIZE)),
                    ("frame", 0, 0, fr.Sw3.OK, SAMPLE_DATA)]
@@ -121,21 +96,12 @@ _replies = st.one_of(
 )
 
 
-def _expand(example: tuple[str, list[Reply]], rng: random.Random) -> list[Any]:
-    operation, replies = example
-    out: list[Any] = [example]
-    for _ in range(MUTANTS):
-        if not replies:
-            break
-        i = rng.randrange(len(replies))
-        kind, sw1, sw2, sw3, payload = replies[i]
-        if kind == "frame" and rng.random() < 0.3:  # the whole frame on the wire
-            wire = fr.build_reply(sw3, payload[:fr.REPLY_MAX_LEN - 4], sw1, sw2)
-            mutant: Reply = ("raw", 0, 0, 0, mutate(wire, rng))
-        else:  # the content, framed correctly (or the raw bytes)
-            mutant = (kind, sw1, sw2, sw3, mutate(payload, rng))
-        out.append((operation, [*replies[:i], mutant, *replies[i + 1:]]))
-    return out
+def _mutant(reply: Reply, rng: random.Random) -> Reply:
+    kind, sw1, sw2, sw3, payload = reply
+    if kind == "frame" and rng.random() < 0.3:  # the whole frame on the wire
+        wire = fr.build_reply(sw3, payload[:fr.REPLY_MAX_LEN - 4], sw1, sw2)
+        return ("raw", 0, 0, 0, mutate(wire, rng))
+    return (kind, sw1, sw2, sw3, mutate(payload, rng))  # the content, framed correctly
 
 
 TARGET = Target(
@@ -146,5 +112,5 @@ TARGET = Target(
     feed=_feed,
     documented=(IdReaderError,),
     alive=_alive,
-    expand=_expand,
+    expand=reply_mutants(_mutant),
 )

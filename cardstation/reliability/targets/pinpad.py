@@ -11,9 +11,7 @@ deadline instead.
 from __future__ import annotations
 
 import random
-from typing import Any
 
-import serial
 from hypothesis import strategies as st
 
 from cardstation.drivers.pinpad.errors import PinPadException
@@ -27,7 +25,14 @@ from cardstation.drivers.pinpad.protocol import (
     FrameDecoder,
     build_frame,
 )
-from cardstation.reliability.fuzz_target import MUTANTS, Target, mutate
+from cardstation.reliability.fuzz_target import (
+    ScriptedLine,
+    Target,
+    attach_line,
+    mutate,
+    reply_mutants,
+    scripted,
+)
 
 OPERATIONS = ("hello", "load_session_key", "read_pin_block", "cancel")
 IDENTITY = b"\x07CSPP-01\x04SN01\x031.0"
@@ -36,22 +41,16 @@ FrameSpec = tuple[int, int, int, bytes]
 Reply = tuple[str, list[FrameSpec], bytes]  # ("frames", [...], b"") or ("raw", [], bytes)
 
 
-class ScriptedPad:
-    """What the driver needs of a pyserial port."""
+class PadLine(ScriptedLine):
+    """Each command frame written is answered by the next reply: frames built from it (seq
+    echoed, 0 or given), or raw bytes."""
 
     def __init__(self) -> None:
-        self.script: list[Reply] = []
-        self.pending = bytearray()
-        self.dead_when_spent = True
+        super().__init__(dead_when_quiet=True)
         self._host = FrameDecoder()
-        self._empty_reads = 0
 
-    @property
-    def in_waiting(self) -> int:
-        return len(self.pending)
-
-    def write(self, data: bytes) -> int:
-        for item in self._host.feed(data):
+    def answer(self, written: bytes) -> None:
+        for item in self._host.feed(written):
             seq = getattr(item, "seq", 0) or 0
             if not self.script:
                 continue
@@ -62,56 +61,28 @@ class ScriptedPad:
             for mode, explicit, cmd, payload in frames:
                 answer_seq = seq if mode == 0 else 0 if mode == 1 else explicit
                 self.pending += build_frame(answer_seq, cmd, payload[:MAX_DATA])
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def read(self, n: int) -> bytes:
-        out = bytes(self.pending[:n])
-        del self.pending[:n]
-        if out:
-            self._empty_reads = 0
-        elif self.dead_when_spent:  # the answer to the last command is all there is
-            self._empty_reads += 1
-            if self._empty_reads > 1:
-                raise serial.SerialException("scripted line: nothing more to read")
-        return out
-
-    def close(self) -> None:
-        pass
 
 
 def _make() -> PinPad:
-    pad = PinPad("loop://", timeout=0.05)
-    pad._port.close()
-    pad._port = ScriptedPad()  # the fuzz drives the line
-    return pad
+    return attach_line(PinPad("loop://", timeout=0.05), "_port", PadLine())
 
 
 def _feed(pad: PinPad, example: tuple[str, list[Reply]]) -> None:
     operation, replies = example
-    line = pad._port
-    assert isinstance(line, ScriptedPad)
-    line.script = list(replies)
-    try:
+    with scripted(pad._port, replies):
         if operation == "load_session_key":
             pad.load_session_key(bytes(SESSION_KEY_LEN), bytes(CHECK_VALUE_LEN))
         elif operation == "read_pin_block":
             pad.read_pin_block("ENTER_PIN", timeout_s=1, on_progress=lambda _n: None)
         else:
             getattr(pad, operation)()
-    finally:
-        line.script = []
-        line.pending.clear()
 
 
 def _alive(pad: PinPad) -> None:
     """HELLO answered with the identity: hello() returns it. A partial frame left by the
     fuzz ends at the driver's deadline (FrameError, as the protocol says), so one retry."""
     line = pad._port
-    assert isinstance(line, ScriptedPad)
-    line.dead_when_spent = False  # a quiet line: the driver's deadline applies
+    line.dead_when_quiet = False  # a quiet line: the driver's deadline applies
     try:
         for attempt in range(2):
             line.script = [("frames", [(0, 0, Cmd.ACK, IDENTITY)], b"")]
@@ -124,7 +95,7 @@ def _alive(pad: PinPad) -> None:
             assert (info.model, info.serial, info.firmware) == ("CSPP-01", "SN01", "1.0")
             return
     finally:
-        line.dead_when_spent = True
+        line.dead_when_quiet = True
         line.script = []
 
 
@@ -144,20 +115,12 @@ _replies = st.one_of(
 )
 
 
-def _expand(example: tuple[str, list[Reply]], rng: random.Random) -> list[Any]:
-    operation, replies = example
-    out: list[Any] = [example]
-    for _ in range(MUTANTS):
-        if not replies:
-            break
-        i = rng.randrange(len(replies))
-        kind, frames, raw = replies[i]
-        if kind == "frames":  # the frames on the wire, mutated (bad LRC, ETX, length...)
-            raw = b"".join(build_frame(seq if mode == 2 else 1, cmd, data[:MAX_DATA])
-                           for mode, seq, cmd, data in frames)
-        out.append((operation, [*replies[:i], ("raw", [], mutate(raw, rng)),
-                                *replies[i + 1:]]))
-    return out
+def _mutant(reply: Reply, rng: random.Random) -> Reply:
+    kind, frames, raw = reply
+    if kind == "frames":  # the frames on the wire, mutated (bad LRC, ETX, length...)
+        raw = b"".join(build_frame(seq if mode == 2 else 1, cmd, data[:MAX_DATA])
+                       for mode, seq, cmd, data in frames)
+    return ("raw", [], mutate(raw, rng))
 
 
 TARGET = Target(
@@ -168,5 +131,5 @@ TARGET = Target(
     feed=_feed,
     documented=(PinPadException,),
     alive=_alive,
-    expand=_expand,
+    expand=reply_mutants(_mutant),
 )

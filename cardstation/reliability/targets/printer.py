@@ -9,7 +9,6 @@ the input, either a well-formed frame echoing the command with a generated statu
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from hypothesis import strategies as st
 
@@ -17,7 +16,7 @@ from cardstation.drivers.hiti.errors import PrinterError
 from cardstation.drivers.hiti.frames import CMD_STATUS_OK, HEADER_SIZE, build_command
 from cardstation.drivers.hiti.printer import Printer, Timeouts
 from cardstation.drivers.hiti.transport import Transport
-from cardstation.reliability.fuzz_target import MUTANTS, Target, mutate
+from cardstation.reliability.fuzz_target import Target, mutate, reply_mutants, scripted
 
 OPERATIONS = ("status", "check", "ribbon", "statistics", "identity", "print_count",
               "card_position", "sensor_calibration", "wait_idle", "eject", "reset")
@@ -62,16 +61,11 @@ def _make() -> Printer:
 
 def _feed(printer: Printer, example: tuple[str, list[Reply]]) -> None:
     operation, replies = example
-    transport = printer.transport
-    assert isinstance(transport, ScriptedTransport)
-    transport.script = list(replies)
-    try:
+    with scripted(printer.transport, replies):
         if operation == "wait_idle":
             printer.wait_idle("fuzz", 0.05, job=1)
         else:
             getattr(printer, operation)()
-    finally:
-        transport.script = []
 
 
 def _alive(printer: Printer) -> None:
@@ -112,21 +106,11 @@ _replies = st.one_of(
 )
 
 
-def _expand(example: tuple[str, list[Reply]], rng: random.Random) -> list[Any]:
-    operation, replies = example
-    out: list[Any] = [example]
-    for _ in range(MUTANTS):
-        if not replies:
-            break
-        i = rng.randrange(len(replies))
-        kind, status, payload = replies[i]
-        if kind == "echo" and rng.random() < 0.5:  # mutate the whole frame on the wire
-            frame = build_command(0x0400, payload[:0xFFF0], status)
-            kind, payload = "raw", mutate(frame, rng)
-        else:
-            payload = mutate(payload, rng)
-        out.append((operation, [*replies[:i], (kind, status, payload), *replies[i + 1:]]))
-    return out
+def _mutant(reply: Reply, rng: random.Random) -> Reply:
+    kind, status, payload = reply
+    if kind == "echo" and rng.random() < 0.5:  # mutate the whole frame on the wire
+        return ("raw", status, mutate(build_command(0x0400, payload[:0xFFF0], status), rng))
+    return (kind, status, mutate(payload, rng))
 
 
 TARGET = Target(
@@ -136,5 +120,5 @@ TARGET = Target(
     feed=_feed,
     documented=(PrinterError,),
     alive=_alive,
-    expand=_expand,
+    expand=reply_mutants(_mutant),
 )
