@@ -72,3 +72,19 @@ def test_make_fuzz_prints_the_figures_as_json_lines() -> None:
     assert figures["reliability.fuzz_inputs"]["value"] >= 500
     assert set(figures["reliability.fuzz_inputs"]["targets"]) == set(fuzz.TARGETS)
     assert figures["reliability.fuzz_failures"]["value"] == 0
+
+
+def test_the_hang_timer_gives_back_an_alarm_that_was_pending() -> None:
+    """pytest-timeout (and anyone else) may have an alarm running: it must survive the fuzz."""
+    import signal
+
+    signal.setitimer(signal.ITIMER_REAL, 100.0)
+    previous = signal.signal(signal.SIGALRM, lambda *_: None)
+    try:
+        with fuzz._time_limit(1.0):
+            pass
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 90.0 < left <= 100.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -73,6 +73,8 @@ class DrillResult:
     double_prints: int = 0
     double_chip_writes: int = 0
     cards_made: int = 0
+    rpc_errors: dict[str, int] = field(default_factory=dict)  # gRPC status -> count
+    resumes: int = 0  # ResumeIssuance calls for FAILED jobs
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -80,7 +82,8 @@ class DrillResult:
         context = {"kills_asked": self.kills_asked, "runs": self.runs,
                    "boundary_kills": self.boundary_kills, "random_kills": self.random_kills,
                    "faults_injected": self.faults_injected, "cards_made": self.cards_made,
-                   "jobs": dict(self.jobs), "seconds": round(self.seconds, 1),
+                   "jobs": dict(self.jobs), "rpc_errors": self.rpc_errors,
+                   "resumes": self.resumes, "seconds": round(self.seconds, 1),
                    "s_per_kill": round(self.seconds / max(1, self.kills), 2),
                    "server": "cardstation serve, own process; simulators in another"}
         return [
@@ -375,6 +378,9 @@ def _audit(seen: dict[str, Any], driver: Driver, ids: list[str], result: DrillRe
     """The invariants, from what the simulators recorded (not what the station says)."""
     asked = {request_id(i): i for i in ids if i not in driver.unstarted}
     result.unconfirmed = len(driver.unconfirmed)
+    result.rpc_errors = {code.removeprefix("StatusCode."): n
+                         for code, n in sorted(driver.rpc_errors.items())}
+    result.resumes = sum(driver.resumes.values())
     result.jobs = Counter(driver.states.get(r, "NEVER_CREATED") for r in asked
                           if asked[r] not in driver.unconfirmed)
     done = {asked[r] for r in asked if driver.states.get(r) == "ISSUANCE_STATE_DONE"}
