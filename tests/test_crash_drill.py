@@ -76,3 +76,23 @@ def test_a_clean_audit_counts_nothing() -> None:
     drill._audit(seen, _driver(["A"]), ["A"], result)
     assert (result.lost_returns, result.duplicate_returns, result.double_prints,
             result.double_chip_writes) == (0, 0, 0, 0)
+
+
+def test_the_driver_reads_every_page_of_jobs() -> None:
+    """Jobs are listed oldest first: past one page the newest (the unfinished ones) are on
+    the last page, and a driver reading one page would call an unfinished drill settled."""
+    from types import SimpleNamespace
+
+    from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
+
+    pages = {"": (["DONE"] * 500, "p2"), "p2": (["PRINTED"], "")}
+
+    def list_issuances(request, **_kw):
+        states, token = pages[request.page_token]
+        return SimpleNamespace(next_page_token=token, issuances=[
+            SimpleNamespace(id=f"{request.page_token}{n}", client_request_id=f"r{n}",
+                            state=ipb.IssuanceState.Value(f"ISSUANCE_STATE_{s}"))
+            for n, s in enumerate(states)])
+
+    driver = drill.Driver([], token="t")
+    assert driver.step(SimpleNamespace(ListIssuances=list_issuances), create_new=False) is False

@@ -176,10 +176,8 @@ class Driver:
         new job may be created when fewer than LIVE_JOBS are unfinished."""
         from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
 
-        listing = stubs.ListIssuances(ipb.ListIssuancesRequest(page_size=500),
-                                      metadata=self.metadata, timeout=5)
         unfinished = 0
-        for job in listing.issuances:
+        for job in self._all_jobs(stubs):
             state = ipb.IssuanceState.Name(job.state)
             self.states[job.client_request_id] = state
             if state not in TERMINAL:
@@ -196,6 +194,20 @@ class Driver:
             self._create(stubs, id_number)
             created = True
         return created if create_new else (unfinished == 0 and not self.unconfirmed)
+
+    def _all_jobs(self, stubs: Any) -> list[Any]:
+        """Every job, page by page (oldest first: the newest are on the last page)."""
+        from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
+
+        jobs: list[Any] = []
+        token = ""
+        while True:
+            page = stubs.ListIssuances(ipb.ListIssuancesRequest(page_size=500, page_token=token),
+                                       metadata=self.metadata, timeout=5)
+            jobs.extend(page.issuances)
+            token = page.next_page_token
+            if not token:
+                return jobs
 
     def _create(self, stubs: Any, id_number: str) -> None:
         from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
