@@ -429,9 +429,12 @@ def main(argv: list[str] | None = None) -> int:
         result = run_drill(args.kills, folder, args.seed, args.cards, log=sys.stderr)
     for figure in result.figures():
         print(json.dumps(figure, ensure_ascii=False), flush=True)
+    unfinished = next(f["value"] for f in result.figures()
+                      if f["name"] == "reliability.drill_unfinished_jobs")
     clean = (result.kills >= args.kills and not result.lost_returns
              and not result.duplicate_returns and not result.conflicts
-             and not result.double_prints and not result.double_chip_writes)
+             and not result.double_prints and not result.double_chip_writes
+             and not unfinished)
     return 0 if clean else 1
 
 
