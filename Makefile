@@ -10,7 +10,7 @@ SIM_APT_PACKAGES := vsmartcard-vpcd
 STAMP := $(VENV)/.installed
 
 .PHONY: setup station-setup system-packages simulator-readers no-virtual-readers venv protos \
-	test demo bench lint clean install bundle
+	test demo bench drill fuzz lint clean install bundle
 
 # A development, CI or demo machine: the station with its simulators.
 setup: system-packages simulator-readers venv protos
@@ -96,6 +96,19 @@ bench:
 	@$(MAKE) --no-print-directory setup >&2
 	@$(PY) -m cardstation.pcscd ensure >&2
 	@$(VENV)/bin/cardstation bench
+
+# Proof at scale (outside CI's time): `make drill KILLS=1000`, `make fuzz N=1000000`.
+# stdout carries only the JSON lines, like bench; progress goes to stderr.
+KILLS ?= 1000
+N     ?= 1000000
+drill:
+	@$(MAKE) --no-print-directory setup >&2
+	@$(PY) -m cardstation.pcscd ensure >&2
+	@$(PY) -m cardstation.reliability.drill --kills $(KILLS) $(DRILL_ARGS)
+
+fuzz:
+	@$(MAKE) --no-print-directory setup >&2
+	@$(PY) -m cardstation.reliability.fuzz --inputs $(N) $(FUZZ_ARGS)
 
 BUF := .tools/node_modules/.bin/buf
 $(BUF):

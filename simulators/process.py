@@ -41,6 +41,10 @@ def _serve(conn: Connection, folder: str, options: dict[str, Any]) -> None:
         "config_sections": sim.config_sections,
         "samples": lambda key: list(sim.cms.samples[key]),
         "cms_inject": sim.cms.inject,
+        "cms_clear": sim.cms.clear_faults,
+        "toml": sim.toml,
+        "restock": lambda blank, ribbon: _restock(sim, blank, ribbon),
+        "audit": lambda: _audit(sim),
     }
     conn.send(("ok", None))
     try:
@@ -61,6 +65,33 @@ def _serve(conn: Connection, folder: str, options: dict[str, Any]) -> None:
             conn.send(("ok", None))
         except OSError:
             pass
+
+
+def _restock(sim: Any, blank: int, ribbon: int) -> dict[str, int]:
+    """Supplies for a long drill: blank cards up to `blank` in the input, the ribbon up to
+    `ribbon` prints, and the reject box emptied (as an operator would)."""
+    model = sim.model
+    missing = max(0, blank - len(model.input_cards))
+    sim.load_blank(missing)
+    if model.ribbon is not None:
+        model.ribbon.remaining = max(model.ribbon.remaining, ribbon)
+    rejected = len(model.empty_reject_box())
+    return {"loaded": missing, "rejected_taken": rejected}
+
+
+def _audit(sim: Any) -> dict[str, Any]:
+    """What the simulators saw, for a drill's audit: the CMS ledger, the printer's print log,
+    every chip's writes (by its ATR) and the ATRs of the cards in the output hopper."""
+    model = sim.model
+    return {
+        "ledger": sim.cms.ledger(photos=False),
+        "print_log": [r.to_dict() for r in model.print_log],
+        "chips": [{"atr": chip.atr.hex().upper(), "writes": dict(chip.writes),
+                   "binary_writes": chip.binary_writes} for chip in sim.chips],
+        "output_atrs": [card.chip.atr.hex().upper() for card in model.output_hopper
+                        if card.chip is not None],
+        "reject_box": len(model.reject_box),
+    }
 
 
 class SimulatedStationProcess:
@@ -126,6 +157,19 @@ class SimulatedStationProcess:
 
     def cms_inject(self, fault: str, **params: Any) -> None:
         self._call("cms_inject", fault, **params)
+
+    def cms_clear(self) -> None:
+        self._call("cms_clear")
+
+    def toml(self) -> str:
+        """The station's cardstation.toml for these simulators (SimulatedStation.toml)."""
+        return str(self._call("toml"))
+
+    def restock(self, blank: int, ribbon: int = 1000) -> dict[str, int]:
+        return dict(self._call("restock", blank, ribbon))
+
+    def audit(self) -> dict[str, Any]:
+        return dict(self._call("audit"))
 
     # -- plumbing ---------------------------------------------------------------------------
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:

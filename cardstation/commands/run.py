@@ -10,14 +10,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import signal
 import sys
 
 from cardstation import config as config_module
-
-# Test-only fault injection for the crash drill: SIGKILL this process after N journal commits.
-KILL_AFTER_ENV = "CARDSTATION_TEST_KILL_AFTER_COMMITS"
+from cardstation import crash_hook
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,20 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--returns-timeout", type=float, default=30.0,
                         help="seconds to wait for queued returns to reach the CMS")
     parser.set_defaults(func=run)
-
-
-def _kill_hook() -> object:
-    budget = os.environ.get(KILL_AFTER_ENV)
-    if not budget:
-        return None
-    remaining = [int(budget)]
-
-    def after_commit(_state: object) -> None:
-        remaining[0] -= 1
-        if remaining[0] <= 0:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return after_commit
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
               flush=True)
 
     try:
-        station = build_station(cfg, after_commit=_kill_hook(), on_event=show)  # type: ignore[arg-type]
+        station = build_station(cfg, after_commit=crash_hook.from_environment(), on_event=show)  # type: ignore[arg-type]
     except PrivateFileError as exc:
         print(f"data folder: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from cardstation import crash_hook
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("serve", help="run the station's gRPC server")
@@ -120,8 +122,11 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
                                 station={"min_free_mb": config.station.min_free_mb})
         # The audit log first: a cut or foreign log refuses the start before any job resumes.
         audit = stack.enter_context(open_audit_log(config))
+        # crash drills only: a kill at a journal commit, when the environment asks for it
+        kill_hook = crash_hook.from_environment()
         # the runtime audits its automatic rules (restart recovery among them) in the same log
-        runtime = StationRuntime(lambda **kw: build_station(config, **kw), audit=audit).start()
+        runtime = StationRuntime(lambda **kw: build_station(config, after_commit=kill_hook, **kw),
+                                 audit=audit).start()
         stack.callback(runtime.stop)
         tokens = TokenStore.load(config.server.tokens_file) if config.server.tokens_file \
             else None

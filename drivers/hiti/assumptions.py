@@ -76,8 +76,10 @@ def build_summary(model: str, firmware: str) -> bytes:
 
 
 def parse_summary(data: bytes) -> tuple[str, str]:
-    """(model, firmware) from a summary reply."""
+    """(model, firmware) from a summary reply; ValueError when it is too short to hold one."""
     i = SUMMARY_ID_OFFSET
+    if len(data) <= i:
+        raise ValueError(f"summary reply of {len(data)} bytes, the model name is at {i}")
     n = data[i]
     model = data[i + 1 : i + 1 + n].decode("ascii", "replace")
     j = i + 1 + n

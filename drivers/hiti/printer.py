@@ -143,6 +143,11 @@ class Printer:
 
     # -- framing -----------------------------------------------------------------------------
     def _write(self, data: bytes, extra: float = 0.0) -> None:
+        # Strictly request then reply: bytes left over from an earlier reply (trailing noise
+        # after a frame) would otherwise be read as the start of this command's reply.
+        stale = self.transport.drop_buffered()
+        if stale:
+            log.debug("dropped %d stale bytes before writing to the printer", len(stale))
         self.transport.write(data, self.timeouts.reply + extra)
 
     def _read_reply(self, cmd: int, *, check: bool = True) -> tuple[int, bytes]:
@@ -174,6 +179,16 @@ class Printer:
     def _exchange(self, cmd: int, payload: bytes = b"") -> bytes:
         self._write(build_command(cmd, payload))
         return self._read_reply(cmd)[1]
+
+    def _parse(self, layout: Any, raw: bytes, cmd: int) -> Any:
+        """`layout.parse(raw)`; a reply too short or malformed for it is the printer's
+        protocol error, not a construct exception escaping the driver."""
+        try:
+            return layout.parse(raw)
+        except ConstructError as exc:
+            raise PrinterProtocolError(
+                f"malformed reply to {_opname(cmd)}: {len(raw)} bytes do not fit its layout"
+            ) from exc
 
     def _raise_failed(self, cmd: int, status: int) -> None:
         """The device failed a command: name the alert behind it if there is one."""
@@ -213,7 +228,7 @@ class Printer:
         for i in range(count):
             item = raw[1 + i * size : 1 + (i + 1) * size]
             if size >= AlertCS.sizeof():
-                parsed = AlertCS.parse(item)
+                parsed = self._parse(AlertCS, item, int(category))
                 code24, cs = parsed.code24, parsed.ascii
             elif size >= 4:  # the photo-family 4-byte layout, no CS code
                 code24, cs = int.from_bytes(item[:3], "big"), None
@@ -282,14 +297,17 @@ class Printer:
 
     # -- identity and supplies ---------------------------------------------------------------
     def identity(self) -> Identity:
-        model, firmware = asm.parse_summary(self._exchange(Opcode.GET_SUMMARY))
+        try:
+            model, firmware = asm.parse_summary(self._exchange(Opcode.GET_SUMMARY))
+        except ValueError as exc:
+            raise PrinterProtocolError(f"malformed reply to GET_SUMMARY: {exc}") from None
         raw = self._exchange(Opcode.GET_SERIAL, bytes([asm.SERIAL_ARG]))
         serial = raw.split(b"\x00", 1)[0].decode("ascii", "replace").strip()
         return Identity(model=model, firmware=firmware, serial=serial)
 
     def statistics(self) -> dict[int, int]:
         raw = self._exchange(Opcode.GET_STATS)
-        stats = StatsReply.parse(raw)
+        stats = self._parse(StatsReply, raw, Opcode.GET_STATS)
         return {r.type: r.value for r in stats.records}
 
     def print_count(self) -> int:
@@ -303,7 +321,8 @@ class Printer:
 
     def ribbon(self) -> RibbonStatus:
         """Ribbon type, prints remaining and whether its chip was read."""
-        info = RibbonInfo.parse(self._exchange(Opcode.GET_SUPPLIES, b"\x00"))
+        info = self._parse(RibbonInfo, self._exchange(Opcode.GET_SUPPLIES, b"\x00"),
+                           Opcode.GET_SUPPLIES)
         try:
             type_name = RibbonType(info.type).name
         except ValueError:
@@ -399,7 +418,8 @@ class Printer:
         The card stays at the print position; eject() or reject() it afterwards.
         """
         self.wait_idle("print", self.timeouts.move, None)
-        ribbon_type = RibbonInfo.parse(self._exchange(Opcode.GET_SUPPLIES, b"\x00")).type
+        ribbon_type = self._parse(RibbonInfo, self._exchange(Opcode.GET_SUPPLIES, b"\x00"),
+                                  Opcode.GET_SUPPLIES).type
         self._jobid = self._jobid % MAX_JOB_ID + 1  # 1..0x7FFF, as gutenprint keeps them
         jobid = self._jobid
         steps = list(job_steps(panels, jobid, ribbon_type))

@@ -60,6 +60,13 @@ class Transport(ABC):
         del self._rx[:n]
         return out
 
+    def drop_buffered(self) -> bytes:
+        """Drop what was received but not read (no I/O): before a new command, such bytes
+        belong to no reply the driver still waits for."""
+        dropped = bytes(self._rx)
+        self._rx.clear()
+        return dropped
+
     def discard_input(self, quiet: float = 0.05) -> bytes:
         """Drop buffered and pending input (to resynchronise after a bad frame)."""
         dropped = bytes(self._rx)

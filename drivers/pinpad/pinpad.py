@@ -172,6 +172,7 @@ class PinPad:
             self._prompt_active = True
             finished = False
             try:
+                self._forget_stale()
                 seq = self._send(Cmd.PROMPT, data)
                 try:
                     self._expect_ack(seq, time.monotonic() + self.timeout)
@@ -254,8 +255,17 @@ class PinPad:
                     return
                 self._stale(frame)
 
+    def _forget_stale(self) -> None:
+        """Before a new command: frames and frame errors decoded before it was sent answer
+        nothing the driver still waits for (late answers, line noise); left queued, each
+        would be taken for the new command's answer, failing the next commands one by one."""
+        if self._frames:
+            log.debug("PIN pad: dropping %d stale frames before a command", len(self._frames))
+            self._frames.clear()
+
     def _command(self, cmd: Cmd, data: bytes = b"") -> Frame:
         with self._io_lock:
+            self._forget_stale()
             seq = self._send(cmd, data)
             return self._expect_ack(seq, time.monotonic() + self.timeout)
 

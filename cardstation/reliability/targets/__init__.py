@@ -1,0 +1,1 @@
+"""Fuzz targets: one module per component, each defining TARGET (a fuzz.Target)."""
