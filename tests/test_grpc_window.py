@@ -136,13 +136,17 @@ def test_watch_pin_entry_shows_digits_typed_never_the_digits(window) -> None:
     put_on_desk(window, make_card("personalised"))
     stream = stub.WatchPinEntry(wpb.WatchPinEntryRequest(), timeout=60)
     seen: list[wpb.PinEntryProgress] = []
+    first = threading.Event()
 
     def read() -> None:
         with contextlib.suppress(grpc.RpcError):  # CANCELLED when the test ends the stream
-            seen.extend(r.progress for r in stream)
+            for reply in stream:
+                seen.append(reply.progress)
+                first.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    assert first.wait(10)  # the watch is in place before the PIN operation starts
     verify = threading.Thread(target=lambda: stub.VerifyPin(wpb.VerifyPinRequest(), timeout=30))
     verify.start()
     pad = window.simulated.pinpad
@@ -161,7 +165,8 @@ def test_watch_pin_entry_shows_digits_typed_never_the_digits(window) -> None:
     assert {p.operation for p in during} == {"VERIFY"}
     assert {p.prompt for p in during if p.prompt} == {"ENTER_PIN"}
     digits = [p.digits for p in during]
-    assert digits == sorted(digits) and digits[-1] == 6 and len(set(digits)) >= 4
+    # a watcher that falls behind hears the latest count (never a count that went back)
+    assert digits == sorted(digits) and digits[-1] == 6 and len(set(digits)) >= 2
     assert {p.max_digits for p in during} == {6}
     assert not seen[-1].active  # and the end is told
 
