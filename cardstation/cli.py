@@ -14,8 +14,6 @@ import sys
 from collections.abc import Sequence
 
 from cardstation import __version__
-from cardstation.logs import setup_logging
-from cardstation.redaction import redact
 
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES = (
@@ -63,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # after the parse: `--version` and `--help` end inside it, without the logging set-up
+    from cardstation.logs import setup_logging
+    from cardstation.redaction import redact
+
     setup_logging(args.log_level, file=args.log_file, json_lines=args.log_json)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

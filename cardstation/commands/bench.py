@@ -17,6 +17,7 @@ BENCHMARKS = (
     ("grpc", "cardstation.benchmarks.grpc_api", "run"),
     ("bombs", "cardstation.benchmarks.bombs", "run"),
     ("console", "cardstation.benchmarks.console", "run"),
+    ("startup", "cardstation.benchmarks.startup", "run"),
 )
 
 

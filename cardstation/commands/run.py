@@ -14,8 +14,6 @@ import os
 import signal
 import sys
 
-from cardstation import config as config_module
-
 # Test-only fault injection for the crash drill: SIGKILL this process after N journal commits.
 KILL_AFTER_ENV = "CARDSTATION_TEST_KILL_AFTER_COMMITS"
 
@@ -46,6 +44,7 @@ def _kill_hook() -> object:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cardstation import config as config_module
     from cardstation.personalization.journal import JournalError, State
     from cardstation.personalization.pipeline import IssuanceError
     from cardstation.personalization.ports.cms import CmsError
