@@ -18,6 +18,7 @@ BENCHMARKS = (
     ("bombs", "cardstation.benchmarks.bombs", "run"),
     ("console", "cardstation.benchmarks.console", "run"),
     ("startup", "cardstation.benchmarks.startup", "run"),
+    ("journal", "cardstation.benchmarks.journal", "run"),
 )
 
 
