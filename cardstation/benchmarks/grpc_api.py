@@ -82,14 +82,16 @@ async def _hold_watch_streams(address: str, streams: int, pid: int) -> tuple[int
 
 
 @contextlib.contextmanager
-def served_simulated(folder: str, authenticated: bool = True) -> Iterator[tuple[str, int]]:
+def served_simulated(folder: str, authenticated: bool = True,
+                     env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """`cardstation serve --simulate` in its own process: (address, pid) while it runs.
-    `authenticated` False: the benchmark-only server whose interceptor lets every call by."""
+    `authenticated` False: the benchmark-only server whose interceptor lets every call by;
+    `env` the process's environment (default: this one's)."""
     entry = "cardstation" if authenticated else "cardstation.benchmarks.serve_unauthenticated"
     server = subprocess.Popen(
         [sys.executable, "-m", entry, "serve", "--simulate", "--listen",
          "127.0.0.1:0", "--speed", "0", "--blank-cards", "1", "--folder", folder],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         line = server.stdout.readline()
         if not line.startswith("listening on"):
