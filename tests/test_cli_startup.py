@@ -61,3 +61,18 @@ def test_version_is_the_installed_one() -> None:
     import cardstation
 
     assert cardstation.__version__ == version("cardstation")
+
+
+@pytest.mark.parametrize("args", [("--version",), ("--log-json", "--version"),
+                                  ("--log-level", "DEBUG", "--version")])
+def test_version_answers_the_same_on_every_path(args: tuple[str, ...]) -> None:
+    # the early answer (options only) and the full parser's (after an option value)
+    proc = subprocess.run([sys.executable, "-m", "cardstation", *args], capture_output=True,
+                          text=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"cardstation {version()}\n", "")
+
+
+def version() -> str:
+    import cardstation
+
+    return cardstation.__version__
