@@ -14,8 +14,6 @@ import sys
 from collections.abc import Sequence
 
 from cardstation import __version__
-from cardstation.logs import setup_logging
-from cardstation.redaction import redact
 
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES = (
@@ -66,9 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _answer_version(argv: Sequence[str]) -> None:
+    """`cardstation [options] --version`: answered before the subcommands' parsers are built
+    (building them is most of the command's time). Anything else (an option value, a command
+    before it) is left to the full parser, which answers the same."""
+    for arg in argv:
+        if arg == "--version":
+            print(f"cardstation {__version__}")
+            raise SystemExit(0)  # as argparse's version action ends
+        if not arg.startswith("-") or arg == "--":
+            return
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _answer_version(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    # after the parse: `--version` and `--help` end inside it, without the logging set-up
+    from cardstation.logs import setup_logging
+    from cardstation.redaction import redact
+
     try:
         setup_logging(args.log_level, file=args.log_file, json_lines=args.log_json)
     except OSError as exc:

@@ -31,6 +31,7 @@ Build the server::
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import hmac
 import json
@@ -304,8 +305,13 @@ def current_identity() -> Identity | None:
     return _IDENTITY.get()
 
 
+@functools.lru_cache(maxsize=4096)
 def _peer_is_loopback(peer: str) -> bool:
-    """True for grpc peer strings like "ipv4:127.0.0.1:5000" or "ipv6:[::1]:5000"."""
+    """True for grpc peer strings like "ipv4:127.0.0.1:5000" or "ipv6:[::1]:5000".
+
+    Cached: a connection's peer string is the same on every call it carries, and parsing it
+    (ipaddress) was a noticeable share of a call. The cache is bounded, so many peers only
+    cost a re-parse."""
     if peer.startswith(("ipv4:", "ipv6:")):
         return is_loopback(peer[5:].rsplit(":", 1)[0])  # the one loopback rule (server/tls)
     return False  # unix sockets and unknown transports: not for the simulate fallback
@@ -326,6 +332,36 @@ def _issuance_id(message: Any) -> str | None:
     return None
 
 
+def _status_name(context: grpc.ServicerContext, error: BaseException | None) -> str:
+    """The call's outcome as a status name, for the audit record."""
+    code = None
+    try:
+        code = context.code()
+    except (AttributeError, NotImplementedError):
+        code = None
+    if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK:
+        return code.name
+    if isinstance(code, int) and code != 0:
+        for status in grpc.StatusCode:
+            if status.value[0] == code:
+                return status.name
+    return "UNKNOWN" if error is not None else "OK"
+
+
+@dataclass(frozen=True)
+class MethodPolicy:
+    """What the interceptor needs to know about one method, resolved once per method:
+    who may call it (None: nobody, fail closed) and whether its calls are audited."""
+
+    method: str
+    allowed: frozenset[Role] | None
+    audited: bool
+
+
+# The largest number of distinct verified certificate name sets whose identity is kept.
+_CERT_CACHE_SIZE = 1024
+
+
 # ---------------------------------------------------------------------------------------------
 # The interceptor
 
@@ -341,6 +377,9 @@ class AuthInterceptor(grpc.ServerInterceptor):
         admin "loopback". Only for `cardstation serve --simulate` listening on 127.0.0.1/::1;
         `server.tls.check_listen_security` refuses simulate on any other address.
       method_roles, state_changing: override the tables (tests).
+
+    The wrapped handler of each method is built once and kept (`intercept_service` runs on
+    every call); the tables are read at that point, so they are fixed after the first call.
     """
 
     def __init__(
@@ -359,6 +398,10 @@ class AuthInterceptor(grpc.ServerInterceptor):
         self.simulate_loopback = simulate_loopback
         self.method_roles = dict(METHOD_ROLES if method_roles is None else method_roles)
         self.state_changing = STATE_CHANGING if state_changing is None else state_changing
+        # method -> the handler handed to grpc. Only methods the server has a handler for
+        # are kept, so the map is bounded by the registered methods, not by callers.
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self._cert_identity = functools.lru_cache(maxsize=_CERT_CACHE_SIZE)(self._cert_lookup)
 
     # -- identification ----------------------------------------------------------------------
 
@@ -379,36 +422,45 @@ class AuthInterceptor(grpc.ServerInterceptor):
             return self.tokens.authenticate(token)
 
         auth = context.auth_context() or {}
-        names = [v.decode("utf-8", "replace") for v in auth.get("x509_common_name", [])]
-        names += [v.decode("utf-8", "replace")
-                  for v in auth.get("x509_subject_alternative_name", [])]
+        names = (*auth.get("x509_common_name", ()), *auth.get("x509_subject_alternative_name", ()))
         if names:
-            for name in names:
-                role = self.client_roles.get(name)
-                if role is not None:
-                    return Identity(name=name, role=role, via="mtls")
-            raise AuthError("CLIENT_CERT_UNKNOWN",
-                            f"client certificate {names[0]!r} has no role on this station")
+            return self._cert_identity(names)
 
         if self.simulate_loopback and _peer_is_loopback(context.peer() or ""):
             return LOOPBACK_IDENTITY
         raise AuthError("UNAUTHENTICATED",
                         "credentials required: a bearer token or a client certificate")
 
+    def _cert_lookup(self, raw_names: tuple[bytes, ...]) -> Identity:
+        """The identity of a verified certificate's names (CN first, then SANs). Kept per
+        name set (`_cert_identity`); an unknown certificate raises and so is not kept."""
+        names = [v.decode("utf-8", "replace") for v in raw_names]
+        for name in names:
+            role = self.client_roles.get(name)
+            if role is not None:
+                return Identity(name=name, role=role, via="mtls")
+        raise AuthError("CLIENT_CERT_UNKNOWN",
+                        f"client certificate {names[0]!r} has no role on this station")
+
+    def policy(self, method: str) -> MethodPolicy:
+        """The method's roles and audit flag, from the tables."""
+        return MethodPolicy(method, self.method_roles.get(method), method in self.state_changing)
+
     # -- the call wrapper --------------------------------------------------------------------
 
-    def _admit(self, method: str, request: Any, context: grpc.ServicerContext) -> Identity:
+    def _admit(self, policy: MethodPolicy, request: Any,
+               context: grpc.ServicerContext) -> Identity:
         """Identify and authorize, or abort the call (and audit a denied state change)."""
+        method = policy.method
         try:
             identity = self.identify(context)
         except AuthError as exc:
             log.info("rejected %s: %s", method, exc.reason)
             abort_with(context, grpc.StatusCode.UNAUTHENTICATED, exc.reason, exc.message,
                        {"method": method})
-        allowed = self.method_roles.get(method)
-        if allowed is None or identity.role not in allowed:
+        if policy.allowed is None or identity.role not in policy.allowed:
             log.warning("denied %s to %s (%s)", method, identity.name, identity.role.value)
-            self._record(identity, method, request, None, "PERMISSION_DENIED")
+            self._record(identity, policy, request, None, "PERMISSION_DENIED")
             abort_with(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -416,72 +468,66 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 f"role {identity.role.value!r} may not call {method}",
                 {"method": method, "role": identity.role.value},
             )
-        if method in self.state_changing and self.audit is not None and self.audit.failed:
+        if policy.audited and self.audit is not None and self.audit.failed:
             # Fail closed: a state change that cannot be audited is not made.
             abort_with(context, grpc.StatusCode.UNAVAILABLE, "AUDIT_LOG_UNAVAILABLE",
                        "the audit log cannot be written; state-changing calls are refused",
                        {"method": method})
         return identity
 
-    def _record(self, identity: Identity, method: str, request: Any, response: Any,
+    def _record(self, identity: Identity, policy: MethodPolicy, request: Any, response: Any,
                 result: str) -> None:
-        if self.audit is None or method not in self.state_changing:
+        if self.audit is None or not policy.audited:
             return
         issuance_id = _issuance_id(request) or _issuance_id(response)
         try:
-            self.audit.append(who=identity.name, role=identity.role.value, method=method,
+            self.audit.append(who=identity.name, role=identity.role.value, method=policy.method,
                               issuance_id=issuance_id, result=result)
         except Exception:
             # The call already happened, so its caller gets its result; the log is marked
             # failed (AuditLog.failed) and further state-changing calls are refused.
-            log.exception("audit record for %s could not be written", method)
+            log.exception("audit record for %s could not be written", policy.method)
 
-    @staticmethod
-    def _result(context: grpc.ServicerContext, error: BaseException | None) -> str:
-        code = None
-        try:
-            code = context.code()
-        except (AttributeError, NotImplementedError):
-            code = None
-        if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK:
-            return code.name
-        if isinstance(code, int) and code != 0:
-            for status in grpc.StatusCode:
-                if status.value[0] == code:
-                    return status.name
-        return "UNKNOWN" if error is not None else "OK"
-
-    def _wrap_unary_response(self, behavior: Callable[..., Any], method: str,
+    def _wrap_unary_response(self, behavior: Callable[..., Any], policy: MethodPolicy,
                              ) -> Callable[[Any, grpc.ServicerContext], Any]:
         def handler(request: Any, context: grpc.ServicerContext) -> Any:
             req = request if not isinstance(request, Iterator) else None
-            identity = self._admit(method, req, context)
-            ctx = contextvars.copy_context()
-            ctx.run(_IDENTITY.set, identity)
+            identity = self._admit(policy, req, context)
+            # The worker thread runs this call to its end, so setting and resetting the
+            # identity in its context is enough (no copy of the context per call).
+            reset = _IDENTITY.set(identity)
+            if not policy.audited or self.audit is None:
+                try:
+                    return behavior(request, context)
+                finally:
+                    _IDENTITY.reset(reset)
             response = None
             error: BaseException | None = None
             try:
-                response = ctx.run(behavior, request, context)
+                response = behavior(request, context)
                 return response
             except BaseException as exc:
                 error = exc
                 raise
             finally:
-                self._record(identity, method, req, response, self._result(context, error))
+                _IDENTITY.reset(reset)
+                self._record(identity, policy, req, response, _status_name(context, error))
 
         return handler
 
-    def _wrap_stream_response(self, behavior: Callable[..., Any], method: str,
+    def _wrap_stream_response(self, behavior: Callable[..., Any], policy: MethodPolicy,
                               ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
         def handler(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             req = request if not isinstance(request, Iterator) else None
-            identity = self._admit(method, req, context)
+            identity = self._admit(policy, req, context)
+            # A stream's generator runs step by step, so each step runs in a context of its
+            # own that carries the identity.
             ctx = contextvars.copy_context()
             ctx.run(_IDENTITY.set, identity)
             try:
                 responses = iter(ctx.run(behavior, request, context))
             except BaseException as exc:
-                self._record(identity, method, req, None, self._result(context, exc))
+                self._record(identity, policy, req, None, _status_name(context, exc))
                 raise
 
             def stream() -> Iterator[Any]:
@@ -499,36 +545,50 @@ class AuthInterceptor(grpc.ServerInterceptor):
                     error = exc
                     raise
                 finally:
-                    self._record(identity, method, req, last, self._result(context, error))
+                    self._record(identity, policy, req, last, _status_name(context, error))
 
             return stream()
 
         return handler
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        """Wrap the method's handler so every call is authenticated and authorized first."""
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or is_open_method(method):
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """The handler grpc runs for `method`: the servicer's behind authentication."""
+        if is_open_method(method):
             return handler
+        policy = self.policy(method)
         kwargs = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary_response(handler.unary_unary, method), **kwargs)
+                self._wrap_unary_response(handler.unary_unary, policy), **kwargs)
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary_response(handler.stream_unary, method), **kwargs)
+                self._wrap_unary_response(handler.stream_unary, policy), **kwargs)
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream_response(handler.unary_stream, method), **kwargs)
+                self._wrap_stream_response(handler.unary_stream, policy), **kwargs)
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                self._wrap_stream_response(handler.stream_stream, method), **kwargs)
+                self._wrap_stream_response(handler.stream_stream, policy), **kwargs)
         return handler  # pragma: no cover - grpc handlers always have one of the four
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        """The method's handler wrapped so every call is authenticated and authorized first;
+        built on the method's first call and reused (the servers' handlers depend on the
+        method only)."""
+        method = handler_call_details.method
+        cached = self._handlers.get(method)
+        if cached is not None:
+            return cached
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None  # unimplemented: not kept, so unknown names cannot grow the map
+        wrapped = self._wrap(handler, method)
+        self._handlers[method] = wrapped
+        return wrapped

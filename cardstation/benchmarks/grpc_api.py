@@ -1,5 +1,6 @@
-"""gRPC server figures: GetStation latency under 100 concurrent clients for 10 s, the number of
-WatchStation streams held at once, and the server's resident memory while holding them.
+"""gRPC server figures: GetStation latency and calls/s under 100 concurrent clients for 10 s,
+the same against the server with authentication passed through (the interceptor's share), the
+number of WatchStation streams held at once, and the server's resident memory while holding them.
 
 The server is `cardstation serve --simulate` in its own process; the load comes from this
 process through grpc.aio (one channel per client), so the two do not share a GIL.
@@ -81,12 +82,16 @@ async def _hold_watch_streams(address: str, streams: int, pid: int) -> tuple[int
 
 
 @contextlib.contextmanager
-def served_simulated(folder: str) -> Iterator[tuple[str, int]]:
-    """`cardstation serve --simulate` in its own process: (address, pid) while it runs."""
+def served_simulated(folder: str, authenticated: bool = True,
+                     env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """`cardstation serve --simulate` in its own process: (address, pid) while it runs.
+    `authenticated` False: the benchmark-only server whose interceptor lets every call by;
+    `env` the process's environment (default: this one's)."""
+    entry = "cardstation" if authenticated else "cardstation.benchmarks.serve_unauthenticated"
     server = subprocess.Popen(
-        [sys.executable, "-m", "cardstation", "serve", "--simulate", "--listen",
+        [sys.executable, "-m", entry, "serve", "--simulate", "--listen",
          "127.0.0.1:0", "--speed", "0", "--blank-cards", "1", "--folder", folder],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         line = server.stdout.readline()
         if not line.startswith("listening on"):
@@ -106,11 +111,23 @@ def run(clients: int = 100, seconds: float = 10.0, streams: int = 500) -> list[d
         idle_rss = _rss_mb(pid)
         latencies = asyncio.run(_get_station_load(address, clients, seconds))
         held, rss = asyncio.run(_hold_watch_streams(address, streams, pid))
+    with tempfile.TemporaryDirectory(prefix="cardstation-grpc-bench-") as tmp, \
+            served_simulated(tmp, authenticated=False) as (address, _):
+        bare = asyncio.run(_get_station_load(address, clients, seconds))
     ordered = sorted(latencies)
     context = {"clients": clients, "seconds": seconds, "calls": len(latencies),
                "calls_per_s": round(len(latencies) / seconds, 1),
                "server": "serve --simulate, own process; load via grpc.aio"}
+    per_s = len(latencies) / seconds
+    bare_per_s = len(bare) / seconds
     return [
+        {"name": "grpc.get_station_calls_per_s", "value": round(per_s, 1), "unit": "calls/s",
+         "clients": clients, "seconds": seconds},
+        {"name": "grpc.get_station_calls_per_s.unauthenticated", "value": round(bare_per_s, 1),
+         "unit": "calls/s", "clients": clients, "seconds": seconds,
+         "server": "the same, its interceptor a pass-through (benchmark only)"},
+        {"name": "grpc.get_station_auth_ratio", "value": round(per_s / bare_per_s, 3),
+         "unit": "ratio", "target": ">= 0.9"},
         {"name": "grpc.get_station_ms.p50", "value": round(statistics.median(ordered), 2),
          "unit": "ms", **context},
         {"name": "grpc.get_station_ms.p99",

@@ -17,6 +17,8 @@ BENCHMARKS = (
     ("grpc", "cardstation.benchmarks.grpc_api", "run"),
     ("bombs", "cardstation.benchmarks.bombs", "run"),
     ("console", "cardstation.benchmarks.console", "run"),
+    ("startup", "cardstation.benchmarks.startup", "run"),
+    ("journal", "cardstation.benchmarks.journal", "run"),
 )
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from cardstation.drivers.pcsc.errors import CardStatusError, PcscError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     card = subparsers.add_parser("card", help="PC/SC readers and card reads (diagnosis)")
@@ -22,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_readers(args: argparse.Namespace) -> int:
+    from cardstation.drivers.pcsc.errors import PcscError
     from cardstation.drivers.pcsc.readers import PcscContext
 
     try:
@@ -35,6 +34,7 @@ def run_readers(args: argparse.Namespace) -> int:
 
 
 def run_read(args: argparse.Namespace) -> int:
+    from cardstation.drivers.pcsc.errors import CardStatusError, PcscError
     from cardstation.drivers.pcsc.readers import PcscContext
     from cardstation.drivers.pcsc.ssc import SscCard
     from cardstation.drivers.pcsc.transport import PcscTransport

@@ -13,9 +13,10 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
+if TYPE_CHECKING:  # grpc is imported by the commands that call, not by `--help`
+    import grpc
 
 STEPS = ("QUEUED", "FETCHED", "PREVIEWED", "FED", "CHIP_WRITTEN", "VERIFIED", "RETURN_QUEUED",
          "PRINTED", "EJECTED", "DONE")
@@ -62,6 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def channel(args: argparse.Namespace) -> grpc.Channel:
+    import grpc
+
     if args.ca:
         def read(path: str | None) -> bytes | None:
             return open(path, "rb").read() if path else None
@@ -76,6 +79,8 @@ def _metadata(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def _call(args: argparse.Namespace, action: Callable[[grpc.Channel, list], Any]) -> int:
+    import grpc
+
     try:
         with channel(args) as ch:
             return int(action(ch, _metadata(args)) or 0)

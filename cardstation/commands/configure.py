@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import resources
 
 DEFAULT = "cardstation.toml"
 
@@ -38,6 +37,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
+    from importlib import resources
+
     text = resources.files("cardstation").joinpath("samples/cardstation.toml").read_text(
         encoding="utf-8")
     sys.stdout.write(text)

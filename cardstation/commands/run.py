@@ -12,7 +12,6 @@ import hashlib
 import json
 import sys
 
-from cardstation import config as config_module
 from cardstation import crash_hook
 
 
@@ -28,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cardstation import config as config_module
     from cardstation.personalization.journal import JournalError, State
     from cardstation.personalization.pipeline import IssuanceError
     from cardstation.personalization.ports.cms import CmsError

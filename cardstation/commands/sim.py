@@ -14,8 +14,12 @@ Each prints one line saying where it serves, then runs until SIGINT/SIGTERM.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from cardstation.simulators import options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,22 +38,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     psam.add_argument("--vpcd", default="127.0.0.1:35964", help="vpcd slot HOST:PORT")
     psam.set_defaults(func=run_psam)
 
-    from cardstation.simulators.cms import server as cms_server
-    from cardstation.simulators.idreader import server as idreader_server
-    from cardstation.simulators.pinpad import server as pinpad_server
-    from cardstation.simulators.printer import server as printer_server
-
     idreader = kinds.add_parser("idreader", help="the GA 467 ID-card reader on a pty")
-    idreader_server.add_arguments(idreader)
-    idreader.set_defaults(func=idreader_server.run)
+    options.idreader_arguments(idreader)
+    idreader.set_defaults(func=_server_run("idreader"))
 
     pinpad = kinds.add_parser("pinpad", help="the PIN pad on a pty (type keystrokes on stdin)")
-    pinpad_server.add_arguments(pinpad)
-    pinpad.set_defaults(func=pinpad_server.run)
+    options.pinpad_arguments(pinpad)
+    pinpad.set_defaults(func=_server_run("pinpad"))
 
     cms = kinds.add_parser("cms", help="the provincial card-management system over HTTP")
-    cms_server.add_arguments(cms)
-    cms.set_defaults(func=cms_server.run)
+    options.cms_arguments(cms)
+    cms.set_defaults(func=_server_run("cms"))
 
     hsm = kinds.add_parser("hsm", help="the remote encryption machine on loopback (mutual TLS)")
     hsm.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
@@ -58,8 +57,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     hsm.set_defaults(func=run_hsm)
 
     printer = kinds.add_parser("printer", help="the HiTi CS-220e printer over TCP")
-    printer_server.add_arguments(printer)
-    printer.set_defaults(func=printer_server.run)
+    options.printer_arguments(printer)
+    printer.set_defaults(func=_server_run("printer"))
+
+
+def _server_run(device: str) -> Callable[[argparse.Namespace], int]:
+    """`run` of the device's simulator server, imported only when that device is run."""
+    def run(args: argparse.Namespace) -> int:
+        server = importlib.import_module(f"cardstation.simulators.{device}.server")
+        return int(server.run(args))
+
+    return run
 
 
 def _serve_until_signal(link: object, what: str, on_exit: object = None) -> int:

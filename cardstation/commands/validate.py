@@ -16,10 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cardstation.personalization.rules import PHOTO_SPEC_SEED_000, PHOTO_SPEC_SEED_001
-from cardstation.personalization.validation import validate_application
-
-PHOTO_SPECS = {"seed000": PHOTO_SPEC_SEED_000, "seed001": PHOTO_SPEC_SEED_001}
+# The photo size specs by name; the rules (and the imaging library) load only when run.
+PHOTO_SPECS = ("seed000", "seed001")
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -62,13 +60,17 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    from cardstation.personalization.rules import PHOTO_SPEC_SEED_000, PHOTO_SPEC_SEED_001
+    from cardstation.personalization.validation import validate_application
+
+    specs = {"seed000": PHOTO_SPEC_SEED_000, "seed001": PHOTO_SPEC_SEED_001}
     findings = validate_application(
         args.id_number,
         name=args.name,
         card_number=args.card_number,
         card_id_code=args.card_id_code,
         photo=photo,
-        photo_spec=PHOTO_SPECS[args.photo_spec],
+        photo_spec=specs[args.photo_spec],
         birth_date=args.birth_date,
         sex=args.sex,
         nation=args.nation,

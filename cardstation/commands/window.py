@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
+if TYPE_CHECKING:  # grpc is imported by the commands that call, not by `--help`
+    import grpc
 
 from .client import _call, _connection_args
 

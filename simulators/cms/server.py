@@ -44,6 +44,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.model import Application, ReturnRecord
 from cardstation.redaction import mask_id_number
+from cardstation.simulators import options
 from cardstation.simulators.cms.applicants import (
     EXAMPLE_ID_NUMBER,
     bad_photo,
@@ -542,28 +543,8 @@ def _split(address: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `cardstation sim cms`."""
-    parser.add_argument(
-        "--listen",
-        default="127.0.0.1:8780",
-        help="address host:port to serve on (port 0: any free port)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the generated sample applicants"
-    )
-    parser.add_argument(
-        "--state",
-        default=None,
-        help="JSON file keeping the ledger across restarts (loaded if present)",
-    )
-    parser.add_argument(
-        "--extra-applicants",
-        type=int,
-        default=0,
-        metavar="N",
-        help="N more ready applicants in a new ledger (crash drill)",
-    )
+# The options live where `cardstation --help` reads them without loading the simulator.
+add_arguments = options.cms_arguments
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,24 +13,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from cardstation.simulators import options
 from cardstation.simulators.foreground import catch_stop_signals, wait_for_stop_signal
 from cardstation.simulators.idreader.model import make_card, make_permit
 from cardstation.simulators.idreader.pty import IdReaderSimulator
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the `sim idreader` options to `parser`."""
-    parser.add_argument(
-        "--card", metavar="ID_NUMBER", default=None,
-        help="put a generated card with this ID number on the reader (default: the sample "
-             "card, 11010519491231002X)",
-    )
-    parser.add_argument(
-        "--permit", choices=("J", "I", "Y"), default=None,
-        help="put a generated permit on the reader instead: J HK/Macao/Taiwan residence "
-             "permit, I foreigner permanent residence card (2017), Y (2023)",
-    )
-    parser.add_argument("--empty", action="store_true", help="start with no card on the reader")
+# The options live where `cardstation --help` reads them without loading the simulator.
+add_arguments = options.idreader_arguments
 
 
 def run(args: argparse.Namespace) -> int:

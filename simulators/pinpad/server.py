@@ -20,20 +20,11 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from cardstation.drivers.pinpad.pinblock import TEST_PINPAD_KEK
+from cardstation.simulators import options
 from cardstation.simulators.pinpad.simulator import PinPadSimulator
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `cardstation sim pinpad`."""
-    parser.add_argument(
-        "--kek",
-        default=TEST_PINPAD_KEK.hex().upper(),
-        help="the pad's master key (32 hex digits); default: the published TEST-ONLY KEK",
-    )
-    parser.add_argument("--model", default="CSPP-SIM", help="model reported by HELLO")
-    parser.add_argument("--serial-number", default="SIM00000001", help="serial number for HELLO")
-    parser.add_argument("--firmware", default="1.0.0", help="firmware version for HELLO")
+# The options live where `cardstation --help` reads them without loading the simulator.
+add_arguments = options.pinpad_arguments
 
 
 def _read_stdin(

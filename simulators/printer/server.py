@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from cardstation.simulators import options
 from cardstation.simulators.foreground import catch_stop_signals, wait_for_stop_signal
 from cardstation.simulators.printer import control
 from cardstation.simulators.printer.model import PrinterModel
@@ -163,18 +164,8 @@ class PrinterSimServer:
         return Handler
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `cardstation sim printer`."""
-    parser.add_argument("--listen", default="127.0.0.1:9100", help="device address host:port")
-    parser.add_argument("--speed", type=float, default=1.0,
-                        help="time scale: 1 real time, 0.1 ten times faster, 0 instant")
-    parser.add_argument("--control", default=None,
-                        help="control channel host:port (line-based JSON)")
-    parser.add_argument("--output", default=None, help="folder for the printed-side PNGs")
-    parser.add_argument("--cards", type=int, default=10, help="blank cards in the input hopper")
-    parser.add_argument("--orientation", default="right_way",
-                        choices=["right_way", "chip_far_end", "face_down"],
-                        help="how the loaded cards are oriented")  # fmt: skip
+# The options live where `cardstation --help` reads them without loading the simulator.
+add_arguments = options.printer_arguments
 
 
 def run(args: argparse.Namespace) -> int:
