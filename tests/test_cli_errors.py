@@ -38,3 +38,14 @@ def test_run_with_nothing_reachable_reports_each_card_and_exits_1(tmp_path: Path
     assert "CMS unreachable" in result.stderr and "check the network" in result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["cards"] == {
         "110105********002X": "NOT_STARTED"}
+
+
+def test_run_refuses_what_is_not_an_id_number_before_asking_the_cms(tmp_path: Path) -> None:
+    config = tmp_path / "cardstation.toml"
+    config.write_text('[cms]\nurl = "http://127.0.0.1:9"\n'
+                      f'[station]\ndata_dir = "{tmp_path / "data"}"\n')
+    result = run("run", "123", "11010519491231002Y", "--config", str(config))
+    assert result.returncode == 2, result.stderr
+    assert "'123' is not an ID number" in result.stderr and "type it again" in result.stderr
+    assert "11010519491231002Y" not in result.stderr  # masked even when wrong
+    assert "Traceback" not in result.stderr and not (tmp_path / "data").exists()

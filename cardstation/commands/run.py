@@ -32,9 +32,18 @@ def run(args: argparse.Namespace) -> int:
     from cardstation.personalization.pipeline import IssuanceError
     from cardstation.personalization.ports.cms import CmsError
     from cardstation.personalization.private_files import PrivateFileError
+    from cardstation.personalization.rules import check_id_number
     from cardstation.redaction import mask_id_number
     from cardstation.station import build_station, journal_refusal
 
+    bad = {n: check_id_number(n.strip().upper()) for n in args.id_numbers}
+    bad = {n: findings for n, findings in bad.items() if findings}
+    if bad:  # before the CMS is asked for anything
+        for number, findings in bad.items():
+            print(f"run: {mask_id_number(number) if len(number) > 10 else number!r} is not an "
+                  f"ID number ({'; '.join(f.message for f in findings)}) — type it again",
+                  file=sys.stderr)
+        return 2
     try:
         cfg = config_module.load(args.config)
     except config_module.ConfigError as exc:
