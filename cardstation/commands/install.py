@@ -83,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"install: {problem}", file=sys.stderr)
         return 1
+    if not live and not os.access(exec_path, os.X_OK):
+        print(f"install: note: {exec_path} is not a program on this machine; the unit will run "
+              "it, so it must be there on the station", file=sys.stderr)
 
     verb = ("would write", "unchanged") if args.dry_run else ("written", "unchanged")
     changed: set[str] = set()
