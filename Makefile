@@ -122,10 +122,10 @@ lint: $(STAMP) $(BUF) protos
 	$(BUF) lint protos
 	@rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/cardstation
 	@for f in cardstation/*; do ln -s "$$PWD/$$f" $(TYPECHECK_TREE)/cardstation/; done
-	@for d in redaction drivers personalization protos server console simulators; do \
+	@for d in drivers personalization protos server console simulators; do \
 	  ln -s "$$PWD/$$d" $(TYPECHECK_TREE)/cardstation/$$d; done
 	cd $(TYPECHECK_TREE) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml \
-	  -p cardstation.redaction -p cardstation.drivers -p cardstation.personalization \
+	  -p cardstation.drivers -p cardstation.personalization \
 	  -p cardstation.server
 	@command -v promtool >/dev/null || { echo "installing promtool (Debian's prometheus package)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \

@@ -9,7 +9,6 @@ from setuptools import find_packages, setup
 
 FOLDERS = {
     "cardstation": "cardstation",
-    "cardstation.redaction": "redaction",
     "cardstation.drivers": "drivers",
     "cardstation.personalization": "personalization",
     "cardstation.protos": "protos",

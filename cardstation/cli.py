@@ -81,8 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # after the parse: `--version` and `--help` end inside it, without the logging set-up
+    from cardstation.drivers.redaction import redact
     from cardstation.logs import setup_logging
-    from cardstation.redaction import redact
 
     try:
         setup_logging(args.log_level, file=args.log_file, json_lines=args.log_json)

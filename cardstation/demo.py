@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from cardstation.redaction import mask_account, mask_id_number
+from cardstation.drivers.redaction import mask_account, mask_id_number
 
 STEPS = ("QUEUED", "FETCHED", "PREVIEWED", "FED", "CHIP_WRITTEN", "VERIFIED", "RETURN_QUEUED",
          "PRINTED", "EJECTED", "DONE")

@@ -1,7 +1,7 @@
 """Logging for the command line: the one place that installs redaction on the framework.
 
 Called by the entry points (cardstation.cli) only; importing it does nothing. The masking
-itself lives in cardstation.redaction, low in the stack and free of side effects, so drivers
+itself lives in cardstation.drivers.redaction, low in the stack and free of side effects, so drivers
 and the domain use it without importing the composition root. Once installed, masking happens
 where a record's message is built (the record factory) and again on the formatted text
 (tracebacks), so a handler added later (pytest's caplog, a file handler) cannot see an
@@ -18,7 +18,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cardstation.redaction import (  # re-exported for the composition root's callers
+from cardstation.drivers.redaction import (  # re-exported for the composition root's callers
     RedactingFormatter,
     RedactingLogRecord,
     mask_id_number,

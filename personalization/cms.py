@@ -24,6 +24,7 @@ import ssl
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from cardstation.drivers.redaction import mask_id_number, redact
 from cardstation.drivers.tally import Tally
 from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.cert_assumptions import CardCertificates
@@ -46,7 +47,6 @@ from cardstation.personalization.ports.cms import (
     TemporaryCardOutstanding,
     TemporaryCardUnknown,
 )
-from cardstation.redaction import mask_id_number, redact
 
 log = logging.getLogger(__name__)
 

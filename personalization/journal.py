@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from cardstation.drivers.redaction import mask_id_number
 from cardstation.personalization.model import ReturnRecord
 from cardstation.personalization.storage import (
     StorageKind,
@@ -55,7 +56,6 @@ from cardstation.personalization.storage import (
     sqlite_cause,
     sqlite_kind,
 )
-from cardstation.redaction import mask_id_number
 
 SCHEMA_VERSION = 3
 SCHEMA_APPLICATION = "cardstation-journal"

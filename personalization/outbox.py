@@ -45,6 +45,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from cardstation.drivers.redaction import redact
 from cardstation.personalization.journal import (
     Database,
     Journal,
@@ -54,7 +55,6 @@ from cardstation.personalization.journal import (
     loads,
 )
 from cardstation.personalization.ports.cms import CmsError
-from cardstation.redaction import redact
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from cardstation.drivers.pcsc.errors import (
 )
 from cardstation.drivers.pcsc.ssc import ITEMS, decode_value
 from cardstation.drivers.pcsc.transport import ApduTransport
-from cardstation.redaction import mask_id_number
+from cardstation.drivers.redaction import mask_id_number
 
 from .chip import (
     CertificateKeyMismatch,

@@ -37,7 +37,7 @@ from cardstation.drivers.pcsc.errors import (
 )
 from cardstation.drivers.pcsc.ssc import ITEMS, BasicInfo, bcd_pin, decode_value, encode_value
 from cardstation.drivers.pcsc.transport import ApduTransport
-from cardstation.redaction import mask_id_number
+from cardstation.drivers.redaction import mask_id_number
 
 from .chip import ChipBelongsToAnotherHolder, ChipFacts, ChipSession
 from .keys.service import KeyService, KeyServiceError

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from cardstation.drivers.redaction import mask_id_number
 from cardstation.personalization.face import render_preview_sides
 from cardstation.personalization.faults import Fault, cms_fault, fault, fault_of
 from cardstation.personalization.journal import (
@@ -51,7 +52,6 @@ from cardstation.protos.cardstation.v1 import (
 from cardstation.protos.cardstation.v1 import (
     validation_pb2 as vpb,
 )
-from cardstation.redaction import mask_id_number
 
 from . import limits
 from .auth import current_identity

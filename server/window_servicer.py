@@ -15,12 +15,12 @@ import grpc
 from cardstation.drivers.idreader.errors import IdReaderError
 from cardstation.drivers.pcsc.errors import CardStatusError, PcscError
 from cardstation.drivers.pinpad.errors import PinPadException
+from cardstation.drivers.redaction import mask_id_number
 from cardstation.personalization import window as w
 from cardstation.personalization.keys.service import KeyServiceError
 from cardstation.personalization.window import CardReading, WindowError
 from cardstation.protos.cardstation.v1 import window_pb2 as wpb
 from cardstation.protos.cardstation.v1 import window_pb2_grpc
-from cardstation.redaction import mask_id_number
 
 from .errors import abort_with
 from .pin_progress import PinEntryState, PinProgress

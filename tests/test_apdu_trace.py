@@ -8,7 +8,7 @@ import pytest
 
 from cardstation.drivers.pcsc.cardfiles import DEBIT_AID, ITEMS, PSAM_AID, SSSE_NAME
 from cardstation.drivers.pcsc.transport import InProcessTransport
-from cardstation.redaction import tag
+from cardstation.drivers.redaction import tag
 from tests.fakecards import ScriptedCard
 
 OK = b"\x90\x00"

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cardstation.redaction import RedactingFormatter, mask_id_number, masked, redact, tag
+from cardstation.drivers.redaction import RedactingFormatter, mask_id_number, masked, redact, tag
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_masked_fields_show_length_and_a_tag_that_matches_only_equal_values() ->
 def test_tags_are_keyed_per_process_so_a_value_cannot_be_looked_up() -> None:
     """A plain hash of a PIN could be reversed by hashing all million PINs; the tag is keyed
     by a secret drawn per process, so two processes tag the same value differently."""
-    code = "from cardstation.redaction import tag; print(tag(b'123456'))"
+    code = "from cardstation.drivers.redaction import tag; print(tag(b'123456'))"
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout.strip() for _ in range(2)}
     assert len(runs) == 2 and tag(b"123456") not in runs
@@ -88,7 +88,7 @@ def test_importing_the_stack_installs_nothing_on_logging() -> None:
     code = (
         "import logging\n"
         "factory = logging.getLogRecordFactory()\n"
-        "import cardstation.redaction, cardstation.drivers.pcsc.transport\n"
+        "import cardstation.drivers.redaction, cardstation.drivers.pcsc.transport\n"
         "import cardstation.personalization.pipeline, cardstation.personalization.window\n"
         "import cardstation.server.servicers, cardstation.simulators.cms.server\n"
         "import cardstation.commands.serve\n"

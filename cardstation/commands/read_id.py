@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cardstation.redaction import redact
+from cardstation.drivers.redaction import redact
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

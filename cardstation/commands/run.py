@@ -28,12 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cardstation import config as config_module
+    from cardstation.drivers.redaction import mask_id_number
     from cardstation.personalization.journal import JournalError, State
     from cardstation.personalization.pipeline import IssuanceError
     from cardstation.personalization.ports.cms import CmsError
     from cardstation.personalization.private_files import PrivateFileError
     from cardstation.personalization.rules import check_id_number
-    from cardstation.redaction import mask_id_number
     from cardstation.station import build_station, journal_refusal
 
     bad = {n: check_id_number(n.strip().upper()) for n in args.id_numbers}

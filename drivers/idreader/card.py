@@ -31,7 +31,7 @@ from typing import Any
 from construct import Adapter, Bytes, Struct
 
 from cardstation.drivers.idreader.frames import TEXT_SIZE
-from cardstation.redaction import mask_id_number
+from cardstation.drivers.redaction import mask_id_number
 
 #: Sex codes of GB/T 2261.1 as written on the card.
 SEX_LABELS: dict[str, str] = {"0": "未知", "1": "男", "2": "女", "9": "未说明"}

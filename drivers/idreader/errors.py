@@ -1,7 +1,8 @@
 """Errors of the GA 467 ID-card reader: one class per SW3 status code of ssc-chip.md §12.
 
 Every message is written for the operator at the desk. None carries card data: an ID number
-never appears in an error (callers that add context pass it through `cardstation.redaction.redact`).
+never appears in an error (callers that add context pass it through
+`cardstation.drivers.redaction.redact`).
 """
 
 from __future__ import annotations

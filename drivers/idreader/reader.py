@@ -31,7 +31,7 @@ from cardstation.drivers.idreader.errors import (
     UnknownCardType,
     error_for,
 )
-from cardstation.redaction import redact
+from cardstation.drivers.redaction import redact
 
 log = logging.getLogger(__name__)
 

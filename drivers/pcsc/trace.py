@@ -6,14 +6,14 @@ by FID, the record's SFI and tag) and looks it up in the card's declarations (ca
   of every bank-application record (PAN, track 2), of every binary file not declared public
   (certificates, the card's secrets) and of any record or instruction the trace does not know
   is shown as `<what n bytes #tag>`: its length and a tag that matches equal values within one
-  run and cannot be reversed (cardstation.redaction.tags);
+  run and cannot be reversed (cardstation.drivers.redaction.tags);
 - the data of PIN commands (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, the SSC's
   change and reload) and of authentication and key commands (EXTERNAL/INTERNAL AUTHENTICATE,
   GENERAL AUTHENTICATE, PSO, PUT KEY, PSAM diversify and encrypt), and the cryptograms they
   answer, the same way.
 What is shown (SELECT, GET CHALLENGE, GPO, public items) still goes through a pattern net here
 (runs of ASCII digits, packed-BCD PANs under tag 5A), and the CLI's logging masks every record
-once more (cardstation.redaction.patterns).
+once more (cardstation.drivers.redaction.patterns).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 
-from cardstation.redaction import masked
+from cardstation.drivers.redaction import masked
 
 from .cardfiles import DEBIT_AID, ITEMS_BY_ADDRESS, PSE_NAME, PUBLIC_FILES, SSSE_NAME
 

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from cardstation.drivers.redaction import mask_id_number
 from cardstation.personalization.findings import Finding
 from cardstation.personalization.rules.codes import parse_yyyymmdd
 from cardstation.personalization.rules.id_number import check_id_number, id_check_char
-from cardstation.redaction import mask_id_number
 
 RESIDENT = ""
 HMT_RESIDENCE_PERMIT = "J"

@@ -9,7 +9,7 @@ chip as ASCII, so validation is strict and reports a lowercase x (code `lowercas
 silently accepting it. Input layers that take typed text may call `normalize_id_number` first.
 
 No message produced here carries the full number: it is masked to its first 6 and last 4
-characters (cardstation.redaction.mask_id_number), as DESIGN.md requires of logs and traces.
+characters (cardstation.drivers.redaction.mask_id_number), as DESIGN.md requires of logs and traces.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from cardstation.drivers.redaction import mask_id_number
 from cardstation.personalization.findings import Finding
 from cardstation.personalization.rules.codes import (
     EARLIEST_BIRTH_DATE,
     is_region_code_shape,
     parse_yyyymmdd,
 )
-from cardstation.redaction import mask_id_number
 
 ID_NUMBER_LENGTH = 18
 # ISO 7064 MOD 11-2 weights 2^(17-i) mod 11 for the 17 body digits, left to right.

@@ -19,8 +19,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from cardstation.drivers.redaction import mask_id_number
 from cardstation.personalization.model import Application, ReturnRecord
-from cardstation.redaction import mask_id_number
 
 STATUSES = ("ready", "not_marked", "claimed", "made", "failed")
 STATE_VERSION = 1

@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from cardstation.drivers.redaction import mask_id_number
 from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.model import Application, ReturnRecord
-from cardstation.redaction import mask_id_number
 from cardstation.simulators import options
 from cardstation.simulators.cms.applicants import (
     EXAMPLE_ID_NUMBER,

@@ -25,7 +25,7 @@ from dataclasses import replace
 
 from cardstation.drivers.idreader import frames as fr
 from cardstation.drivers.idreader.card import IdCard
-from cardstation.redaction import mask_id_number
+from cardstation.drivers.redaction import mask_id_number
 
 log = logging.getLogger(__name__)
 

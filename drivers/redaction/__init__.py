@@ -1,9 +1,9 @@
-"""Masking of personal data and secrets in logs and traces: the lowest layer of the station.
+"""Masking of personal data and secrets in logs and traces, at the bottom of the lowest layer.
 
-Importable by every layer (drivers, personalization, server, simulators, the composition root)
-because it imports nothing of ours and does nothing on import: no handler, no record factory,
-no logger configuration. Installing the masking on the logging framework is the command line's
-job (cardstation.logs, called by cardstation.cli).
+Importable by every layer (the other drivers, personalization, server, simulators, the
+composition root) because it imports nothing of ours and does nothing on import: no handler,
+no record factory, no logger configuration. Installing the masking on the logging framework
+is the command line's job (cardstation.logs, called by cardstation.cli).
 
 Two nets, in this order:
 1. structure: the code that knows what a field is masks it where it logs it (the APDU trace
