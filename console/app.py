@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -296,19 +296,8 @@ class Console:
         session = self._session(request)
         if session is None:
             return Response("login first", status_code=401)
-
-        async def stream() -> AsyncIterator[dict[str, str]]:
-            call = self.api.watch_station(session.token)
-            try:
-                async for reply in iterate_in_threadpool(_stream_of(call)):
-                    yield {"event": "station",
-                           "data": self._station_html(session, reply.station)}
-            except ApiError:
-                return
-            finally:
-                call.cancel()
-
-        return EventSourceResponse(stream(), ping=15)
+        return _bridge(lambda: self.api.watch_station(session.token), "station",
+                       lambda reply: self._station_html(session, reply.station))
 
     async def maintain(self, request: Request) -> Response:
         session, _ = await self._checked(request)
@@ -452,19 +441,8 @@ class Console:
             return Response("login first", status_code=401)
         tr = Translator(session.locale)
         template = self.templates.get_template("pin_progress.html")
-
-        async def stream() -> AsyncIterator[dict[str, str]]:
-            call = self.api.watch_pin_entry(session.token)
-            try:
-                async for reply in iterate_in_threadpool(_stream_of(call)):
-                    yield {"event": "pin",
-                           "data": template.render(_=tr.gettext, p=reply.progress)}
-            except ApiError:
-                return
-            finally:
-                call.cancel()
-
-        return EventSourceResponse(stream(), ping=15)
+        return _bridge(lambda: self.api.watch_pin_entry(session.token), "pin",
+                       lambda reply: template.render(_=tr.gettext, p=reply.progress))
 
     async def window_verify_returned(self, request: Request) -> Response:
         """回执验卡: the card on the desk reader is the holder's (checked by the server)."""
@@ -611,6 +589,23 @@ def _stream_of(call: Any) -> Iterator[Any]:
     except grpc.RpcError as exc:
         if exc.code() is not grpc.StatusCode.CANCELLED:
             raise ApiError.of(exc) from None
+
+
+def _bridge(open_call: Callable[[], Any], event: str,
+            render: Callable[[Any], str]) -> EventSourceResponse:
+    """A server stream of the API as server-sent events named `event`, one per reply; the
+    API's stream ends with the browser's (or quietly when the API refuses)."""
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        call = open_call()
+        try:
+            async for reply in iterate_in_threadpool(_stream_of(call)):
+                yield {"event": event, "data": render(reply)}
+        except ApiError:
+            return
+        finally:
+            call.cancel()
+
+    return EventSourceResponse(stream(), ping=15)
 
 
 async def _thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
