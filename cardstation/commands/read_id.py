@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from cardstation.drivers.redaction import redact
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `read-id` to the `cardstation` command line."""
@@ -34,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Find, select and read the card; print JSON. 0 ok, 1 reader/card error."""
     from cardstation.drivers.idreader import Ga467Reader, IdReaderError
+    from cardstation.drivers.redaction import redact
 
     try:
         with Ga467Reader(args.port, baudrate=args.baud, timeout=args.timeout) as reader:
