@@ -234,9 +234,10 @@ def collect(data: dict[str, Any], where: str,
 
 
 def _host_port(value: str) -> bool:
-    host, sep, port = value.strip().rpartition(":")
-    return bool(sep) and port.isdigit() and 0 <= int(port) <= 65535 and \
-        bool(host.strip("[]") or host == "")
+    from cardstation.server.tls import split_host_port
+
+    _host, port = split_host_port(value)
+    return port.isdigit() and int(port) <= 65535
 
 
 def check_values(config: Config) -> list[str]:

@@ -6,7 +6,6 @@ doctor` looks at the devices."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cardstation import config as config_module
+from cardstation.server.tls import is_loopback, split_host_port
 
 
 @dataclass(frozen=True)
@@ -25,15 +25,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.what} — {self.remedy}" if self.remedy else self.what
-
-
-def _loopback(host: str) -> bool:
-    if host.lower() in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _file(path: str, what: str, *, private: bool = False,
@@ -76,8 +67,7 @@ def check_environment(config: config_module.Config) -> list[Problem]:
     found: list[Problem] = []
     server, cms, keys = config.server, config.cms, config.keys
     # TLS off loopback everywhere
-    host = server.listen.rpartition(":")[0].strip("[]")
-    if not server.tls_cert and not _loopback(host):
+    if not server.tls_cert and not is_loopback(split_host_port(server.listen)[0]):
         found.append(Problem(f"[server] listen {server.listen} is not loopback and has no TLS",
                              "set tls_cert and tls_key, or listen on 127.0.0.1"))
     if bool(server.tls_cert) != bool(server.tls_key):
@@ -95,7 +85,7 @@ def check_environment(config: config_module.Config) -> list[Problem]:
                              "--role operator --file /etc/cardstation/tokens.json` and set "
                              "tokens_file to that file"))
     url = urlsplit(cms.url)
-    if url.scheme == "http" and not _loopback(url.hostname or ""):
+    if url.scheme == "http" and not is_loopback(url.hostname or ""):
         found.append(Problem(f"[cms] url {cms.url} is plain HTTP to another machine",
                              "use the CMS's https:// address"))
     found += _file(cms.tls_ca, "[cms] tls_ca")

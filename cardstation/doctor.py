@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.utils
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,12 +83,13 @@ def _pcscd(rows: list[Row]) -> list[str] | None:
 
 
 def _find(pattern: str, names: list[str] | None) -> str | None:
-    import re
+    """The reader the station would pick for `pattern` among `names` (None: no such reader)."""
+    from cardstation.drivers.pcsc.readers import match_reader
 
-    for name in names or ():
-        if re.search(pattern, name):
-            return name
-    return None
+    try:
+        return match_reader(pattern, names or [])
+    except re.error:
+        return None
 
 
 def _printer(config: Config, rows: list[Row]) -> Any:

@@ -37,6 +37,15 @@ def _wait_timeout(reader: str, want_present: bool, timeout: float) -> CardWaitTi
                "it is out, " + CHECK_READER_CABLE)
 
 
+def match_reader(pattern: str, names: list[str]) -> str | None:
+    """The reader of `names` whose name equals `pattern`, else the first whose name matches it
+    as a regular expression (re.error for a pattern that is not one), else None."""
+    if pattern in names:
+        return pattern
+    regex = re.compile(pattern)
+    return next((name for name in names if regex.search(name)), None)
+
+
 class PcscContext:
     """An established winscard context (release it with `close` or a `with` block)."""
 
@@ -70,19 +79,15 @@ class PcscContext:
         names = self.readers()
         if not names:
             raise pcsc_error(SCARD_E_NO_READERS_AVAILABLE, f"looking for reader {pattern!r}")
-        if pattern in names:
-            return pattern
         try:
-            regex = re.compile(pattern)
+            found = match_reader(pattern, names)
         except re.error as exc:
             message = f"reader pattern {pattern!r} is not a valid regex: {exc}"
             raise ReaderNotFound(message) from None
-        for name in names:
-            if regex.search(name):
-                return name
-        raise ReaderNotFound(
-            f"no reader matches {pattern!r}; connected readers: {', '.join(names)}"
-        )
+        if found is None:
+            raise ReaderNotFound(
+                f"no reader matches {pattern!r}; connected readers: {', '.join(names)}")
+        return found
 
     def state(self, reader: str) -> tuple[int, bytes]:
         rv, states = scard.SCardGetStatusChange(
