@@ -123,10 +123,18 @@ class Console:
             detail = cause if not remedy or remedy == remedy_text else f"{cause} — {remedy}"
         return {"code": code, "cause": cause_text, "remedy": remedy_text, "detail": detail}
 
-    def error(self, session: Session, exc: ApiError, status: int = 200) -> HTMLResponse:
-        return self.render("fault.html", session, status=status,
-                           fault=self.fault_view(session, exc.code, exc.cause, exc.remedy),
-                           issuance_id=exc.issuance_id)
+    def error(self, session: Session, exc: ApiError, status: int = 200,
+              request: Request | None = None) -> HTMLResponse:
+        """The refusal's cause and remedy: a fragment for htmx, a whole page (with the
+        navigation) when `request` is a page the browser navigated to."""
+        values = {"fault": self.fault_view(session, exc.code, exc.cause, exc.remedy),
+                  "issuance_id": exc.issuance_id}
+        if request is not None and not request.headers.get("hx-request"):
+            screen = request.url.path.strip("/").split("/")[0]
+            nav = {"": "make", "jobs": "records"}.get(screen, screen)
+            return self.render("error_page.html", session, status=status, nav=nav,
+                               back="/" if nav == "make" else f"/{nav}", **values)
+        return self.render("fault.html", session, status=status, **values)
 
     async def _checked(self, request: Request) -> tuple[Session | None, dict[str, Any]]:
         """The session of a state-changing request whose CSRF token matches, and its form."""
@@ -174,7 +182,7 @@ class Console:
         try:
             station = await _thread(self.api.get_station, session.token)
         except ApiError as exc:
-            return self.error(session, exc)
+            return self.error(session, exc, request=request)
         problems = [self.fault_view(session, p.reason_code, p.cause, p.remedy)
                     for p in station.problems]
         return self.render("make.html", session, station=station, problems=problems,
@@ -218,7 +226,7 @@ class Console:
         try:
             job = await _thread(self.api.get, session.token, request.path_params["job_id"])
         except ApiError as exc:
-            return self.error(session, exc)
+            return self.error(session, exc, request=request)
         page = "job.html" if request.headers.get("hx-request") else "jobpage.html"
         return self.render(page, session, job=job, created=True, nav="records")
 
@@ -235,7 +243,7 @@ class Console:
             page = await _thread(self.api.list_issuances, session.token, state,
                                  request.query_params.get("page", ""), id_number=holder)
         except ApiError as exc:
-            return self.error(session, exc)
+            return self.error(session, exc, request=request)
         return self.render("records.html", session, page=page, wanted=wanted, nav="records",
                            holder=holder,
                            states=[n.removeprefix("ISSUANCE_STATE_")
@@ -249,7 +257,7 @@ class Console:
         try:
             entries = await _thread(self.api.list_returns, session.token)
         except ApiError as exc:
-            return self.error(session, exc)
+            return self.error(session, exc, request=request)
         now = time.time()
         ages = {e.id: int(now - e.created_at.seconds) if e.created_at.seconds else 0
                 for e in entries}
@@ -274,7 +282,7 @@ class Console:
         try:
             station = await _thread(self.api.get_station, session.token)
         except ApiError as exc:
-            return self.error(session, exc)
+            return self.error(session, exc, request=request)
         return self.render("devices.html", session, station=station, nav="devices",
                            picture=self._station_html(session, station))
 
@@ -511,7 +519,7 @@ class Console:
                                      id_number=holder)
                 jobs += list(page.issuances)
         except ApiError as exc:
-            return self.error(session, exc)
+            return self.error(session, exc, request=request)
         jobs.sort(key=lambda j: j.updated_at.ToMilliseconds(), reverse=True)
         return self.render("reprint.html", session, jobs=jobs, nav="reprint", holder=holder)
 
@@ -523,7 +531,7 @@ class Console:
         try:
             job = await _thread(self.api.get, session.token, request.path_params["job_id"])
         except ApiError as exc:
-            return self.error(session, exc)
+            return self.error(session, exc, request=request)
         page = "reprint_ready.html" if request.headers.get("hx-request") else \
             "reprint_page.html"
         return self.render(page, session, job=job, fault=None, nav="reprint")

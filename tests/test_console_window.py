@@ -239,3 +239,14 @@ def test_read_id_card_without_a_card_explains_in_chinese(station, page) -> None:
     assert "阅读器上没有身份证" in page.inner_text("#id-field .fault")
     assert page.input_value("#id_number") == "1101"  # what was typed stays
     running.simulated.idreader.clear_faults()
+
+
+def test_a_search_by_a_wrong_id_number_explains_it_on_a_whole_page(station, page) -> None:
+    running, _ = station
+    login(page, running)
+    page.goto(running.console_url + "/records?id_number=12345")
+    page.wait_for_selector(".fault[data-code=ID_NUMBER_INVALID]")
+    assert "身份证号不正确" in page.inner_text(".fault")
+    assert page.is_visible("nav >> text=记录")  # the screen around it, not a bare fragment
+    page.click("text=返回")
+    page.wait_for_selector("table.records")
