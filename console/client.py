@@ -20,7 +20,7 @@ from cardstation.protos.cardstation.v1 import (
 from cardstation.protos.cardstation.v1 import returns_pb2 as rpb
 from cardstation.protos.cardstation.v1 import station_pb2 as spb
 from cardstation.protos.cardstation.v1 import window_pb2 as wpb
-from cardstation.server.errors import error_info
+from cardstation.protos.errors import error_info
 
 CALL_TIMEOUT = 30.0
 # A PIN-pad call lasts as long as the holder types (the server's [window] pin_timeout, per entry,

@@ -3,7 +3,8 @@
 Servers call `abort_with(context, code, reason, message)`; the client sees the status code, the
 human message, and in the `grpc-status-details-bin` trailer a google.rpc.Status whose details
 hold one google.rpc.ErrorInfo (reason, domain "cardstation.v1", metadata). Clients and tests read
-it back with `error_info(rpc_error)`.
+it back with `error_info(rpc_error)` (in cardstation.protos.errors: a client needs nothing of
+the server).
 
 Reasons are UPPER_SNAKE strings, e.g. "UNAUTHENTICATED", "TOKEN_EXPIRED", "TOKEN_INVALID",
 "ROLE_NOT_ALLOWED", "TLS_REQUIRED". Never put secrets (tokens, full ID numbers) in the message
@@ -19,6 +20,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from cardstation.protos.cardstation.v1 import issuance_pb2 as _issuance_pb2
+from cardstation.protos.errors import error_info  # the clients' half, re-exported
 
 DOMAIN = "cardstation.v1"
 
@@ -59,17 +61,5 @@ def abort_with(
     raise RuntimeError("abort_with_status returned")  # pragma: no cover
 
 
-def error_info(rpc_error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
-    """The ErrorInfo detail of a failed call, or None when the server sent none."""
-    try:
-        status = rpc_status.from_call(rpc_error)
-    except (ValueError, AttributeError):
-        return None
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    return None
+
+__all__ = ["DOMAIN", "PACKAGE", "ErrorInfo", "abort_with", "build_status", "error_info"]
