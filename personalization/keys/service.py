@@ -1,6 +1,6 @@
 """Key services: where the station gets cryptograms for a card, never the keys themselves.
 
-Two implementations behind one interface:
+Two implementations of the key-service port (personalization/ports/keys.py):
 - `PsamKeyService`: a PSAM (reader-side key module) in a PC/SC reader; production path of
   2nd-generation personalization, and the PSAM simulator on the second vpcd slot in tests.
 - `SoftwareKeyService`: computes with the TEST master keys of `scheme`; it refuses to exist
@@ -12,11 +12,15 @@ Neither logs inputs or outputs; the APDU trace masks the PSAM's data and answers
 from __future__ import annotations
 
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 
 from cardstation.drivers.pcsc.psam import KEY_STK, Psam, diversification_data
 from cardstation.drivers.pcsc.transport import ApduTransport
+from cardstation.personalization.ports.keys import (
+    KeyService,
+    KeyServiceError,
+    KeyServiceUnavailable,
+)
 
 from .scheme import (
     EXT_AUTH_KEY_IDS,
@@ -37,36 +41,6 @@ _PSAM_SELECTOR = {
     for key_id, usage in EXT_AUTH_KEY_IDS.items()
     if usage in _SELECTOR_OF_USAGE
 }
-
-
-class KeyServiceError(RuntimeError):
-    """The key service cannot produce what was asked (refused, unreachable, unknown key)."""
-
-
-class KeyServiceUnavailable(KeyServiceError):
-    """The key service cannot be reached (network, TLS, no answer): try again later."""
-
-
-class KeyService(ABC):
-    """Cryptograms for one card: `city6` = first 6 hex digits of its 卡识别码."""
-
-    @abstractmethod
-    def external_auth(self, key_id: int, atr: bytes, city6: str, challenge: bytes,
-                      algorithm: int, *, context: Mapping[str, str] | None = None) -> bytes:
-        """The 16-byte data field of `00 82 00 <key_id> 10`. `context`: what the station knows
-        of the card (card_id_code, decoded holder items) for a service that asks for it (the
-        HSM); a PSAM and the software service ignore it."""
-
-    @abstractmethod
-    def unblock_mac(self, atr: bytes, city6: str, challenge: bytes, algorithm: int) -> bytes:
-        """The 4-byte MAC of `84 24 00 00 04`."""
-
-    def pinpad_kek(self) -> bytes:
-        """The key-encryption key the PIN pad's session keys are wrapped under."""
-        raise KeyServiceError("this key service holds no PIN pad key: configure one")
-
-    def close(self) -> None:
-        return None
 
 
 def _test_pinpad_kek() -> bytes:
@@ -168,3 +142,7 @@ class PsamKeyService(KeyService):
                     pass
             self._transport = None
             self._psam = None
+
+# the port's names, re-exported for the callers that import them from here
+__all__ = ["KeyService", "KeyServiceError", "KeyServiceUnavailable", "PsamKeyService",
+           "SoftwareKeyService"]
