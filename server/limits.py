@@ -87,6 +87,7 @@ FIELD_LIMITS: dict[str, FieldLimit] = {
     "expiry_date": _CODE,
     "photo_jpeg": FieldLimit(PHOTO_MAX_BYTES, "PHOTO_TOO_LARGE", "a photo is at most 70 KB"),
     "ids": FieldLimit(1000, what="return ids"),
+    "lane": FieldLimit(32, what="a printer's name"),
 }
 #: A field the table does not name (a new one): still bounded.
 DEFAULT_LIMIT = FieldLimit(256)
