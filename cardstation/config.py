@@ -62,6 +62,7 @@ client_roles = ""           # "console-01=operator,hub=upstream" for mTLS caller
 audit_log = ""              # default <data_dir>/audit.jsonl
 audit_key = ""              # HMAC key of the audit chain, 0600; default <data_dir>/audit.key
 metrics_listen = "127.0.0.1:9464"  # /metrics for Prometheus ("" = off); TLS off loopback
+max_streams = 5000          # watch streams held at once (consoles, upstream watchers)
 ```
 Errors name the file, the key and what is wrong; unknown keys are errors (a typo must not fall
 back to a default silently).
@@ -180,6 +181,7 @@ class ServerSection:
     audit_log: str = ""  # default: <data_dir>/audit.jsonl
     audit_key: str = ""  # default: <data_dir>/audit.key (created 0600 on first start)
     metrics_listen: str = "127.0.0.1:9464"  # /metrics for Prometheus ("" = off; TLS off loopback)
+    max_streams: int = 5000  # watch streams held at once; one more is refused at once
 
 
 @dataclass(frozen=True)
@@ -386,6 +388,9 @@ def check_values(config: Config) -> list[str]:
                                  ("metrics_listen", config.server.metrics_listen, False)):
         if (value or required) and not _host_port(value):
             problems.append(f"[server] {key} {value!r} is not host:port (e.g. 127.0.0.1:50051)")
+    if not 1 <= config.server.max_streams <= 20000:
+        problems.append("[server] max_streams must be 1 to 20000 (each open watch stream holds "
+                        "a worker)")
     if config.station.min_free_mb < 0:
         problems.append("[station] min_free_mb must be 0 or more")
     if not 0 < config.window.pin_timeout <= 600:

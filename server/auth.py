@@ -48,7 +48,7 @@ from typing import Any
 import grpc
 
 from cardstation.server.audit import AuditLog
-from cardstation.server.errors import PACKAGE, abort_with
+from cardstation.server.errors import ABORTED_WITH, PACKAGE, abort_with
 from cardstation.server.tls import is_loopback
 
 log = logging.getLogger(__name__)
@@ -345,6 +345,8 @@ def _status_name(context: grpc.ServicerContext, error: BaseException | None) -> 
         for status in grpc.StatusCode:
             if status.value[0] == code:
                 return status.name
+    if error is not None and ABORTED_WITH.get():  # a context that cannot say its code
+        return ABORTED_WITH.get()
     return "UNKNOWN" if error is not None else "OK"
 
 
@@ -492,6 +494,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
                              ) -> Callable[[Any, grpc.ServicerContext], Any]:
         def handler(request: Any, context: grpc.ServicerContext) -> Any:
             req = request if not isinstance(request, Iterator) else None
+            ABORTED_WITH.set("")  # a worker thread's context outlives its calls
             identity = self._admit(policy, req, context)
             # The worker thread runs this call to its end, so setting and resetting the
             # identity in its context is enough (no copy of the context per call).

@@ -74,15 +74,28 @@ class Event:
     lane: str = ""  # the printer the job's card is in, once fed
 
 
+#: Where a job's events go: called with each event, None for "look again" (the server stops).
+JobEventSink = Callable[["Event | None"], None]
+
+
 class EventBus:
-    """Per-issuance subscribers; also keeps the last events of each job for late watchers."""
+    """Per-issuance subscribers (sinks: a queue's put, or a hand-over to an event loop)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subscribers: dict[str, list[queue.Queue[Event]]] = collections.defaultdict(list)
+        self._subscribers: dict[str, list[JobEventSink]] = collections.defaultdict(list)
         self._station_subscribers: list[queue.Queue[None]] = []
         #: told every event as it is published (the metrics), on the publishing thread
         self.listeners: list[Callable[[Event], None]] = []
+        #: told whenever the station picture may have changed (the watch broadcast)
+        self.station_listeners: list[Callable[[], None]] = []
+
+    def _station_changed(self) -> None:
+        for listener in self.station_listeners:
+            try:
+                listener()
+            except Exception:  # an observer never stops a job
+                log.exception("station listener failed")
 
     def publish(self, event: Event) -> None:
         for listener in self.listeners:
@@ -90,27 +103,39 @@ class EventBus:
                 listener(event)
             except Exception:  # an observer never stops a job
                 log.exception("event listener failed")
+        self._station_changed()
         with self._lock:
             targets = list(self._subscribers.get(event.issuance_id, ()))
             station = list(self._station_subscribers)
-        for q in targets:
-            q.put(event)
+        for sink in targets:
+            try:
+                sink(event)
+            except Exception:  # a watcher never stops a job
+                log.exception("event sink failed")
         for sq in station:
             sq.put(None)
 
-    def subscribe(self, issuance_id: str) -> queue.Queue[Event]:
-        q: queue.Queue[Event] = queue.Queue()
+    def subscribe_sink(self, issuance_id: str, sink: JobEventSink) -> JobEventSink:
         with self._lock:
-            self._subscribers[issuance_id].append(q)
-        return q
+            self._subscribers[issuance_id].append(sink)
+        return sink
 
-    def unsubscribe(self, issuance_id: str, q: queue.Queue[Event]) -> None:
+    def unsubscribe_sink(self, issuance_id: str, sink: JobEventSink) -> None:
         with self._lock:
             subscribers = self._subscribers.get(issuance_id, [])
-            if q in subscribers:
-                subscribers.remove(q)
+            if sink in subscribers:
+                subscribers.remove(sink)
             if not subscribers:
                 self._subscribers.pop(issuance_id, None)
+
+    def subscribe(self, issuance_id: str) -> queue.Queue[Event | None]:
+        """A queue of the job's events; None in it means "look again" (the server stops)."""
+        q: queue.Queue[Event | None] = queue.Queue()
+        self.subscribe_sink(issuance_id, q.put)
+        return q
+
+    def unsubscribe(self, issuance_id: str, q: queue.Queue[Event | None]) -> None:
+        self.unsubscribe_sink(issuance_id, q.put)
 
     def subscribe_station(self) -> queue.Queue[None]:
         q: queue.Queue[None] = queue.Queue()
@@ -124,10 +149,18 @@ class EventBus:
                 self._station_subscribers.remove(q)
 
     def notify_station(self) -> None:
+        self._station_changed()
         with self._lock:
             station = list(self._station_subscribers)
         for sq in station:
             sq.put(None)
+
+    def wake_all(self) -> None:
+        """Every job watcher looks again now (the server is stopping)."""
+        with self._lock:
+            sinks = [sink for sinks in self._subscribers.values() for sink in sinks]
+        for sink in sinks:
+            sink(None)
 
 
 @dataclass
@@ -286,6 +319,7 @@ class StationRuntime:
         """The server is stopping: watch streams end now instead of at the grace period."""
         self.closing.set()
         self.events.notify_station()
+        self.events.wake_all()
 
     def park(self) -> None:
         """Every lane stops after the step in progress (already committed)."""

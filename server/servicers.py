@@ -6,12 +6,12 @@ Errors are status codes with a google.rpc.ErrorInfo whose reason is stable and m
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
-import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
 import grpc
@@ -54,9 +54,18 @@ from cardstation.protos.cardstation.v1 import (
 )
 
 from . import limits
+from .aio import checked
 from .auth import current_identity
 from .errors import abort_with
-from .runtime import VERSION, LaneRunner, LaneSnapshot, StationRuntime, StationSnapshot
+from .runtime import (
+    VERSION,
+    Event,
+    LaneRunner,
+    LaneSnapshot,
+    StationRuntime,
+    StationSnapshot,
+)
+from .streams import StationBroadcast, StreamGate, enter_stream
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -122,6 +131,16 @@ def _fail(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
         abort_fault(context, Fault("INVALID_ARGUMENT", str(exc), "correct the request"),
                     grpc.StatusCode.INVALID_ARGUMENT, **named)
     abort_fault(context, fault_of(exc))
+
+
+def station_broadcast(runtime: StationRuntime) -> StationBroadcast:
+    """The WatchStation message, built once per change for every watcher; it stops with the
+    server (runtime.closing)."""
+    broadcast = StationBroadcast(
+        lambda: spb.WatchStationResponse(station=station_to_proto(runtime, runtime.snapshot)),
+        stopping=runtime.closing)
+    runtime.events.station_listeners.append(broadcast.changed)
+    return broadcast.start()
 
 
 def _end_if_stopping(runtime: StationRuntime, context: grpc.ServicerContext) -> None:
@@ -286,8 +305,9 @@ def _png(image: Any) -> bytes:
 
 
 class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
-    def __init__(self, runtime: StationRuntime) -> None:
+    def __init__(self, runtime: StationRuntime, streams: StreamGate | None = None) -> None:
         self.rt = runtime
+        self.streams = streams or StreamGate()
 
     def _get(self, context: grpc.ServicerContext, issuance_id: str) -> Issuance:
         if not issuance_id:
@@ -397,44 +417,66 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
             issuances=[self._proto(i) for i in page],
             next_page_token=page[-1].id if more and page else "")
 
-    def WatchIssuance(self, request, context) -> Iterator[ipb.WatchIssuanceResponse]:
-        issuance = self._get(context, request.id)
-        subscription = self.rt.events.subscribe(issuance.id)
+    async def WatchIssuance(self, request, context) -> AsyncIterator[ipb.WatchIssuanceResponse]:
+        """A coroutine on the server's loop: the job's past events, then each new one as it
+        is published. It keeps no journal row (nor the photo) while it waits."""
+        issuance_id = await checked(context, lambda ctx: self._get(ctx, request.id).id,
+                                    in_thread=True)
+        await enter_stream(self.streams, context)
         try:
-            past = self.rt.journal.events(issuance.id)
-            current = self.rt.journal.get(issuance.id)
-            finished = current.state in (State.DONE, State.REJECTED, State.FAILED)
-            last_at = past[-1].at if past else 0.0
-            lane = ""
-            for n, recorded in enumerate(past):
-                data = recorded.data
-                lane = str(data.get("lane") or lane)  # recorded with the feed
-                final = finished and n == len(past) - 1  # the last one closes the stream
-                yield self._event(issuance.id, recorded.to_state.value, recorded.reason or
-                                  _DEFAULT_MESSAGES.get(recorded.to_state.value, ""),
-                                  recorded.at, final, str(data.get("reason_code", "")),
-                                  str(data.get("remedy", "")), data.get("actions") or [],
-                                  recorded.to_state is State.DONE, lane)
-            if finished:
-                return
-            while context.is_active():
-                _end_if_stopping(self.rt, context)
+            loop = asyncio.get_running_loop()
+            inbox: asyncio.Queue[Event | None] = asyncio.Queue()
+
+            def hand_over(event: Event | None) -> None:  # from the publishing thread
                 try:
-                    event = subscription.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                if event.at <= last_at:
-                    continue
-                problem = event.fault
-                yield self._event(event.issuance_id, event.state, event.message, event.at,
-                                  event.final, problem.code if problem else "",
-                                  problem.remedy if problem else "",
-                                  [a.value for a in problem.actions] if problem else [],
-                                  event.hand_over_allowed, event.lane)
-                if event.final:
+                    loop.call_soon_threadsafe(inbox.put_nowait, event)
+                except RuntimeError:  # the server's loop is closed: nobody watches any more
+                    pass
+
+            sink = self.rt.events.subscribe_sink(issuance_id, hand_over)
+            try:
+                replay, finished, last_at = await asyncio.to_thread(self._replay, issuance_id)
+                for item in replay:
+                    yield item
+                del replay
+                if finished:
                     return
+                while True:
+                    await checked(context, lambda ctx: _end_if_stopping(self.rt, ctx))
+                    event = await inbox.get()  # None: look again (the server stops)
+                    if event is None or event.at <= last_at:
+                        continue
+                    problem = event.fault
+                    yield self._event(event.issuance_id, event.state, event.message, event.at,
+                                      event.final, problem.code if problem else "",
+                                      problem.remedy if problem else "",
+                                      [a.value for a in problem.actions] if problem else [],
+                                      event.hand_over_allowed, event.lane)
+                    if event.final:
+                        return
+            finally:
+                self.rt.events.unsubscribe_sink(issuance_id, sink)
         finally:
-            self.rt.events.unsubscribe(issuance.id, subscription)
+            self.streams.leave()
+
+    def _replay(self, issuance_id: str) -> tuple[list[ipb.WatchIssuanceResponse], bool, float]:
+        """(the job's recorded events as responses, whether it has finished, the last one's
+        time), read from the journal (on a worker thread)."""
+        past = self.rt.journal.events(issuance_id)
+        finished = self.rt.journal.get(issuance_id).state in (State.DONE, State.REJECTED,
+                                                               State.FAILED)
+        lane = ""
+        replay = []
+        for n, recorded in enumerate(past):
+            data = recorded.data
+            lane = str(data.get("lane") or lane)  # recorded with the feed
+            final = finished and n == len(past) - 1  # the last one closes the stream
+            replay.append(self._event(issuance_id, recorded.to_state.value, recorded.reason
+                                      or _DEFAULT_MESSAGES.get(recorded.to_state.value, ""),
+                                      recorded.at, final, str(data.get("reason_code", "")),
+                                      str(data.get("remedy", "")), data.get("actions") or [],
+                                      recorded.to_state is State.DONE, lane))
+        return replay, finished, past[-1].at if past else 0.0
 
     @staticmethod
     def _event(issuance_id: str, state: str, message: str, at: float, final: bool,
@@ -573,10 +615,13 @@ class StationServicer(station_pb2_grpc.StationServiceServicer):
     # the queue figures, which cost two journal queries, may be up to this old.
     CACHE_SECONDS = 0.25
 
-    def __init__(self, runtime: StationRuntime) -> None:
+    def __init__(self, runtime: StationRuntime, streams: StreamGate | None = None,
+                 broadcast: StationBroadcast | None = None) -> None:
         self.rt = runtime
         self._cache_lock = threading.Lock()
         self._cached: tuple[float, object, spb.GetStationResponse] | None = None
+        self.streams = streams or StreamGate()
+        self.broadcast = broadcast or station_broadcast(runtime)
 
     def GetStation(self, request, context):
         now = time.monotonic()
@@ -596,24 +641,23 @@ class StationServicer(station_pb2_grpc.StationServiceServicer):
         response.caller_name, response.caller_role = caller.name, caller.role.value
         return response
 
-    def WatchStation(self, request, context):
-        interval = limits.watch_interval(request.interval_seconds)
-        changes = self.rt.events.subscribe_station()
-        context.add_callback(lambda: changes.put(None))  # the call ended: stop waiting now
+    async def WatchStation(self, request, context):
+        """A coroutine on the server's loop, handed the broadcast's message at each change (as
+        it happens: `interval_seconds` is checked but no longer paces anything)."""
+        limits.watch_interval(request.interval_seconds)
+        await enter_stream(self.streams, context)
         try:
-            last = None
-            while context.is_active():
-                _end_if_stopping(self.rt, context)
-                message = station_to_proto(self.rt, self.rt.snapshot)
-                if message != last:
-                    yield spb.WatchStationResponse(station=message)
-                    last = message
-                try:
-                    changes.get(timeout=interval)
-                except queue.Empty:
-                    pass
+            seen = -1
+            while True:
+                await checked(context, lambda ctx: _end_if_stopping(self.rt, ctx))
+                version, message = self.broadcast.current()
+                if version != seen and message is not None:
+                    seen = version
+                    yield message  # the one message every watcher is handed
+                    continue  # look again before waiting: a change may have come meanwhile
+                await self.broadcast.signal.wait()
         finally:
-            self.rt.events.unsubscribe_station(changes)
+            self.streams.leave()
 
     def _lane(self, context: grpc.ServicerContext, name: str) -> LaneRunner:
         """The printer a maintenance call names; "" names the only one."""

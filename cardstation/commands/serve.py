@@ -148,7 +148,8 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
         if tls:
             credentials = server_credentials(config.server.tls_cert, config.server.tls_key,
                                              config.server.client_ca or None)
-        server, port = build_server(runtime, listen, credentials, [interceptor])
+        server, port = build_server(runtime, listen, credentials, [interceptor],
+                                    max_streams=config.server.max_streams)
         running = RunningServer(server, port, runtime, stack, sim)
         if metrics_listen:
             running.metrics_port = _serve_metrics(runtime, metrics_listen, config, stack)
