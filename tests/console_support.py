@@ -25,7 +25,8 @@ def console_station(folder: Path, readers: tuple[str, ...], blank_cards: int = 4
     from cardstation.console_thread import ConsoleThread
     from cardstation.drivers.pcsc.readers import PcscContext
     from cardstation.pcscd import ensure_running
-    from cardstation.server.auth import Role, TokenStore
+    from cardstation.server.auth.identity import Role
+    from cardstation.server.auth.tokens import TokenStore
 
     ensure_running()
     with PcscContext() as pcsc:

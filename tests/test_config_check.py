@@ -15,7 +15,8 @@ from cardstation.cli import main
 from cardstation.config_check import check_file
 from cardstation.personalization.cms import CmsClient
 from cardstation.personalization.ports.cms import CmsNotAuthorized, CmsSettings, CmsUnavailable
-from cardstation.server.auth import Role, TokenStore
+from cardstation.server.auth.identity import Role
+from cardstation.server.auth.tokens import TokenStore
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.simulators.cms.server import CmsSimulator
 from tests.certs import TestCA

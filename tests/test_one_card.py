@@ -339,7 +339,8 @@ def test_serve_without_a_printer_serves_not_serving_and_recovers(tmp_path: Path)
         pcsc_ready.close()
         port = int(sim.server.address.rsplit(":", 1)[1])
         sim.server.close()  # the printer is "unplugged" when the station starts
-        from cardstation.server.auth import Role, TokenStore
+        from cardstation.server.auth.identity import Role
+        from cardstation.server.auth.tokens import TokenStore
 
         store = TokenStore()
         token, _ = store.issue("window-1", Role.OPERATOR, ttl_seconds=3600)

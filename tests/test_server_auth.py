@@ -29,16 +29,14 @@ from cardstation.protos.cardstation.v1 import (
     window_pb2,
     window_pb2_grpc,
 )
-from cardstation.server.auth import (
-    METHOD_ROLES,
-    STATE_CHANGING,
-    AuthError,
+from cardstation.server.auth.identity import AuthError, Role
+from cardstation.server.auth.interceptor import (
     AuthInterceptor,
-    Role,
-    TokenStore,
     _peer_is_loopback,
     current_identity,
 )
+from cardstation.server.auth.policy import METHOD_ROLES, STATE_CHANGING
+from cardstation.server.auth.tokens import TokenStore
 from cardstation.server.errors import abort_with, error_info
 
 ID_NUMBER = "11010519491231002X"

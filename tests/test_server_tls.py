@@ -9,7 +9,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cardstation.server.auth import AuthInterceptor, Role, TokenStore
+from cardstation.server.auth.identity import Role
+from cardstation.server.auth.interceptor import AuthInterceptor
+from cardstation.server.auth.tokens import TokenStore
 from cardstation.server.tls import (
     CredentialsFileError,
     InsecureListenError,
