@@ -19,7 +19,7 @@ from cardstation.server.auth.identity import Role
 from cardstation.server.auth.tokens import TokenStore
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.simulators.cms.server import CmsSimulator
-from tests.certs import TestCA
+from tests.support.certs import TestCA
 
 
 def test_every_problem_is_listed_at_once(tmp_path) -> None:

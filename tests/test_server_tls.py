@@ -21,8 +21,8 @@ from cardstation.server.tls import (
     server_credentials,
     split_host_port,
 )
-from tests.certs import TestCA
-from tests.test_server_auth import Harness, call, expect_error
+from tests.support.auth_harness import Harness, call, expect_error
+from tests.support.certs import TestCA
 
 M_CREATE = "/cardstation.v1.IssuanceService/CreateIssuance"
 M_RESET = "/cardstation.v1.StationService/ResetPrinter"
