@@ -24,7 +24,8 @@ from typing import Any
 
 import grpc
 
-from .auth import _IDENTITY, AuthInterceptor, _status_name, is_open_method
+from .auth.interceptor import _IDENTITY, AuthInterceptor, _status_name
+from .auth.policy import is_open_method
 from .guard import RequestGuard, _tolerant, check
 
 

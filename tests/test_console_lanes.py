@@ -9,9 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from cardstation.simulators.station import ENCODER_READERS
-from tests.conftest import PSAM_READER
-from tests.console_support import CHROMIUM, CHROMIUM_ARGS, console_station
-from tests.test_console_browser import login, shot
+from tests.support.console import CHROMIUM, CHROMIUM_ARGS, console_station, login, shot
+from tests.support.pcsc import PSAM_READER
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.browser]
 

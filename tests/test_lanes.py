@@ -26,7 +26,7 @@ from cardstation.personalization.journal import Issuance, State
 from cardstation.simulated import WiredSimulatedStation
 from cardstation.simulators.printer.cards import SimPosition
 from cardstation.simulators.station import ENCODER_READERS
-from tests.conftest import PSAM_READER
+from tests.support.pcsc import PSAM_READER
 
 CARDS = 30
 

@@ -26,7 +26,7 @@ from cardstation.protos.cardstation.v1 import window_pb2 as wpb
 from cardstation.server import limits
 from cardstation.server.errors import error_info
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER, example_applicant
-from tests.served_support import served_station
+from tests.support.served import served_station
 
 pytestmark = pytest.mark.pcscd
 

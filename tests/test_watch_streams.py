@@ -18,7 +18,7 @@ from cardstation.config import Config
 from cardstation.protos.cardstation.v1 import station_pb2 as spb
 from cardstation.protos.cardstation.v1 import station_pb2_grpc
 from cardstation.protos.errors import error_info
-from tests.conftest import ENCODER_READER, PSAM_READER
+from tests.support.pcsc import ENCODER_READER, PSAM_READER
 
 CAP = 4
 

@@ -1,5 +1,6 @@
 """What the browser tests share: a simulated station with operator and upstream tokens and
-the console in front of it, Debian's chromium, screenshots."""
+the console in front of it, Debian's chromium and its `page` fixture (on the requesting
+module's `station` fixture), logging in, screenshots."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cardstation.config import Config
 from cardstation.console_thread import CHROMIUM, CHROMIUM_ARGS
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SHOTS", "console_station"]
-SHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SHOTS", "console_station", "login", "page", "shot"]
+SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
 @contextmanager
@@ -25,7 +28,8 @@ def console_station(folder: Path, readers: tuple[str, ...], blank_cards: int = 4
     from cardstation.console_thread import ConsoleThread
     from cardstation.drivers.pcsc.readers import PcscContext
     from cardstation.pcscd import ensure_running
-    from cardstation.server.auth import Role, TokenStore
+    from cardstation.server.auth.identity import Role
+    from cardstation.server.auth.tokens import TokenStore
 
     ensure_running()
     with PcscContext() as pcsc:
@@ -55,3 +59,39 @@ def console_station(folder: Path, readers: tuple[str, ...], blank_cards: int = 4
         with PcscContext() as pcsc:
             for reader in readers:
                 pcsc.wait_for_removal(reader, timeout=10)
+
+
+@pytest.fixture
+def page(station: Any) -> Iterator[object]:
+    """Headless chromium on the requesting module's `station`; `.errors` collects the
+    page's console errors."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.errors = errors  # type: ignore[attr-defined]
+        yield page
+        browser.close()
+
+
+def shot(page: Any, name: str) -> None:
+    """A full-page screenshot, var/screenshots/NAME.png (a test artefact)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def login(page: Any, running: Any) -> None:
+    """Log in with the operator token; returns once the lookup form has the focus."""
+    page.goto(running.console_url + "/")
+    assert page.url.endswith("/login")  # no session: the login page
+    page.wait_for_selector("#token:focus")  # autofocus: the operator just types
+    page.keyboard.type(running.token)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("body[data-ready] #id_number:focus")
+    # htmx has taken the form (else Enter submits it as a plain form)
+    page.wait_for_function("() => !!document.querySelector('#lookup')['htmx-internal-data']")
