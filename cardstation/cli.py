@@ -18,6 +18,7 @@ from cardstation import __version__
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES = (
     "validate",
+    "photo",
     "run",
     "serve",
     "client",
