@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "client",
     "console",
     "window",
+    "intake",
     "audit",
     "configure",
     "doctor",

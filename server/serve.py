@@ -10,6 +10,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cardstation.protos.cardstation.v1 import (
+    intake_pb2,
+    intake_pb2_grpc,
     issuance_pb2,
     issuance_pb2_grpc,
     returns_pb2,
@@ -22,6 +24,7 @@ from cardstation.protos.cardstation.v1 import (
 
 from . import limits
 from .guard import RequestGuard
+from .intake_servicer import IntakeServicer
 from .runtime import StationRuntime, StationSnapshot
 from .servicers import IssuanceServicer, ReturnServicer, StationServicer
 from .window_servicer import WindowServicer
@@ -31,6 +34,7 @@ SERVICE_NAMES = (
     station_pb2.DESCRIPTOR.services_by_name["StationService"].full_name,
     returns_pb2.DESCRIPTOR.services_by_name["ReturnService"].full_name,
     window_pb2.DESCRIPTOR.services_by_name["WindowService"].full_name,
+    intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name,
 )
 # Streams (WatchIssuance, WatchStation) hold a thread each; size the pool for the many
 # consoles and upstream watchers a county centre has, plus headroom for unary calls.
@@ -72,7 +76,9 @@ def build_server(
     issuance_pb2_grpc.add_IssuanceServiceServicer_to_server(IssuanceServicer(runtime), server)
     station_pb2_grpc.add_StationServiceServicer_to_server(StationServicer(runtime), server)
     returns_pb2_grpc.add_ReturnServiceServicer_to_server(ReturnServicer(runtime), server)
-    window_pb2_grpc.add_WindowServiceServicer_to_server(WindowServicer(runtime), server)
+    window = WindowServicer(runtime)
+    window_pb2_grpc.add_WindowServiceServicer_to_server(window, server)
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(runtime, window), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     update = _health_updater(health_servicer)

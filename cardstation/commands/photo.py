@@ -45,11 +45,11 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
 
 def _normalise(data: bytes, out: Path, config: Config, *, whiten: bool) -> int:
-    from cardstation.personalization.photo import PhotoRefused, normalise_file
-    from cardstation.photo_config import photo_spec
+    from cardstation.personalization.photo import PhotoRefused, normalise_file, photo_spec
 
+    spec = photo_spec(config.photo.min_kb, config.photo.max_kb)
     try:
-        photo = normalise_file(data, photo_spec(config), whiten_background=whiten)
+        photo = normalise_file(data, spec, whiten_background=whiten)
     except PhotoRefused as refused:
         emit({"ok": False, "code": refused.code, "cause": refused.fault.cause,
               "remedy": refused.fault.remedy})
