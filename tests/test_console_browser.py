@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -25,20 +26,27 @@ def station(tmp_path) -> Iterator[tuple[object, str]]:
         yield running, running.token
 
 
-@pytest.fixture
-def page(station) -> Iterator[object]:
+@contextmanager
+def browser_page(extra_args: tuple[str, ...] = (), height: int = 900) -> Iterator[object]:
+    """A page of Debian's chromium (headless) whose console errors are kept (`page.errors`)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+                                    args=[*CHROMIUM_ARGS, *extra_args])
+        context = browser.new_context(viewport={"width": 1280, "height": height})
         page = context.new_page()
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.errors = errors  # type: ignore[attr-defined]
         yield page
         browser.close()
+
+
+@pytest.fixture
+def page(station) -> Iterator[object]:
+    with browser_page() as opened:
+        yield opened
 
 
 def shot(page, name: str) -> None:
