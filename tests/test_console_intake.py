@@ -157,6 +157,20 @@ def test_collect_make_hand_over_lose_lift_and_replace(station, page, tmp_path: P
     page.select_option("#person_status", "在职")
     page.select_option("#hukou_type", "城镇")
     page.select_option("#bank_name", "中国银行")
+    # a file: too large is refused in the page; a portrait file is normalised
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (700, 700, 3), dtype=np.uint8)
+                    ).save(big)
+    page.set_input_files("#picture-file", str(big))
+    assert "太大" in page.inner_text("#photo-result .fault[data-code=PICTURE_TOO_LARGE]")
+    portrait = tmp_path / "portrait.jpg"
+    frame, _, _ = photo_set.place(photo_set.backdrop((640, 480), (246, 246, 246),
+                                                     random.Random(9)), 1.4, -4, (300, 200))
+    Image.fromarray(frame).save(portrait, quality=90)
+    page.set_input_files("#picture-file", str(portrait))
+    page.wait_for_selector("#photo-preview", timeout=30_000)
+    # the camera's frame: the photo the operator confirms
+    page.evaluate("document.getElementById('photo-result').innerHTML = ''")
     page.click("#snap")
     page.wait_for_selector("#photo-preview", timeout=30_000)
     shot(page, "intake-photo")

@@ -71,8 +71,19 @@ function csrfToken() {
   try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || ""; }
   catch (e) { return ""; }
 }
+// The API takes a request of at most 1 MiB: a larger file is refused here, in the operator's
+// words (the result's data-too-large), before it is sent.
+var PICTURE_MAX_BYTES = 1000000;
 function sendPicture(blob) {
   var result = document.getElementById("photo-result");
+  if (blob.size > PICTURE_MAX_BYTES) {
+    var note = document.createElement("p");
+    note.className = "fault";
+    note.dataset.code = "PICTURE_TOO_LARGE";
+    note.textContent = result.dataset.tooLarge || "";
+    result.replaceChildren(note);
+    return;
+  }
   var form = new FormData();
   form.append("picture", blob, "picture");
   if (document.getElementById("whiten").checked) { form.append("whiten", "1"); }
