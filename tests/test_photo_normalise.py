@@ -191,3 +191,17 @@ def test_a_hit_on_the_holders_clothes_is_not_a_second_face() -> None:
     face = Box(190, 165, 145, 145)
     assert _on_torso(Box(173, 490, 60, 60), face)  # seen on the set: a fold of the suit
     assert not _on_torso(Box(420, 170, 130, 130), face)  # someone beside the holder
+
+
+def test_whitening_keeps_the_exposure_the_grey_wall_called_for() -> None:
+    from cardstation.personalization.photo import decode
+    from cardstation.personalization.photo.background import face_luma
+    from cardstation.personalization.photo.head import Box
+
+    picture, _, _ = photo_set.place(_plain(colour=(196, 196, 196)), 1.4, 0, (320, 200))
+    plain, whitened = normalise(picture), normalise(picture, whiten_background=True)
+    scale = plain.scale
+    face = Box((plain.face.x - plain.crop.x) * scale, (plain.face.y - plain.crop.y) * scale,
+               plain.face.w * scale, plain.face.h * scale)
+    lit, white = face_luma(decode(plain.jpeg), face), face_luma(decode(whitened.jpeg), face)
+    assert plain.background.gain > 1.2 and abs(white / lit - 1) < 0.05, (lit, white)

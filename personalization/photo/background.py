@@ -81,6 +81,18 @@ def apply_gain(photo: np.ndarray, gain: float) -> np.ndarray:
     return cv2.convertScaleAbs(photo, alpha=gain)
 
 
+def _gain(figures: Background) -> float:
+    return min(MAX_GAIN, max(1.0, TARGET_LUMA / max(figures.luma, 1.0)))
+
+
+def exposure_gain(photo: np.ndarray) -> float:
+    """The gain `level` would give a plain background (1 for a patterned one): what a photo
+    about to be whitened needs so that its face is exposed as it would be before a white wall."""
+    figures = measure(photo)
+    plain = figures.luma_std <= MAX_LUMA_STD and figures.block_spread <= MAX_BLOCK_SPREAD
+    return _gain(figures) if plain else 1.0
+
+
 def level(photo: np.ndarray, face: Box) -> tuple[np.ndarray, Background]:
     """The photo with its exposure brought to a white background, and the background figures;
     refuses a background that is patterned, a face too dark even after the gain, and a
@@ -91,7 +103,7 @@ def level(photo: np.ndarray, face: Box) -> tuple[np.ndarray, Background]:
                            f"luma spread {before.luma_std:.0f} (at most {MAX_LUMA_STD:.0f}), "
                            f"between areas {before.block_spread:.0f} (at most "
                            f"{MAX_BLOCK_SPREAD:.0f})")
-    gain = min(MAX_GAIN, max(1.0, TARGET_LUMA / max(before.luma, 1.0)))
+    gain = _gain(before)
     levelled = apply_gain(photo, gain)
     check_exposure(levelled, face)
     after = measure(levelled, gain)

@@ -89,6 +89,8 @@ def normalise(picture: np.ndarray, spec: PhotoSpec = DEFAULT_PHOTO_SPEC, *,
     local = Box((face.x - box.x) * scale, (face.y - box.y) * scale, face.w * scale,
                 face.h * scale)
     if whiten_background:
+        # the exposure first, from the wall as it was (after whitening it reads 255)
+        photo = background.apply_gain(photo, background.exposure_gain(photo))
         photo = whiten.whiten(photo, local, head.head_of(local))
     photo, figures = background.level(photo, local)
     jpeg, quality = encode.encode(photo, spec)
