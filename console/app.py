@@ -297,11 +297,12 @@ class Console:
                 else (d.fault, d.remedy)
             devices.append({"name": d.name, "status": spb.DeviceStatus.Name(d.status)
                             .removeprefix("DEVICE_STATUS_"), "cause": cause, "remedy": remedy,
-                            "address": d.address})
+                            "address": d.address, "lane": d.lane})
         problems = [self.fault_view(session, p.reason_code, p.cause, p.remedy)
                     for p in station.problems]
         return self.templates.get_template("station.html").render(
-            _=tr.gettext, station=station, devices=devices, problems=problems)
+            _=tr.gettext, station=station, devices=devices, problems=problems,
+            several=len(station.lanes) > 1)
 
     async def station_events(self, request: Request) -> Response:
         session = self._session(request)
@@ -311,14 +312,15 @@ class Console:
                        lambda reply: self._station_html(session, reply.station))
 
     async def maintain(self, request: Request) -> Response:
-        session, _ = await self._checked(request)
+        session, form = await self._checked(request)
         if session is None:
             return _forbidden()
         action = request.path_params["action"]
         if action not in ("CALIBRATE_RIBBON_SENSOR", "CLEAN_CARD_PATH", "RESET_PRINTER"):
             return Response("unknown action", status_code=404)
+        lane = str(form.get("lane", "")).strip()[:32]  # the printer, at a station with several
         try:
-            await _thread(self.api.maintain, session.token, action)
+            await _thread(self.api.maintain, session.token, action, lane)
             station = await _thread(self.api.get_station, session.token)
         except ApiError as exc:
             return self.error(session, exc)

@@ -156,11 +156,14 @@ class StationApi(IntakeCalls):
         return self._unary(self.returns.RetryReturns, rpb.RetryReturnsRequest(ids=ids),
                            token).scheduled
 
-    def maintain(self, token: str, action: str) -> spb.PrinterCondition:
+    def maintain(self, token: str, action: str, lane: str = "") -> spb.PrinterCondition:
+        """A maintenance step on a printer ("" names the only one)."""
         calls = {"CALIBRATE_RIBBON_SENSOR": (self.station.CalibrateRibbonSensor,
-                                             spb.CalibrateRibbonSensorRequest()),
-                 "CLEAN_CARD_PATH": (self.station.CleanCardPath, spb.CleanCardPathRequest()),
-                 "RESET_PRINTER": (self.station.ResetPrinter, spb.ResetPrinterRequest())}
+                                             spb.CalibrateRibbonSensorRequest(lane=lane)),
+                 "CLEAN_CARD_PATH": (self.station.CleanCardPath,
+                                     spb.CleanCardPathRequest(lane=lane)),
+                 "RESET_PRINTER": (self.station.ResetPrinter,
+                                   spb.ResetPrinterRequest(lane=lane))}
         method, request = calls[action]
         return self._unary(method, request, token).printer
 

@@ -118,6 +118,9 @@ CATALOGUE: dict[str, Fault] = {f.code: f for f in (
           "if the applicant still needs it", (Action.REMAKE,)),
     Fault("STATION_BUSY_WITH_EARLIER_JOBS", "earlier jobs are waiting for the station",
           "fix what they wait for (the station picture names it); this job follows them", ()),
+    Fault("LANE_HANDOFF", "the printer could not feed the card (its chip was not touched)",
+          "nothing to do for this job: another printer of the station makes its card; fix "
+          "the first printer (the station picture names its fault)", ()),
     Fault("PRINTER_HELD_BY_FAILED_JOB", "a failed job's card may still be in the printer",
           "finish that job first (resume it or reject its card)", ()),
     Fault("KEY_SERVICE_UNAVAILABLE", "the key service (PSAM or encryption machine) does not "

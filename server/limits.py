@@ -100,6 +100,7 @@ FIELD_LIMITS: dict[str, FieldLimit] = {
     "phone": _CODE,
     "employer_code": _CODE,
     "reason": FieldLimit(500, what="free text"),
+    "lane": FieldLimit(32, what="a printer's name"),
 }
 #: A field the table does not name (a new one): still bounded.
 DEFAULT_LIMIT = FieldLimit(256)

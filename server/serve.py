@@ -46,11 +46,19 @@ def _health_updater(health_servicer: health.HealthServicer):
     not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
 
     def update(snapshot: StationSnapshot) -> None:
-        ready = {d.name: d.status in ("READY", "BUSY") for d in snapshot.devices}
+        ready = {d.name: d.status in ("READY", "BUSY") for d in snapshot.devices if not d.lane}
         for name, ok in ready.items():
             health_servicer.set(f"cardstation.{name}", serving if ok else not_serving)
-        overall = serving if ready.get("printer") and ready.get("encoder") and \
-            ready.get("journal", True) else not_serving
+        lanes_ok = []
+        for lane in snapshot.lanes:  # a printer with its encoder, each by name
+            ok = all(d.status in ("READY", "BUSY") for d in (lane.printer, lane.encoder))
+            lanes_ok.append(ok)
+            health_servicer.set(f"cardstation.printer.{lane.name}", serving if ok else not_serving)
+        # "cardstation.printer": some printer can make a card (the station keeps working)
+        health_servicer.set("cardstation.printer", serving if any(lanes_ok) else not_serving)
+        encoders = [lane.encoder.status in ("READY", "BUSY") for lane in snapshot.lanes]
+        health_servicer.set("cardstation.encoder", serving if any(encoders) else not_serving)
+        overall = serving if any(lanes_ok) and ready.get("journal", True) else not_serving
         health_servicer.set("", overall)
         for service in SERVICE_NAMES:
             health_servicer.set(service, overall)

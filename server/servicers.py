@@ -56,7 +56,7 @@ from cardstation.protos.cardstation.v1 import (
 from . import limits
 from .auth import current_identity
 from .errors import abort_with
-from .runtime import VERSION, StationRuntime, StationSnapshot
+from .runtime import VERSION, LaneRunner, LaneSnapshot, StationRuntime, StationSnapshot
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -205,7 +205,7 @@ def state_to_proto(runtime: StationRuntime, issuance: Issuance) -> int:
     queued = runtime.is_queued(issuance.id)
     if queued and issuance.state in (State.FETCHED, State.PREVIEWED):
         return ipb.ISSUANCE_STATE_QUEUED
-    if issuance.state is State.FAILED and (queued or runtime.running() == issuance.id):
+    if issuance.state is State.FAILED and (queued or runtime.is_running(issuance.id)):
         return ipb.ISSUANCE_STATE_QUEUED  # resumed: on its way out of FAILED
     return ipb.IssuanceState.Value(f"ISSUANCE_STATE_{issuance.state.value}")
 
@@ -228,7 +228,7 @@ def actions_of(runtime: StationRuntime, issuance: Issuance) -> list[ipb.Issuance
     """What moves the job on now (the console's buttons)."""
     if runtime.holds(issuance.id):
         return []  # stopped by the store: it resumes by itself once the store is back
-    if runtime.is_queued(issuance.id) or runtime.running() == issuance.id:
+    if runtime.is_queued(issuance.id) or runtime.is_running(issuance.id):
         return [_ACTIONS["CANCEL"]] if issuance.state in (State.FETCHED, State.PREVIEWED) \
             else []
     names: list[str] = []
@@ -270,6 +270,7 @@ def issuance_to_proto(runtime: StationRuntime, issuance: Issuance) -> ipb.Issuan
         reprints=int(issuance.data.get("reprints", 0)),
         remake_of=str(issuance.data.get("remake_of", "")),
         spoiled=bool(issuance.data.get("spoiled")),
+        lane=str(issuance.data.get("lane", "")),
     )
 
 
@@ -404,14 +405,16 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
             current = self.rt.journal.get(issuance.id)
             finished = current.state in (State.DONE, State.REJECTED, State.FAILED)
             last_at = past[-1].at if past else 0.0
+            lane = ""
             for n, recorded in enumerate(past):
                 data = recorded.data
+                lane = str(data.get("lane") or lane)  # recorded with the feed
                 final = finished and n == len(past) - 1  # the last one closes the stream
                 yield self._event(issuance.id, recorded.to_state.value, recorded.reason or
                                   _DEFAULT_MESSAGES.get(recorded.to_state.value, ""),
                                   recorded.at, final, str(data.get("reason_code", "")),
                                   str(data.get("remedy", "")), data.get("actions") or [],
-                                  recorded.to_state is State.DONE)
+                                  recorded.to_state is State.DONE, lane)
             if finished:
                 return
             while context.is_active():
@@ -427,7 +430,7 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
                                   event.final, problem.code if problem else "",
                                   problem.remedy if problem else "",
                                   [a.value for a in problem.actions] if problem else [],
-                                  event.hand_over_allowed)
+                                  event.hand_over_allowed, event.lane)
                 if event.final:
                     return
         finally:
@@ -436,12 +439,12 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
     @staticmethod
     def _event(issuance_id: str, state: str, message: str, at: float, final: bool,
                reason_code: str = "", remedy: str = "", actions: list[str] | None = None,
-               hand_over: bool = False) -> ipb.WatchIssuanceResponse:
+               hand_over: bool = False, lane: str = "") -> ipb.WatchIssuanceResponse:
         return ipb.WatchIssuanceResponse(event=ipb.IssuanceEvent(
             issuance_id=issuance_id, state=ipb.IssuanceState.Value(f"ISSUANCE_STATE_{state}"),
             message=message, at=timestamp(at), final=final, reason_code=reason_code,
             remedy=remedy, actions=[_ACTIONS[a] for a in actions or [] if a in _ACTIONS],
-            hand_over_allowed=hand_over))
+            hand_over_allowed=hand_over, lane=lane))
 
     def CancelIssuance(self, request, context):
         issuance = self._get(context, request.id)
@@ -506,6 +509,16 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
 _DEFAULT_MESSAGES = {"FETCHED": "application fetched from the CMS and claimed"}
 
 
+def _problem(device: str, problem: Fault, lane: str = "") -> spb.StationProblem:
+    return spb.StationProblem(device=device, reason_code=problem.code, cause=problem.cause,
+                              remedy=problem.remedy, lane=lane)
+
+
+def _supplies(lane: LaneSnapshot) -> spb.Supplies:
+    return spb.Supplies(ribbon_type=lane.ribbon_type, ribbon_remaining=lane.ribbon_remaining,
+                        ribbon_chip_present=lane.ribbon_chip_present, input_cards=-1)
+
+
 def station_to_proto(runtime: StationRuntime, snap: StationSnapshot) -> spb.Station:
     queued, running = runtime.queue_counts()
     failed = len(runtime.journal.issuances(state=State.FAILED, limit=MAX_PAGE))
@@ -513,28 +526,39 @@ def station_to_proto(runtime: StationRuntime, snap: StationSnapshot) -> spb.Stat
     pending = outbox.pending()
     refused = outbox.failed()
     oldest = min((e.created_at for e in pending), default=None)
-    held = runtime.held_by()
-    problems = list(snap.problems)
-    if held is not None:
-        problems.append(("printer", fault("PRINTER_HELD_BY_FAILED_JOB", f"job {held.id[:8]}")))
+    problems = [_problem(device, p) for device, p in snap.station_problems]
+    lanes = []
+    first_held: Issuance | None = None
+    for lane in runtime.lanes:
+        lane_snap = snap.lane(lane.name) or lane.snapshot
+        lane_problems = [_problem(device, p, lane.name) for device, p in lane_snap.problems]
+        blocker = runtime.lane_blocker(lane)
+        held = runtime.held_by(lane.name)
+        first_held = first_held or held
+        if blocker is not None and not lane_snap.problems:  # held, benched: say so too
+            lane_problems.append(_problem(lane.label("printer"), blocker, lane.name))
+        problems += lane_problems
+        lanes.append(spb.Lane(name=lane.name, model=lane.part.model, ready=blocker is None,
+                              running_issuance=runtime.running_on(lane.name) or "",
+                              held_by_issuance=held.id if held else "",
+                              supplies=_supplies(lane_snap), problems=lane_problems,
+                              print_count=lane_snap.print_count))
     return spb.Station(
         id=runtime.station.config.station.id,
         version=VERSION,
         devices=[spb.Device(name=d.name, address=d.address,
                             status=spb.DeviceStatus.Value(f"DEVICE_STATUS_{d.status}"),
                             fault=d.fault, vendor_code=d.vendor_code, remedy=d.remedy,
-                            reason_code=d.reason_code)
+                            reason_code=d.reason_code, lane=d.lane)
                  for d in snap.devices],
-        supplies=spb.Supplies(ribbon_type=snap.ribbon_type,
-                              ribbon_remaining=snap.ribbon_remaining,
-                              ribbon_chip_present=snap.ribbon_chip_present, input_cards=-1),
+        supplies=lanes[0].supplies if lanes else spb.Supplies(input_cards=-1),
         queue=spb.Queue(queued=queued, running=running, failed=failed,
                         returns_pending=len(pending), returns_failed=len(refused),
                         oldest_return_pending_seconds=int(time.time() - oldest) if oldest
-                        else 0, held_by_issuance=held.id if held else ""),
-        ready=not problems,
-        problems=[spb.StationProblem(device=device, reason_code=p.code, cause=p.cause,
-                                     remedy=p.remedy) for device, p in problems],
+                        else 0, held_by_issuance=first_held.id if first_held else ""),
+        ready=not snap.station_problems and any(lane.ready for lane in lanes),
+        problems=problems,
+        lanes=lanes,
     )
 
 
@@ -591,37 +615,56 @@ class StationServicer(station_pb2_grpc.StationServiceServicer):
         finally:
             self.rt.events.unsubscribe_station(changes)
 
-    def _maintenance(self, context: grpc.ServicerContext, action: str, **kwargs: Any) -> Any:
-        """A maintenance step on the printer. It is the remedy of printer faults, so it runs
+    def _lane(self, context: grpc.ServicerContext, name: str) -> LaneRunner:
+        """The printer a maintenance call names; "" names the only one."""
+        lanes = self.rt.lanes
+        if not name and len(lanes) == 1:
+            return lanes[0]
+        lane = self.rt.lane(name)
+        if lane is None:
+            names = ", ".join(lane.name for lane in lanes)
+            abort_fault(context, Fault("LANE_UNKNOWN", f"this station has no printer {name!r}"
+                                       if name else "this station has several printers and "
+                                       "the request names none", f"give lane, one of: {names}"),
+                        grpc.StatusCode.INVALID_ARGUMENT, field="lane")
+        return lane
+
+    def _maintenance(self, context: grpc.ServicerContext, lane_name: str, action: str,
+                     **kwargs: Any) -> Any:
+        """A maintenance step on a printer. It is the remedy of printer faults, so it runs
         while they are up; the printer's condition afterwards goes back to the caller."""
+        lane = self._lane(context, lane_name)
+        printer = lane.part.printer
         deadline = time.monotonic() + _wait_budget(context)
-        while not self.rt.printer_lock.acquire(timeout=0.5):
+        while not lane.lock.acquire(timeout=0.5):
             if time.monotonic() > deadline:
                 abort_fault(context, Fault("PRINTER_BUSY", "the printer is making a card",
                                            "try again when the card is done"),
                             grpc.StatusCode.DEADLINE_EXCEEDED)
         try:
-            result = getattr(self.rt.station.printer, action)(**kwargs)
-            condition = _printer_condition(self.rt.station.printer.status())
+            result = getattr(printer, action)(**kwargs)
+            condition = _printer_condition(printer.status())
         except PrinterFault as exc:
             abort_fault(context, fault_of(exc))
         finally:
-            self.rt.printer_lock.release()
+            lane.lock.release()
         self.rt.refresh()
         return result, condition
 
     def CalibrateRibbonSensor(self, request, context):
-        calibration, condition = self._maintenance(context, "calibrate_ribbon_sensor")
+        calibration, condition = self._maintenance(context, request.lane,
+                                                   "calibrate_ribbon_sensor")
         sensor = spb.SensorCalibration(ok=calibration.ok, offset_um=calibration.offset_um,
                                        dirt_percent=calibration.dirt_percent)
         return spb.CalibrateRibbonSensorResponse(printer=condition, calibration=sensor)
 
     def CleanCardPath(self, request, context):
-        return spb.CleanCardPathResponse(printer=self._maintenance(context, "clean_card_path")[1])
+        return spb.CleanCardPathResponse(
+            printer=self._maintenance(context, request.lane, "clean_card_path")[1])
 
     def ResetPrinter(self, request, context):
         return spb.ResetPrinterResponse(
-            printer=self._maintenance(context, "reset", soft=request.soft)[1])
+            printer=self._maintenance(context, request.lane, "reset", soft=request.soft)[1])
 
 
 class ReturnServicer(returns_pb2_grpc.ReturnServiceServicer):

@@ -18,7 +18,7 @@ SHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
 
 @contextmanager
 def console_station(folder: Path, readers: tuple[str, ...], blank_cards: int = 4,
-                    **sections: dict[str, Any]) -> Iterator[Any]:
+                    printers: int = 1, **sections: dict[str, Any]) -> Iterator[Any]:
     """`serve --simulate` with an operator token (`.token`) and an upstream one
     (`.upstream_token`), and the console in front of it (`.console_url`)."""
     from cardstation.commands.serve import start_server
@@ -39,7 +39,8 @@ def console_station(folder: Path, readers: tuple[str, ...], blank_cards: int = 4
     config = replace(config, server=replace(config.server,
                                             tokens_file=str(folder / "tokens.json")))
     running = start_server(config, "127.0.0.1:0", simulate=True, speed=0.0,
-                           blank_cards=blank_cards, folder=str(folder / "sim"))
+                           blank_cards=blank_cards, folder=str(folder / "sim"),
+                           printers=printers)
     console = ConsoleThread(f"127.0.0.1:{running.port}")
     running.console_url = console.url
     running.token, running.upstream_token = token, upstream
