@@ -7,13 +7,16 @@ SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # simulators run: it lets whoever connects to its ports present a card (docs/vpcd.md).
 APT_PACKAGES := swig libpcsclite-dev pcscd pcsc-tools libusb-1.0-0 fonts-wqy-zenhei chromium
 SIM_APT_PACKAGES := vsmartcard-vpcd
+# What only the tests need: poppler-utils renders the receipts (PDF) to PNG and reads their text
+TEST_APT_PACKAGES := poppler-utils
 STAMP := $(VENV)/.installed
 
-.PHONY: setup station-setup system-packages simulator-readers no-virtual-readers venv protos \
+.PHONY: setup station-setup system-packages test-packages simulator-readers no-virtual-readers \
+	venv protos \
 	test demo bench drill fuzz lint clean install bundle
 
 # A development, CI or demo machine: the station with its simulators.
-setup: system-packages simulator-readers venv protos
+setup: system-packages test-packages simulator-readers venv protos
 
 # A real station: no virtual reader. Refuses while vpcd is installed.
 station-setup: no-virtual-readers system-packages venv protos
@@ -31,6 +34,9 @@ endef
 
 system-packages:
 	$(call apt_install,$(APT_PACKAGES))
+
+test-packages:
+	$(call apt_install,$(TEST_APT_PACKAGES))
 
 # vpcd and the extra vpcd reader entries: the desk reader's slots, the further printers' encoders. vpcd listens on every
 # interface (it cannot be bound to loopback): `python -m cardstation.vpcd_check` reports it.

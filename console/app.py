@@ -17,7 +17,7 @@ import grpc
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -31,6 +31,9 @@ from cardstation.protos.cardstation.v1 import window_pb2 as wpb
 
 from .client import ApiError, StationApi
 from .i18n import DEFAULT_LOCALE, LOCALES, Translator
+from .intake import IntakeScreens
+from .responses import forbidden as _forbidden
+from .responses import in_thread as _thread
 from .security import COOKIE, CSP, Session, Sessions, csrf_ok
 
 HERE = Path(__file__).resolve().parent
@@ -583,13 +586,9 @@ class Console:
             Route("/jobs/{job_id:str}", self.job, methods=["GET"]),
             Route("/jobs/{job_id:str}/events", self.events, methods=["GET"]),
             Route("/jobs/{job_id:str}/{action:str}", self.act, methods=["POST"]),
+            *IntakeScreens(self).routes(),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
-
-
-def _forbidden() -> Response:
-    """A state-changing request without its session's CSRF token (a forgery, or a stale page)."""
-    return Response("forbidden: CSRF token missing or wrong", status_code=403)
 
 
 def _stream_of(call: Any) -> Iterator[Any]:
@@ -616,11 +615,6 @@ def _bridge(open_call: Callable[[], Any], event: str,
             call.cancel()
 
     return EventSourceResponse(stream(), ping=15)
-
-
-async def _thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """A blocking gRPC call off the event loop: nothing blocks while a device works."""
-    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 def create_app(api: StationApi, *, secure_cookie: bool = False,

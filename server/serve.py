@@ -11,6 +11,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cardstation.protos.cardstation.v1 import (
+    intake_pb2,
+    intake_pb2_grpc,
     issuance_pb2,
     issuance_pb2_grpc,
     returns_pb2,
@@ -24,6 +26,7 @@ from cardstation.protos.cardstation.v1 import (
 from . import limits
 from .aio import AioInterceptor, AioServer
 from .guard import RequestGuard
+from .intake_servicer import IntakeServicer
 from .runtime import StationRuntime, StationSnapshot
 from .servicers import IssuanceServicer, ReturnServicer, StationServicer, station_broadcast
 from .streams import DEFAULT_MAX_STREAMS, StreamGate
@@ -34,6 +37,7 @@ SERVICE_NAMES = (
     station_pb2.DESCRIPTOR.services_by_name["StationService"].full_name,
     returns_pb2.DESCRIPTOR.services_by_name["ReturnService"].full_name,
     window_pb2.DESCRIPTOR.services_by_name["WindowService"].full_name,
+    intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name,
 )
 # Threads for unary calls (the servicers' functions; watch streams are coroutines and take
 # none): enough for the consoles and upstream callers of a county centre at once.
@@ -98,6 +102,7 @@ def build_server(
         StationServicer(runtime, streams, broadcast), server)
     returns_pb2_grpc.add_ReturnServiceServicer_to_server(ReturnServicer(runtime), server)
     window_pb2_grpc.add_WindowServiceServicer_to_server(window, server)
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(runtime, window), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 

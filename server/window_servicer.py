@@ -84,6 +84,11 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
     def window(self) -> Any:
         return self.rt.station.window
 
+    def run(self, context: grpc.ServicerContext, action: Callable[[], T]) -> T:
+        """`action` on the window devices, one at a time, its errors as this service gives
+        them (for another service's desk step: the intake's hand-over)."""
+        return self._run(context, action)
+
     def _run(self, context: grpc.ServicerContext, action: Callable[[], T]) -> T:
         if self.window is None:
             self._fail(context, _S.FAILED_PRECONDITION, "NO_WINDOW_DEVICES",

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from cardstation.benchmarks import bombs
+from cardstation.protos.cardstation.v1 import intake_pb2 as inpb
 from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
 from cardstation.protos.cardstation.v1 import (
     issuance_pb2_grpc,
@@ -40,7 +41,7 @@ def header_bomb(width: int = 12_000, height: int = 12_000) -> bytes:
 def request_messages() -> Iterator[type]:
     """Every request message of every cardstation.v1 service, and the messages they nest."""
     seen: set[str] = set()
-    pending = [method.input_type for module in (ipb, spb, rpb, wpb)
+    pending = [method.input_type for module in (ipb, spb, rpb, wpb, inpb)
                for service in module.DESCRIPTOR.services_by_name.values()
                for method in service.methods]
     while pending:

@@ -82,12 +82,16 @@ def test_role_table_matches_the_brief() -> None:
                               "VerifyReturnedCard", "VerifyPin",
                               "ChangePin", "UnblockPin", "ResetPin", "IssueTemporaryCard",
                               "RewriteTemporaryCard", "RecallTemporaryCard")}
+    intake = {"/cardstation.v1.IntakeService/" + n for n in (
+        "NormalisePhoto", "SubmitApplication", "RegisterFee", "MarkInstantIssuance",
+        "GetCardLife", "HandOverCard", "ReportLoss", "LiftLoss", "CancelCard",
+        "ApplyReplacement")}
     assert operator == {i + n for n in ("GetApplication", "PreviewCard", "CreateIssuance",
                                         "GetIssuance", "ListIssuances", "WatchIssuance",
                                         "CancelIssuance", "ResumeIssuance", "ReprintFace",
                                         "RejectCard", "MarkSpoiled", "RestoreAndResend")} | {
         s + n for n in ("GetStation", "WatchStation", "CalibrateRibbonSensor", "CleanCardPath",
-                        "ResetPrinter")} | window | {
+                        "ResetPrinter")} | window | intake | {
         M_LIST_RETURNS, "/cardstation.v1.ReturnService/RetryReturns"}
     assert upstream == {i + n for n in ("GetApplication", "CreateIssuance", "GetIssuance",
                                         "ListIssuances", "WatchIssuance")} | {

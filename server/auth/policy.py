@@ -21,6 +21,11 @@ _UPSTREAM = frozenset({Role.UPSTREAM, Role.ADMIN})
 _BOTH = frozenset({Role.OPERATOR, Role.UPSTREAM, Role.ADMIN})
 _ADMIN = frozenset({Role.ADMIN})
 
+#: IntakeService's RPCs, and those of them that change something at the CMS
+INTAKE_CHANGES = ("SubmitApplication", "RegisterFee", "MarkInstantIssuance", "HandOverCard",
+                  "ReportLoss", "LiftLoss", "CancelCard", "ApplyReplacement")
+INTAKE_METHODS = ("NormalisePhoto", "GetCardLife", *INTAKE_CHANGES)
+
 # Every RPC of the protos -> the roles that may call it. Admin may call everything.
 METHOD_ROLES: dict[str, frozenset[Role]] = {
     # IssuanceService
@@ -50,6 +55,8 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
         "ReadIdCard", "ReadCard", "RevealCardNumbers", "WatchPinEntry", "VerifyReturnedCard",
         "VerifyPin", "ChangePin", "UnblockPin",
         "ResetPin", "IssueTemporaryCard", "RewriteTemporaryCard", "RecallTemporaryCard")},
+    # IntakeService: the window's intake and card life (the operator at the window)
+    **{_m("IntakeService", name): _OPERATOR for name in INTAKE_METHODS},
 }
 
 # Methods whose every call is written to the audit log: the state changes, and the one read that
@@ -74,6 +81,7 @@ STATE_CHANGING: frozenset[str] = frozenset(
         _m("WindowService", "IssueTemporaryCard"),
         _m("WindowService", "RewriteTemporaryCard"),
         _m("WindowService", "RecallTemporaryCard"),
+        *(_m("IntakeService", name) for name in INTAKE_CHANGES),
     }
 )
 

@@ -15,6 +15,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cardstation.protos.cardstation.v1 import (
+    intake_pb2,
+    intake_pb2_grpc,
     issuance_pb2,
     issuance_pb2_grpc,
     returns_pb2,
@@ -32,6 +34,7 @@ SERVICES = [
     station_pb2.DESCRIPTOR.services_by_name["StationService"],
     returns_pb2.DESCRIPTOR.services_by_name["ReturnService"],
     window_pb2.DESCRIPTOR.services_by_name["WindowService"],
+    intake_pb2.DESCRIPTOR.services_by_name["IntakeService"],
 ]
 
 
@@ -118,18 +121,31 @@ class FakeReturns(returns_pb2_grpc.ReturnServiceServicer):
         return returns_pb2.RetryReturnsResponse(scheduled=1)
 
 
-class FakeWindow(window_pb2_grpc.WindowServiceServicer):
-    """Every window RPC answers its empty response (the real ones are tested elsewhere)."""
+class _Empty:
+    """Every RPC of the service answers its empty response (the real ones are tested
+    elsewhere)."""
+
+    module: Any
+    service_name = ""
 
     def __getattribute__(self, name: str) -> Any:
-        service = window_pb2.DESCRIPTOR.services_by_name["WindowService"]
+        module = type(self).module
+        service = module.DESCRIPTOR.services_by_name[type(self).service_name]
         if name in service.methods_by_name:
             method = service.methods_by_name[name]
-            response = getattr(window_pb2, method.output_type.name)
+            response = getattr(module, method.output_type.name)
             if method.server_streaming:
                 return lambda request, context: iter([response()])
             return lambda request, context: response()
         return super().__getattribute__(name)
+
+
+class FakeWindow(_Empty, window_pb2_grpc.WindowServiceServicer):
+    module, service_name = window_pb2, "WindowService"
+
+
+class FakeIntake(_Empty, intake_pb2_grpc.IntakeServiceServicer):
+    module, service_name = intake_pb2, "IntakeService"
 
 
 def full_name(service: Any, method: Any) -> str:
@@ -162,6 +178,7 @@ class Harness:
         station_pb2_grpc.add_StationServiceServicer_to_server(FakeStation(), self.server)
         returns_pb2_grpc.add_ReturnServiceServicer_to_server(FakeReturns(), self.server)
         window_pb2_grpc.add_WindowServiceServicer_to_server(FakeWindow(), self.server)
+        intake_pb2_grpc.add_IntakeServiceServicer_to_server(FakeIntake(), self.server)
         health_servicer = health.HealthServicer()
         health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)

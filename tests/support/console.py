@@ -61,22 +61,29 @@ def console_station(folder: Path, readers: tuple[str, ...], blank_cards: int = 4
                 pcsc.wait_for_removal(reader, timeout=10)
 
 
-@pytest.fixture
-def page(station: Any) -> Iterator[object]:
-    """Headless chromium on the requesting module's `station`; `.errors` collects the
-    page's console errors."""
+@contextmanager
+def browser_page(extra_args: tuple[str, ...] = (), height: int = 900) -> Iterator[Any]:
+    """A page of Debian's chromium (headless) whose console errors are kept (`page.errors`)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+                                    args=[*CHROMIUM_ARGS, *extra_args])
+        context = browser.new_context(viewport={"width": 1280, "height": height})
         page = context.new_page()
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.errors = errors  # type: ignore[attr-defined]
         yield page
         browser.close()
+
+
+@pytest.fixture
+def page(station: Any) -> Iterator[object]:
+    """Headless chromium on the requesting module's `station`; `.errors` collects the
+    page's console errors."""
+    with browser_page() as opened:
+        yield opened
 
 
 def shot(page: Any, name: str) -> None:
