@@ -18,9 +18,9 @@ from cardstation.drivers.redaction import mask_id_number
 from cardstation.personalization.faults import Fault, cms_fault, fault_of
 from cardstation.personalization.intake import check_intake
 from cardstation.personalization.model import IntakeApplication
-from cardstation.personalization.photo import PhotoRefused, normalise_file, photo_spec
 from cardstation.personalization.ports.cms import CardLife, CmsCardLife, CmsError
 from cardstation.personalization.receipts import receipt_of, render_receipt
+from cardstation.personalization.rules.photo import KB, PhotoSpec
 from cardstation.protos.cardstation.v1 import intake_pb2 as pb
 from cardstation.protos.cardstation.v1 import intake_pb2_grpc
 
@@ -65,8 +65,8 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
 
     @property
     def _spec(self) -> Any:
-        section = self.rt.station.config.photo
-        return photo_spec(section.min_kb, section.max_kb)
+        section = self.rt.station.config.photo  # KB = 1024 bytes (personalization/photo)
+        return PhotoSpec(min_bytes=section.min_kb * KB, max_bytes=section.max_kb * KB)
 
     def _cms(self, context: grpc.ServicerContext) -> Any:
         cms = self.rt.station.cms
@@ -107,6 +107,9 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     # ---- the photo ---------------------------------------------------------------------
 
     def NormalisePhoto(self, request, context):
+        # OpenCV is loaded by the first photo, not at the server's start (a third of a second)
+        from cardstation.personalization.photo import PhotoRefused, normalise_file
+
         try:
             photo = normalise_file(request.picture, self._spec,
                                    whiten_background=request.whiten)
