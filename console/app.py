@@ -126,6 +126,19 @@ class Console:
             detail = cause if not remedy or remedy == remedy_text else f"{cause} — {remedy}"
         return {"code": code, "cause": cause_text, "remedy": remedy_text, "detail": detail}
 
+    def station_problems(self, session: Session, station: Any) -> list[dict[str, str]]:
+        """The station's problems for the operator; at a station with several printers each
+        names the printer it stops ("制卡机 2：...")."""
+        tr = Translator(session.locale)
+        several = len(station.lanes) > 1
+        views = []
+        for p in station.problems:
+            view = self.fault_view(session, p.reason_code, p.cause, p.remedy)
+            if several and p.lane:
+                view["cause"] = f"{tr.gettext('devices.lane')} {p.lane}：{view['cause']}"
+            views.append(view)
+        return views
+
     def error(self, session: Session, exc: ApiError, status: int = 200,
               request: Request | None = None) -> HTMLResponse:
         """The refusal's cause and remedy: a fragment for htmx, a whole page (with the
@@ -186,8 +199,7 @@ class Console:
             station = await _thread(self.api.get_station, session.token)
         except ApiError as exc:
             return self.error(session, exc, request=request)
-        problems = [self.fault_view(session, p.reason_code, p.cause, p.remedy)
-                    for p in station.problems]
+        problems = self.station_problems(session, station)
         return self.render("make.html", session, station=station, problems=problems,
                            nav="make")
 
@@ -298,8 +310,7 @@ class Console:
             devices.append({"name": d.name, "status": spb.DeviceStatus.Name(d.status)
                             .removeprefix("DEVICE_STATUS_"), "cause": cause, "remedy": remedy,
                             "address": d.address, "lane": d.lane})
-        problems = [self.fault_view(session, p.reason_code, p.cause, p.remedy)
-                    for p in station.problems]
+        problems = self.station_problems(session, station)
         return self.templates.get_template("station.html").render(
             _=tr.gettext, station=station, devices=devices, problems=problems,
             several=len(station.lanes) > 1)
