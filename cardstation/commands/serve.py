@@ -106,6 +106,7 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
         check_private_key(config.server.tls_key)
     stack = ExitStack()
     sim = None
+    psam_seen: Any = None  # --simulate: waits until pcscd sees the simulated PSAM's card
     try:
         if simulate:
             from cardstation.drivers.pcsc.readers import PcscContext
@@ -128,7 +129,12 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
                                                            printers=printers))
                 for index in range(len(sim.printers)):
                     sim.load_blank(blank_cards, printer=index)
-                pcsc.wait_for_card(config.readers.psam, timeout=10)
+
+            def psam_seen(reader: str = config.readers.psam) -> None:
+                # pcscd looks at vpcd's slots every 400 ms: the station is built meanwhile
+                with PcscContext() as pcsc:
+                    pcsc.wait_for_card(reader, timeout=10)
+
             config = station_config(sim, server=vars(config.server),
                                 window={"pin_timeout": config.window.pin_timeout},
                                 station={"min_free_mb": config.station.min_free_mb})
@@ -138,7 +144,14 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
         kill_hook = crash_hook.from_environment()
         # the runtime audits its automatic rules (restart recovery among them) in the same log
         runtime = StationRuntime(lambda **kw: build_station(config, after_commit=kill_hook, **kw),
-                                 audit=audit).start()
+                                 audit=audit)
+        if psam_seen is not None:
+            try:
+                psam_seen()  # before any job resumes: a resumed job may need the key service
+            except BaseException:
+                runtime.station.close()  # built, never started
+                raise
+        runtime.start()
         stack.callback(runtime.stop)
         tokens = TokenStore.load(config.server.tokens_file) if config.server.tokens_file \
             else None
