@@ -710,7 +710,7 @@ class Pipeline:
             return self._transition(issuance, State.REJECTED, stop.message,
                                     {"findings": [f.to_dict() for f in findings],
                                      **_fault_data(stop)}, fault=stop)
-        preview = self.data_dir / "previews" / f"{issuance.id}.png"
+        preview = self.data_dir / "previews" / f"{issuance.id}.jpg"  # cheap: see save_preview
         try:
             save_preview(render_preview(face_data(app, None)), preview)
         except OSError as exc:  # a full disk, a read-only folder: the job waits for the store
