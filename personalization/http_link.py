@@ -79,8 +79,10 @@ def _idle_and_open(conn: HTTPConnection) -> bool:
         return False
     if isinstance(sock, ssl.SSLSocket) and sock.pending():
         return False
+    poller = select.poll()  # not select(): a busy server's descriptors go past 1024
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        poller.register(sock, select.POLLIN)
+        events = poller.poll(0)
     except (OSError, ValueError):  # closed underneath
         return False
-    return not readable
+    return not events

@@ -331,3 +331,22 @@ def test_a_connection_the_server_closed_is_not_written_to(sim: CmsSimulator) -> 
     assert not ask(links)
     links.close()
     assert not ask(links)
+
+
+def test_kept_while_the_process_has_more_than_1024_descriptors(sim: CmsSimulator) -> None:
+    """A station serving thousands of streams has descriptors past select()'s 1024: its CMS
+    connection is still checked and kept."""
+    import os
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip(f"the descriptor limit ({soft}) is below 1200")
+    held = [os.dup(0) for _ in range(1100)]
+    try:
+        url = urlsplit(sim.base_url)
+        links = ConnectionPerThread(lambda: http.client.HTTPConnection(url.hostname, url.port))
+        assert [ask(links), ask(links)] == [False, True]
+    finally:
+        for fd in held:
+            os.close(fd)
