@@ -317,6 +317,9 @@ class CmsClient(CardLifeClientMixin):
                 # Connected: from here the (longer) read timeout bounds each wait for the CMS.
                 if conn.sock is not None:
                     conn.sock.settimeout(self.read_timeout)
+                    # http.client writes a POST's headers and body separately: on a kept
+                    # connection Nagle's algorithm could hold the body for the CMS's delayed ACK
+                    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 conn.request(method, self._prefix + path, body=payload, headers=headers)
                 response = conn.getresponse()

@@ -350,3 +350,18 @@ def test_kept_while_the_process_has_more_than_1024_descriptors(sim: CmsSimulator
     finally:
         for fd in held:
             os.close(fd)
+
+
+def test_the_kept_connection_sends_without_delay(sim: CmsSimulator,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A POST's headers and body are two writes; on a kept connection Nagle's algorithm would
+    hold the body back until the CMS acknowledges the headers (up to 40 ms)."""
+    client = CmsClient(sim.base_url, STATION, connect_timeout=1.0, read_timeout=2.0)
+    made: list[http.client.HTTPConnection] = []
+    real = client._connection
+    monkeypatch.setattr(client._links, "_factory", lambda: made.append(real()) or made[-1])
+    client.claim(EXAMPLE_ID_NUMBER)
+    client.claim(EXAMPLE_ID_NUMBER)
+    (conn,) = made
+    assert conn.sock is not None
+    assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
