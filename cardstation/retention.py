@@ -1,5 +1,6 @@
-"""Preview retention: a card's preview PNG (<data_dir>/previews/<issuance id>.png, written by the
-pipeline's preview step) is the holder's photo and data, needed only while the card is being
+"""Preview retention: a card's preview (<data_dir>/previews/<issuance id>.jpg, written by the
+pipeline's preview step; <issuance id>.png from stations before the preview became a JPEG, pruned
+the same way) is the holder's photo and data, needed only while the card is being
 made. Once the card is DONE or REJECTED and that is older than `[station]
 preview_retention_days`, the file is deleted. A preview whose job is not in the journal (a
 journal restored from an older backup) is deleted once the file itself is that old. A job that
@@ -24,6 +25,8 @@ from cardstation.personalization.journal import open_read_only
 
 FINISHED = ("DONE", "REJECTED")
 DAY = 86400.0
+#: the pipeline's previews, and the PNGs of earlier versions still on a station's disk
+PREVIEW_SUFFIXES = (".jpg", ".png")
 
 
 @dataclass
@@ -41,7 +44,8 @@ def prune_previews(data_dir: Path, retention_days: int,
         raise ValueError("preview_retention_days must be >= 0")
     folder = Path(data_dir) / "previews"
     result = PruneResult()
-    files = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    files = sorted(p for suffix in PREVIEW_SUFFIXES for p in folder.glob(f"*{suffix}")) \
+        if folder.is_dir() else []
     if not files:
         return result
     cutoff = clock() - retention_days * DAY

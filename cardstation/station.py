@@ -192,6 +192,9 @@ class Station:
             if not self.lanes:
                 self.printer.close()
             self.journal.close()
+            close_cms = getattr(self.cms, "close", None)  # an adapter that keeps connections
+            if close_cms is not None:
+                close_cms()
         finally:
             for lane in self.lanes:
                 if lane.readers is not None and lane.readers is not self.readers:

@@ -9,9 +9,11 @@ its class gives the domain code, `reason` keeps the CMS's own error code, and th
 the operator the cause and the remedy; `retryable` says whether sending the same request again
 can succeed (the outbox worker relies on it).
 
-Each call opens its own connection, so one client is safe to share between threads. The
-connect and read timeouts are separate: a dead host should fail fast, while a CMS that is
-merely busy gets longer to answer. ID numbers are masked in every message and log line.
+Each thread keeps one persistent connection to the CMS (http_link.py): reused while it is
+fresh and open, closed after any failure and made again at the next call, so one client is
+safe to share between threads. The connect and read timeouts are separate: a dead host should
+fail fast, while a CMS that is merely busy gets longer to answer. ID numbers are masked in
+every message and log line.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from cardstation.drivers.tally import Tally
 from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.cert_assumptions import CardCertificates
 from cardstation.personalization.cms_card_life import CardLifeClientMixin
+from cardstation.personalization.http_link import ConnectionPerThread
 from cardstation.personalization.model import Application, ReturnRecord
 from cardstation.personalization.ports.cms import (
     AlreadyMade,
@@ -89,6 +92,7 @@ class CmsClient(CardLifeClientMixin):
         self._prefix = url.path.rstrip("/")
         self._tls = tls  # None: the system's CAs (https), or plain http
         self._token = token
+        self._links = ConnectionPerThread(self._connection)
 
     @classmethod
     def from_settings(cls, settings: CmsSettings) -> CmsClient:
@@ -106,6 +110,10 @@ class CmsClient(CardLifeClientMixin):
 
     def __repr__(self) -> str:
         return f"CmsClient({self.base_url!r}, station_id={self.station_id!r})"
+
+    def close(self) -> None:
+        """Close the idle connections (the station's shutdown); a later call connects again."""
+        self._links.close()
 
     # ---- operations --------------------------------------------------------------------
 
@@ -292,22 +300,26 @@ class CmsClient(CardLifeClientMixin):
         self, method: str, path: str, body: dict[str, Any] | None, op: str, id_number: str
     ) -> dict[str, Any]:
         payload = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
-        headers = {"Accept": "application/json", "Connection": "close"}
+        headers = {"Accept": "application/json"}  # HTTP/1.1: the connection is kept
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         if payload is not None:
             headers["Content-Type"] = "application/json; charset=utf-8"
-        conn = self._connection()
+        conn, reused = self._links.take()
         try:
-            try:
-                conn.connect()
-            except TimeoutError:
-                raise self._unavailable("timeout", "the connection timed out", op) from None
-            except OSError as exc:
-                raise self._unavailable("unreachable", _os_cause(exc), op) from None
-            # Connected: from here the (longer) read timeout bounds each wait for the CMS.
-            if conn.sock is not None:
-                conn.sock.settimeout(self.read_timeout)
+            if not reused:
+                try:
+                    conn.connect()
+                except TimeoutError:
+                    raise self._unavailable("timeout", "the connection timed out", op) from None
+                except OSError as exc:
+                    raise self._unavailable("unreachable", _os_cause(exc), op) from None
+                # Connected: from here the (longer) read timeout bounds each wait for the CMS.
+                if conn.sock is not None:
+                    conn.sock.settimeout(self.read_timeout)
+                    # http.client writes a POST's headers and body separately: on a kept
+                    # connection Nagle's algorithm could hold the body for the CMS's delayed ACK
+                    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 conn.request(method, self._prefix + path, body=payload, headers=headers)
                 response = conn.getresponse()
@@ -321,7 +333,12 @@ class CmsClient(CardLifeClientMixin):
             except http.client.HTTPException as exc:
                 cause = f"it broke the HTTP protocol ({type(exc).__name__})"
                 raise self._protocol(cause, op) from None
-        finally:
+        except BaseException:
+            conn.close()  # a timed-out answer must never be read as the next call's
+            raise
+        if response.isclosed() and not response.will_close:  # the whole answer was read
+            self._links.give_back(conn)
+        else:
             conn.close()
         return self._decode(response.status, raw, op, id_number)
 

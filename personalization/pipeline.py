@@ -80,6 +80,9 @@ _CHIP_BOUND = {State.CHIP_WRITTEN, State.VERIFIED, State.RETURN_QUEUED, State.PR
 _CARD_IS_BAD = frozenset({"CHIP_POWER_ON_FAILED", "CHIP_DAMAGED", "CHIP_REFUSED",
                           "CHIP_AUTHENTICATION_FAILED", "CHIP_BELONGS_TO_ANOTHER_HOLDER",
                           "VERIFICATION_FAILED", "CHIP_CERTIFICATE_DIFFERS"})
+#: Parsed applications kept (Pipeline._application): the card in the devices, the next one
+#: being prepared, and a little slack.
+_APPLICATIONS_KEPT = 4
 #: States from which a card was fed: a later card for the applicant is an explicit re-make.
 _FED_OR_LATER = frozenset({State.FED, State.CHIP_WRITTEN, State.VERIFIED, State.RETURN_QUEUED,
                            State.PRINTED, State.EJECTED, State.DONE})
@@ -204,6 +207,10 @@ class Pipeline:
         # is resumed from the journal at the next start. A step is never cut in half.
         self.park = threading.Event()
         self._applicant_locks = applicant_locks or ApplicantLocks()
+        # Each step needs the job's application, which never changes once the job is open:
+        # parsed once per job (the photo's base64 is decoded once), for the few jobs in flight.
+        self._applications: dict[str, Application] = {}
+        self._applications_guard = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------
     def create(self, id_number: str | None = None, application: Application | None = None,
@@ -698,7 +705,7 @@ class Pipeline:
 
     def _preview(self, issuance: Issuance) -> Issuance:
         started = time.perf_counter()
-        app = Application.from_dict(issuance.application)
+        app = self._application(issuance)
         findings = validate_application(
             app.id_number, name=app.name, card_number=app.card_number, photo=app.photo,
             photo_spec=self.photo_spec, birth_date=app.birth_date, sex=app.sex,
@@ -710,7 +717,7 @@ class Pipeline:
             return self._transition(issuance, State.REJECTED, stop.message,
                                     {"findings": [f.to_dict() for f in findings],
                                      **_fault_data(stop)}, fault=stop)
-        preview = self.data_dir / "previews" / f"{issuance.id}.png"
+        preview = self.data_dir / "previews" / f"{issuance.id}.jpg"  # cheap: see save_preview
         try:
             save_preview(render_preview(face_data(app, None)), preview)
         except OSError as exc:  # a full disk, a read-only folder: the job waits for the store
@@ -739,7 +746,7 @@ class Pipeline:
     def _write(self, issuance: Issuance) -> tuple[list[str], dict[str, Any]]:
         """The basic data, then (3rd generation) the certificates: the items written and what
         the journal keeps for the verification (the certificates, never the secrets)."""
-        app = Application.from_dict(issuance.application)
+        app = self._application(issuance)
         session = self._chip_session()
         assert session.profile is not None and session.facts is not None
         try:
@@ -763,7 +770,7 @@ class Pipeline:
                                           "enc_cert": certs.enc_cert.hex().upper()}}
 
     def _verify(self, issuance: Issuance) -> dict[str, str]:
-        app = Application.from_dict(issuance.application)
+        app = self._application(issuance)
         session = self._chip_session()
         assert session.profile is not None and session.facts is not None
         values = session.profile.values(app)
@@ -805,7 +812,7 @@ class Pipeline:
         }
 
     def _queue_return(self, issuance: Issuance, started: float) -> Issuance:
-        app = Application.from_dict(issuance.application)
+        app = self._application(issuance)
         chip = issuance.data["chip"]
         record = ReturnRecord(
             card_number=chip["card_number"], id_number=chip["id_number"], name=chip["name"],
@@ -838,7 +845,7 @@ class Pipeline:
         """Print from what the chip says (face-to-chip binding), photo from the application.
         The chip is unpowered first: printing moves the card off the contacts."""
         self._close_chip()
-        app = Application.from_dict(issuance.application)
+        app = self._application(issuance)
         face = face_data(app, issuance.data.get("chip"))
         # one side, the chip side, holder data only (the emblem side is pre-printed stock);
         # normally composed already, for the preview
@@ -930,6 +937,17 @@ class Pipeline:
             self._session = ChipSession(transport, self.devices.keys)
             self._session.open()
         return self._session
+
+    def _application(self, issuance: Issuance) -> Application:
+        with self._applications_guard:
+            app = self._applications.get(issuance.id)
+        if app is None:
+            app = Application.from_dict(issuance.application)
+            with self._applications_guard:
+                self._applications[issuance.id] = app
+                while len(self._applications) > _APPLICATIONS_KEPT:
+                    del self._applications[next(iter(self._applications))]  # the oldest
+        return app
 
     def _count_apdu(self, _cmd: bytes, _resp: bytes) -> None:
         self.apdus += 1

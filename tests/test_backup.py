@@ -387,6 +387,23 @@ def test_previews_of_finished_cards_past_retention_are_deleted(config, tmp_path,
     assert "backup" not in out
 
 
+def test_jpeg_previews_and_older_png_ones_are_pruned_alike(config) -> None:
+    """The pipeline writes <job>.jpg; a station upgraded from a version that wrote <job>.png
+    still has those on disk: both go once their card is past retention, nothing else does."""
+    data = config.data_path
+    previews = data / "previews"
+    previews.mkdir()
+    now = time.time()
+    with Journal(data / JOURNAL, durable=False) as journal:
+        done, failed = put_in(journal, State.DONE), put_in(journal, State.FAILED)
+    for name in (f"{done.id}.jpg", f"{done.id}.png", f"{failed.id}.jpg", "notes.txt"):
+        (previews / name).write_bytes(b"\xff\xd8" + b"\0" * 10)
+    result = prune_previews(data, 0, clock=lambda: now + DAY)
+    assert (result.deleted, result.kept) == (2, 1)
+    assert sorted(p.name for p in previews.iterdir()) == sorted([f"{failed.id}.jpg",
+                                                                  "notes.txt"])
+
+
 def test_preview_retention_days_must_not_be_negative(tmp_path) -> None:
     with pytest.raises(ConfigError, match="preview_retention_days must be >= 0"):
         Config().with_values(station={"preview_retention_days": -1})

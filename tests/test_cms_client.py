@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -20,6 +22,7 @@ from cardstation.personalization.cms import (
     RestoreRequired,
     ReturnConflict,
 )
+from cardstation.personalization.http_link import ConnectionPerThread
 from cardstation.personalization.model import Application, ReturnRecord
 from cardstation.simulators.cms import EXAMPLE_ID_NUMBER, CmsSimulator
 
@@ -226,3 +229,139 @@ def test_one_client_many_threads(sim: CmsSimulator, client: CmsClient) -> None:
     assert errors == []
     assert sorted(fetched) == sorted(ids * 2)
     assert len(sim.ledger()["returns"]) == len(ids)
+
+
+# -- the kept connection (issue 18: a new connection per call cost each card a handshake) ----
+
+def connections_made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    made: list[str] = []
+    real = CmsClient._connection
+
+    def counting(self: CmsClient) -> http.client.HTTPConnection:
+        made.append(threading.current_thread().name)
+        return real(self)
+
+    monkeypatch.setattr(CmsClient, "_connection", counting)
+    return made
+
+
+def test_calls_from_one_thread_share_one_kept_connection(sim: CmsSimulator,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    made = connections_made(monkeypatch)
+    client = CmsClient(sim.base_url, STATION, connect_timeout=1.0, read_timeout=2.0)
+    app = client.fetch(EXAMPLE_ID_NUMBER)
+    client.claim(EXAMPLE_ID_NUMBER)
+    client.submit_return(record_for(app), "key-1")
+    with pytest.raises(ApplicationNotFound):  # an error answer, read whole, keeps it too
+        client.fetch(UNKNOWN_ID)
+    assert client.fetch(EXAMPLE_ID_NUMBER).id_number == EXAMPLE_ID_NUMBER
+    assert len(made) == 1
+    other = threading.Thread(target=client.fetch, args=(EXAMPLE_ID_NUMBER,), name="other")
+    other.start()
+    other.join()
+    assert made[1:] == ["other"]  # a thread of its own, a connection of its own
+
+
+def test_an_answer_that_came_too_late_is_never_read_as_the_next_one(
+        sim: CmsSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = connections_made(monkeypatch)
+    client = CmsClient(sim.base_url, STATION, connect_timeout=1.0, read_timeout=0.2)
+    client.fetch(EXAMPLE_ID_NUMBER)
+    sim.inject("slow", seconds=0.5)
+    with pytest.raises(CmsUnavailable) as slow:
+        client.fetch(EXAMPLE_ID_NUMBER)
+    assert slow.value.reason == "timeout"
+    sim.clear_faults()  # the slow answer now goes out on the connection the client dropped
+    with pytest.raises(ApplicationNotFound):
+        client.fetch(UNKNOWN_ID)
+    assert len(made) == 2
+
+
+def test_a_stopped_cms_does_not_answer_on_a_kept_connection(
+        sim: CmsSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kept connection is dropped when the CMS goes (its close is seen before a request
+    is written); the next call connects again and reaches it once it is back."""
+    made = connections_made(monkeypatch)
+    client = CmsClient(sim.base_url, STATION, connect_timeout=1.0, read_timeout=2.0)
+    client.fetch(EXAMPLE_ID_NUMBER)
+    port = int(sim.base_url.rsplit(":", 1)[1])
+    sim.stop()
+    with pytest.raises(CmsUnavailable, match="refused"):
+        client.fetch(EXAMPLE_ID_NUMBER)
+    sim.start(port=port)
+    assert client.fetch(EXAMPLE_ID_NUMBER).id_number == EXAMPLE_ID_NUMBER
+    assert len(made) == 3
+    client.close()  # the station's shutdown: nothing kept
+    client.fetch(EXAMPLE_ID_NUMBER)
+    assert len(made) == 4
+
+
+# -- one kept connection per thread (personalization/http_link.py) ------------------------------
+
+def ask(links: ConnectionPerThread) -> bool:
+    """One GET /health through `links`; True when it went over a reused connection."""
+    conn, reused = links.take()
+    if not reused:
+        conn.connect()
+    conn.request("GET", "/health")
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 200 and response.isclosed() and not response.will_close
+    links.give_back(conn)
+    return reused
+
+
+def test_reused_while_fresh_replaced_once_idle_too_long(sim: CmsSimulator) -> None:
+    url = urlsplit(sim.base_url)
+    now = [0.0]
+    links = ConnectionPerThread(lambda: http.client.HTTPConnection(url.hostname, url.port),
+                                idle_limit=4.0, clock=lambda: now[0])
+    assert [ask(links), ask(links)] == [False, True]
+    now[0] += 3.9
+    assert ask(links)
+    now[0] += 4.0
+    assert not ask(links)
+
+
+def test_a_connection_the_server_closed_is_not_written_to(sim: CmsSimulator) -> None:
+    url = urlsplit(sim.base_url)
+    links = ConnectionPerThread(lambda: http.client.HTTPConnection(url.hostname, url.port))
+    assert not ask(links)
+    sim._server.cut_connections()  # as a server closes an idle connection
+    assert not ask(links)
+    links.close()
+    assert not ask(links)
+
+
+def test_kept_while_the_process_has_more_than_1024_descriptors(sim: CmsSimulator) -> None:
+    """A station serving thousands of streams has descriptors past select()'s 1024: its CMS
+    connection is still checked and kept."""
+    import os
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip(f"the descriptor limit ({soft}) is below 1200")
+    held = [os.dup(0) for _ in range(1100)]
+    try:
+        url = urlsplit(sim.base_url)
+        links = ConnectionPerThread(lambda: http.client.HTTPConnection(url.hostname, url.port))
+        assert [ask(links), ask(links)] == [False, True]
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+def test_the_kept_connection_sends_without_delay(sim: CmsSimulator,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A POST's headers and body are two writes; on a kept connection Nagle's algorithm would
+    hold the body back until the CMS acknowledges the headers (up to 40 ms)."""
+    client = CmsClient(sim.base_url, STATION, connect_timeout=1.0, read_timeout=2.0)
+    made: list[http.client.HTTPConnection] = []
+    real = client._connection
+    monkeypatch.setattr(client._links, "_factory", lambda: made.append(real()) or made[-1])
+    client.claim(EXAMPLE_ID_NUMBER)
+    client.claim(EXAMPLE_ID_NUMBER)
+    (conn,) = made
+    assert conn.sock is not None
+    assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1

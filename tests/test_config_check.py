@@ -112,6 +112,24 @@ def tls_cms(tmp_path):
     sim.stop()
 
 
+def test_the_kept_cms_connection_is_the_verified_mutual_tls_one(tls_cms, monkeypatch) -> None:
+    """Keep-alive reuses the TLS connection the station's context verified; it makes no
+    other kind of connection."""
+    _, url, ca = tls_cms
+    station = ca.client("410700-W01")
+    client = CmsClient.from_settings(CmsSettings(
+        url, "410700-W01", tls_ca=str(ca.cert_file), tls_cert=str(station.cert),
+        tls_key=str(station.key), token="station-token-1"))
+    made = []
+    real = client._connection
+    monkeypatch.setattr(client._links, "_factory", lambda: made.append(real()) or made[-1])
+    for _ in range(3):
+        assert client.fetch(EXAMPLE_ID_NUMBER).id_number == EXAMPLE_ID_NUMBER
+    (conn,) = made
+    assert isinstance(conn.sock, ssl.SSLSocket) and conn.sock.getpeercert()
+    client.close()
+
+
 def test_the_cms_over_mutual_tls_with_a_bearer_token(tls_cms) -> None:
     _, url, ca = tls_cms
     assert url.startswith("https://127.0.0.1:")

@@ -76,6 +76,36 @@ def test_preview_sheet_size_and_atomic_save(tmp_path: Path) -> None:
     assert target.parent.stat().st_mode & 0o777 == 0o700
 
 
+def test_a_jpg_path_saves_a_faithful_jpeg_a_png_path_a_png(tmp_path: Path) -> None:
+    """The pipeline's preview file is a JPEG (cheap on the per-card path): the same picture
+    within JPEG's error, atomic and private like the PNG."""
+    sheet = render_preview(holder())
+    jpeg, png = tmp_path / "previews" / "job.jpg", tmp_path / "previews" / "job.png"
+    save_preview(sheet, jpeg)
+    save_preview(sheet, png)
+    with Image.open(jpeg) as saved:
+        assert saved.format == "JPEG" and saved.size == sheet.size
+        assert max(ImageStat.Stat(ImageChops.difference(saved.convert("RGB"), sheet)).mean) < 3
+    with Image.open(png) as saved:
+        assert saved.format == "PNG"
+    assert jpeg.stat().st_mode & 0o777 == 0o600
+    assert not list(jpeg.parent.glob("*.partial"))
+
+
+def test_the_jpeg_preview_is_cheaper_than_the_png(tmp_path: Path) -> None:
+    sheet = render_preview(holder())
+
+    def median_ms(suffix: str) -> float:
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            save_preview(sheet, tmp_path / f"cost{suffix}")
+            times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1000
+
+    assert median_ms(".jpg") < median_ms(".png") / 2
+
+
 def test_the_preview_stays_cheap() -> None:
     """Per-card hot path: it was about 30 ms at 150 dpi PNG before templates; a generous
     bound, the VM's stolen time included."""

@@ -125,3 +125,30 @@ def test_one_side_sends_fewer_bytes_than_the_old_duplex_job() -> None:
     before = job_bytes(render_panels(sample_face(0), sample_face(1), back_colour=False))
     after = job_bytes(render_panels(render_print(holder())))
     assert after < before * 0.75
+
+
+def test_no_dye_under_resin_and_the_overcoat_plane_follows_its_mask() -> None:
+    """The panels are the densities (255 - RGB) zeroed under resin K, byte for byte, also
+    where text crosses the photo; the overcoat plane, kept between cards of one template,
+    is always the one of the mask given."""
+    from cardstation.drivers.hiti.render import PrintSide
+
+    photo = Image.new("RGB", SIZE, (255, 255, 255))
+    photo.paste((30, 120, 200), (100, 100, 600, 500))
+    k_mask = Image.new("L", SIZE, 255)
+    k_mask.paste(0, (300, 300, 800, 400))  # resin over half the photo
+    coat = Image.new("L", SIZE, 255)
+    coat.paste(0, (10, 10, 50, 50))
+    front = render_panels(PrintSide(photo, k_mask, coat)).front
+    resin = k_mask.point(lambda v: 255 if v else 0)
+    for plane, channel in ((front.y, 2), (front.m, 1), (front.c, 0)):
+        density = ImageChops.invert(photo.getchannel(channel))
+        expected = ImageChops.multiply(density, resin).tobytes()
+        assert plane == expected
+    assert front.o == coat.tobytes()
+    other = Image.new("L", SIZE, 255)
+    other.paste(0, (60, 60, 90, 90))
+    assert render_panels(PrintSide(photo, k_mask, other)).front.o == other.tobytes()
+    assert render_panels(PrintSide(photo, k_mask, coat)).front.o == coat.tobytes()
+    whole = render_panels(PrintSide(photo, k_mask, None)).front.o
+    assert whole == bytes([255]) * (SIZE[0] * SIZE[1])

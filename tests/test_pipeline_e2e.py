@@ -7,8 +7,10 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+from cardstation.personalization import pipeline as pipeline_module
 from cardstation.personalization.face import FaceData, render_print
 from cardstation.personalization.journal import Journal, State
+from cardstation.personalization.model import Application
 from cardstation.personalization.pipeline import ReprintRefused
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.station import Station, build_station
@@ -61,6 +63,29 @@ def test_a_card_is_made_and_returned_once(world, station) -> None:
                      app.bank_name, app.photo)
     assert chip_data["id_number"] == EXAMPLE_ID_NUMBER
     assert face_difference(str(front), same) < face_difference(str(front), other) / 2
+
+
+def test_a_card_parses_its_application_once_and_previews_as_a_jpeg(world, station,
+                                                                   monkeypatch) -> None:
+    """Per-card software time (issue 18): the five steps that need the application share one
+    parse; the preview file is a JPEG (cheap to encode), readable, the holder's only."""
+    parsed: list[str] = []
+
+    class Counting:
+        @staticmethod
+        def from_dict(data: dict) -> Application:
+            parsed.append(data["id_number"])
+            return Application.from_dict(data)
+
+    monkeypatch.setattr(pipeline_module, "Application", Counting)
+    world.load_blank()
+    issuance = station.pipeline.issue(EXAMPLE_ID_NUMBER)
+    assert issuance.state is State.EJECTED, issuance.reason
+    assert parsed == [EXAMPLE_ID_NUMBER]
+    preview = issuance.data["preview"]
+    assert preview.endswith(".jpg")
+    with Image.open(preview) as image:
+        assert image.format == "JPEG"
 
 
 def test_every_encoder_connection_is_given_back(world, station) -> None:

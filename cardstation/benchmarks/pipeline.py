@@ -108,9 +108,9 @@ def _software(folder: Path, cards: int) -> list[dict]:
                "stage_median_ms": breakdown, "stage_note": "FED includes the presence wait"}
     return [
         {"name": "pipeline.software_ms_per_card.p50", "value": round(statistics.median(times), 1),
-         "unit": "ms", "target": "<= 150", **context},
+         "unit": "ms", "target": "<= 60", **context},
         {"name": "pipeline.software_ms_per_card.p95", "value": round(_percentile(times, 0.95), 1),
-         "unit": "ms", **context},
+         "unit": "ms", "target": "<= 90", **context},
         {"name": "pipeline.wall_ms_per_card.p50", "value": round(statistics.median(walls), 1),
          "unit": "ms", "cards": cards, "printer_speed": 0.0},
         {"name": "pipeline.apdus_per_card", "value": statistics.median(apdus), "unit": "count",

@@ -273,14 +273,25 @@ def render_preview(data: FaceData, reduction: int = PREVIEW_REDUCTION,
     return sheet
 
 
+#: The job's preview file is a JPEG: the operator only looks at it, and it is on the per-card
+#: path, where a PNG of the sheet costs about 6 ms to encode and a JPEG about 1.4 ms. Quality 90
+#: without chroma subsampling keeps the text and the thin red overflow outlines sharp.
+PREVIEW_JPEG = {"quality": 90, "subsampling": 0}
+
+
 def save_preview(image: Image.Image, path: Path) -> None:
-    """Write the preview PNG whole or not at all (a reader never sees half a file), readable
-    by the station's user only (it shows the holder's face and data)."""
+    """Write the preview whole or not at all (a reader never sees half a file), readable by the
+    station's user only (it shows the holder's face and data). `path`'s suffix picks the
+    format: ".jpg"/".jpeg" a JPEG (the pipeline's), anything else a PNG."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     try:
         with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
-            image.save(out, "PNG", compress_level=1)  # fast; the file is local and short-lived
+            if path.suffix.lower() in (".jpg", ".jpeg"):
+                rgb = image if image.mode == "RGB" else image.convert("RGB")
+                rgb.save(out, "JPEG", **PREVIEW_JPEG)
+            else:
+                image.save(out, "PNG", compress_level=1)  # fast; local and short-lived
         partial.replace(path)
     except OSError:
         partial.unlink(missing_ok=True)  # a full disk must not keep half a file as well

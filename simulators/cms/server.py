@@ -44,6 +44,7 @@ import hmac
 import json
 import logging
 import re
+import socket
 import ssl
 import sys
 import threading
@@ -172,6 +173,7 @@ class CmsSimulator:
         self._wake.set()
         server.shutdown()
         server.server_close()
+        server.cut_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -293,6 +295,32 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
     sim: CmsSimulator
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the connections being served, kept open between requests (HTTP/1.1 keep-alive):
+        # stop() cuts them, or a stopped CMS would still answer on them
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def cut_connections(self) -> None:
+        with self.connections_lock:
+            connections = list(self.open_connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # the handler reads EOF and ends
+            except OSError:
+                pass
+
 
 class _BadRequest(LedgerError):
     def __init__(self, code: str, message: str) -> None:
@@ -302,7 +330,13 @@ class _BadRequest(LedgerError):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "CardstationCmsSim/1"
-    protocol_version = "HTTP/1.1"  # with Content-Length on every answer; closes after each
+    # with Content-Length on every answer; the connection stays open for the client's next
+    # request unless it asked to close it (or an error left its request unread)
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # an idle kept connection is closed after this many seconds
+    # the headers and the body go out in two writes: on a kept connection Nagle's algorithm
+    # would hold the body back until the client's delayed ACK (40 ms) of the headers
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         # The default writes raw request lines to stderr; an application's path carries the
@@ -326,12 +360,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         sim = self.server.sim
-        self.close_connection = True
         url = urlsplit(self.path)
         parts = [unquote(p) for p in url.path.split("/") if p]
         try:
             body = self._read_body()
         except LedgerError as exc:
+            self.close_connection = True  # the body may be left unread on the connection
             self._send(exc.status, exc.to_dict())
             return
         admin = parts[:1] in (["_faults"], ["ledger"]) or (parts == ["applications"])
@@ -341,6 +375,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not admin:
             if sim._take_fault("down") is not None:
+                self.close_connection = True
                 return  # no answer at all: the client sees the connection closed
             error = sim._take_fault("error_5xx")
             if error is not None:
@@ -400,7 +435,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
-            self.send_header("Connection", "close")
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
         except OSError:

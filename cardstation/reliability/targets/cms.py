@@ -39,11 +39,18 @@ Answer = tuple[int, bytes, int]
 
 
 class _Response:
+    will_close = False  # a kept-alive answer: the client keeps the connection when read whole
+
     def __init__(self, status: int, body: bytes) -> None:
         self.status, self._body = status, body
+        self._read = False
 
     def read(self, n: int) -> bytes:
+        self._read = len(self._body) <= n
         return self._body[:n]
+
+    def isclosed(self) -> bool:
+        return self._read
 
 
 class ScriptedConnection:
