@@ -300,6 +300,11 @@ def _check_lanes(config: Config) -> list[str]:
                         f"drives at most {MAX_LANES}")
     names: set[str] = set()
     encoders: set[str] = set()
+    devices: set[str] = set()
+    if config.printers and (config.printer != PrinterSection()
+                            or config.readers.encoder != ReadersSection().encoder):
+        problems.append("[printer] and [readers] encoder are not used when [[printers]] is "
+                        "given: move their keys into the [[printers]] tables and remove them")
     for index, lane in enumerate(config.printers, 1):
         label = f"[[printers]] #{index}"
         if not lane.name.strip() or len(lane.name) > 32 or \
@@ -311,6 +316,10 @@ def _check_lanes(config: Config) -> list[str]:
         names.add(lane.name)
         if not lane.device:
             problems.append(f"{label} ({lane.name}) needs device (usb://... or socket://...)")
+        elif lane.device in devices:
+            problems.append(f"{label} ({lane.name}) device {lane.device!r} is another "
+                            "printer's too: give each printer its own (usb://...?serial=...)")
+        devices.add(lane.device)
         if not lane.encoder:
             problems.append(f"{label} ({lane.name}) needs encoder: the PC/SC reader name of "
                             "this printer's chip encoder (`cardstation doctor` lists readers)")

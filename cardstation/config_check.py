@@ -100,9 +100,9 @@ def check_environment(config: config_module.Config) -> list[Problem]:
         found.append(Problem("[keys] test_keys = true: the station uses published TEST keys",
                              "remove test_keys on a station that makes real cards"))
     found += _data_dir(config.data_path)
-    where = "[readers]" if not config.printers else "[[printers]]"
-    patterns = [(f"{where} encoder" if not config.printers else
-                 f"[[printers]] {lane.name} encoder", lane.encoder) for lane in config.lanes]
+    patterns = [("[readers] encoder" if not config.printers else
+                 f"[[printers]] #{index} ({lane.name}) encoder", lane.encoder)
+                for index, lane in enumerate(config.lanes, 1)]
     patterns += [("[readers] psam", config.readers.psam), ("[readers] desk", config.readers.desk)]
     for name, pattern in patterns:
         try:
@@ -112,7 +112,7 @@ def check_environment(config: config_module.Config) -> list[Problem]:
                                  "give the reader's name as `pcsc_scan` shows it"))
     for lane in config.lanes:
         device = lane.device
-        label = "[printer]" if not config.printers else f"[[printers]] {lane.name}"
+        label = "[printer]" if not config.printers else f"[[printers]] ({lane.name})"
         if not device.startswith(("usb://", "socket://", "toy://")) and "://" not in device \
                 and not Path(device).exists():
             found.append(Problem(f"{label} device {device} does not exist",

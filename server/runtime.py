@@ -873,7 +873,8 @@ class StationRuntime:
         blocking = [a for a in status.alerts if a.blocks]  # "cards low" informs, blocks nothing
         if blocking:
             alert = blocking[0]
-            snap.printer.set_fault("FAULT", Fault(alert.code, f"printer: {alert.cause}",
+            which = "printer" if lane.single else f"printer {lane.name}"
+            snap.printer.set_fault("FAULT", Fault(alert.code, f"{which}: {alert.cause}",
                                                   alert.remedy), alert.vendor_code)
         elif status.busy:
             snap.printer.status = "BUSY"

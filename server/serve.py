@@ -59,7 +59,11 @@ def _health_updater(set_health: Callable[[str, Any], None]) -> Callable[[Station
             set_health(f"cardstation.printer.{lane.name}", serving if ok else not_serving)
         # "cardstation.printer": some printer can make a card (the station keeps working)
         set_health("cardstation.printer", serving if any(lanes_ok) else not_serving)
-        encoders = [lane.encoder.status in ("READY", "BUSY") for lane in snapshot.lanes]
+        encoders = []
+        for lane in snapshot.lanes:
+            ok = lane.encoder.status in ("READY", "BUSY")
+            encoders.append(ok)
+            set_health(f"cardstation.encoder.{lane.name}", serving if ok else not_serving)
         set_health("cardstation.encoder", serving if any(encoders) else not_serving)
         overall = serving if any(lanes_ok) and ready.get("journal", True) else not_serving
         set_health("", overall)

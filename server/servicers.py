@@ -558,7 +558,8 @@ def _problem(device: str, problem: Fault, lane: str = "") -> spb.StationProblem:
 
 def _supplies(lane: LaneSnapshot) -> spb.Supplies:
     return spb.Supplies(ribbon_type=lane.ribbon_type, ribbon_remaining=lane.ribbon_remaining,
-                        ribbon_chip_present=lane.ribbon_chip_present, input_cards=-1)
+                        ribbon_chip_present=lane.ribbon_chip_present, input_cards=-1,
+                        ribbon_capacity=lane.ribbon_capacity)
 
 
 def station_to_proto(runtime: StationRuntime, snap: StationSnapshot) -> spb.Station:

@@ -178,18 +178,19 @@ class SimulatedStation:
         """The configuration values that point a station at these simulators (PSAM key
         service, fast polling), by section; the composition root makes them a Config
         (cardstation/simulated.py)."""
+        # the driver's pause after each panel upload is device time: scaled like the rest
+        timing = {"poll_interval": 0.01, "panel_pause": 0.2 * self.speed}
+        printers: dict[str, Any] = (
+            {"printer": {"device": self.server.url, **timing}} if len(self.printers) == 1 else
+            {"printers": [{"name": p.name, "device": p.server.url, "encoder": p.reader, **timing}
+                          for p in self.printers]})
         return {
             "station": {"id": "410700-SIM", "data_dir": str(self.data_dir)},
             "cms": {"url": self.cms.base_url, "read_timeout": 2.0, "connect_timeout": 1.0},
-            # the driver's pause after each panel upload is device time: scaled like the rest
-            "printer": {"device": self.server.url, "poll_interval": 0.01,
-                        "panel_pause": 0.2 * self.speed},
+            **printers,
             "returns": {"base_delay": 0.05, "max_delay": 0.2},
             "keys": {"test_keys": True},  # the PIN pad's key-encryption key is the test one
             "window": {"idreader": self.idreader_path, "pinpad": self.pinpad_path},
-            **({"printers": [{"name": p.name, "device": p.server.url, "encoder": p.reader,
-                              "poll_interval": 0.01, "panel_pause": 0.2 * self.speed}
-                             for p in self.printers]} if len(self.printers) > 1 else {}),
         }
 
     def toml(self) -> str:

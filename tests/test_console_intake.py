@@ -217,7 +217,9 @@ def test_collect_make_hand_over_lose_lift_and_replace(station, page, tmp_path: P
     put_on_desk(running, made.chip)
     page.click("nav >> text=领卡启用")
     page.fill("#life_id_number", person.id_number)
-    page.press("#life_id_number", "Enter")
+    page.press("#life_id_number", "Enter")  # a scanner's Enter only looks the card up
+    assert outcome(page, "LOOKUP")[0] == "yes"
+    page.click("#life-hand_over")
     ok, text = outcome(page, "HAND_OVER")
     assert ok == "no" and "临时卡" in text, text
     shot(page, "handover-temporary-out")
@@ -251,7 +253,7 @@ def test_collect_make_hand_over_lose_lift_and_replace(station, page, tmp_path: P
     # 补换卡: refused before the formal loss report, then applied for
     page.click("nav >> text=补换卡")
     page.fill("#life_id_number", person.id_number)
-    page.press("#life_id_number", "Enter")
+    page.click("#life-replace")
     ok, text = outcome(page, "REPLACE")
     assert ok == "no" and "正式挂失" in text
     page.click("nav >> text=挂失解挂注销")
@@ -261,7 +263,7 @@ def test_collect_make_hand_over_lose_lift_and_replace(station, page, tmp_path: P
     page.click("nav >> text=补换卡")
     page.fill("#life_id_number", person.id_number)
     page.select_option("#bank_name", "中国建设银行")
-    page.press("#life_id_number", "Enter")
+    page.click("#life-replace")
     ok, text = outcome(page, "REPLACE")
     assert ok == "yes" and "已申请" in text and "中国建设银行" in text, text
     shot(page, "replacement")

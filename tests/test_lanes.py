@@ -249,3 +249,12 @@ def test_sigkill_serve_with_three_printers_loses_and_doubles_nothing(pcsc_contex
     assert figures["reliability.drill_double_chip_writes"] == 0
     assert figures["reliability.drill_unfinished_jobs"] == 0, result.problems
     assert len(result.prints_by_printer) >= 2, result.prints_by_printer  # lanes shared work
+
+
+def test_printers_tables_beside_a_printer_section_or_sharing_a_device_are_refused() -> None:
+    two = [{"name": "A", "device": "socket://127.0.0.1:9100", "encoder": "Enc A"},
+           {"name": "B", "device": "socket://127.0.0.1:9100", "encoder": "Enc B"}]
+    with pytest.raises(ConfigError, match="another printer's too: give each printer its own"):
+        Config().with_values(printers=two)
+    with pytest.raises(ConfigError, match=r"\[printer\] and \[readers\] encoder are not used"):
+        Config().with_values(printer={"device": "usb://0d16:030a"}, printers=two[:1])
