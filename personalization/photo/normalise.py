@@ -54,8 +54,9 @@ def decode(data: bytes) -> np.ndarray:
         return np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
     except PhotoRefused:
         raise
-    except Exception as exc:  # any decoder failure on untrusted bytes is one reason
-        raise PhotoRefused("PHOTO_UNREADABLE", type(exc).__name__) from None
+    except Exception:  # any decoder failure on untrusted bytes is one reason
+        raise PhotoRefused("PHOTO_UNREADABLE", "it is not a JPEG, PNG or other picture the "
+                           "station decodes (empty, cut short, or another kind of file)") from None
 
 
 def normalise_file(data: bytes, spec: PhotoSpec = DEFAULT_PHOTO_SPEC, *,
