@@ -30,6 +30,8 @@ COMMAND_MODULES = (
     "backup",
     "restore",
     "compact",
+    "datakey",
+    "retention",
     "report",
     "read_id",
     "sim",
