@@ -55,6 +55,8 @@ def make_done(journal: Journal, id_number: str = ID_NUMBER, name: str = NAME) ->
         iss = journal.transition(iss.id, state, data=chip if state is State.CHIP_WRITTEN
                                  else {"timings_ms": {state.value: 1.0}})
     journal.transition(iss.id, State.RETURN_QUEUED, return_record=record(id_number, name))
+    outbox = Outbox(journal)
+    outbox.mark_delivered(outbox.get(iss.id).id, "ACK-1")  # DONE: the CMS has it
     for state in (State.PRINTED, State.EJECTED, State.DONE):
         journal.transition(iss.id, state, data={"print_count_before": 5}
                            if state is State.PRINTED else None)
@@ -313,3 +315,51 @@ def test_rotation_killed_in_the_middle_resumes_and_drops_the_old_key(tmp_path: P
         assert journal.history_for("41070219800101" + "0003")[0].id == ids[3]
         assert Outbox(journal).get(ids[0]).record["bank_account"] == BANK
         assert all(len(journal.events(i)) == 9 for i in ids)
+
+
+# -- doctor and the status command -------------------------------------------------------------
+
+def test_doctor_reports_the_data_key(tmp_path: Path) -> None:
+    from cardstation.config import Config
+    from cardstation.doctor import FAIL, OK, Row, _data_key
+
+    config = Config().with_values(station={"data_dir": str(tmp_path)})
+
+    def row() -> Row:
+        rows: list[Row] = []
+        _data_key(config, rows)
+        return rows[0]
+
+    assert row().status == OK and "first start" in row().detail  # a new station
+    Journal(tmp_path / "journal.sqlite", durable=False).close()
+    assert row().status == OK and "0600" in row().detail
+    os.chmod(tmp_path / "data.key", 0o640)
+    assert row().status == FAIL and "chmod 600" in row().detail
+    (tmp_path / "data.key").unlink()
+    missing = row()
+    assert missing.status == FAIL and "missing" in missing.detail
+    assert "backup" in missing.remedy["en"]
+
+
+def test_datakey_status_and_rotate_commands(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    from cardstation.cli import main
+
+    data = tmp_path / "station"
+    data.mkdir(mode=0o700)
+    with Journal(data / "journal.sqlite", durable=False) as journal:
+        make_done(journal)
+    config = tmp_path / "cardstation.toml"
+    config.write_text(f'[station]\ndata_dir = "{data}"\n')
+    assert main(["datakey", "status", "--config", str(config)]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert before["mode"] == "0600" and before["keys_in_use"] == [before["current"]]
+    assert main(["datakey", "rotate", "--config", str(config)]) == 0
+    captured = capsys.readouterr()
+    rotated = json.loads(captured.out)
+    assert rotated["ok"] and rotated["dropped"] == [before["current"]]
+    assert "datakey rotate: issuances 1/1" in captured.err
+    assert main(["datakey", "status", "--config", str(config)]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert after["keys_in_use"] == [rotated["current"]] and after["old"] == []
+    assert ID_NUMBER not in captured.err
