@@ -26,6 +26,11 @@ idempotency_key in the outbox).
 Writes run under `BEGIN IMMEDIATE` (the SQLite write lock is taken before the current state is
 read), so a check-then-update cannot interleave with another writer, in this process or another.
 One connection per database object, shared by threads behind a lock.
+
+Personal fields are sealed per row (schema 4): the ID number, the application, the data, the
+events' data and the return records are stored sealed under the station data key (`datakey`,
+`sealed_rows` says what stays in clear); an applicant's jobs are found by `id_lookup`, an HMAC
+of the number. What this class returns is always opened: callers never see a sealed value.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -829,20 +835,26 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+#: Opened applications kept (`Journal._row`): the jobs a station has in progress, and more.
+_APPLICATIONS_KEPT = 32
+
 _ISSUANCE_COLUMNS = (
     "id, client_request_id, id_number, state, application, data, reason, failed_from, "
     "created_at, updated_at, id_masked, purged_at"
 )
 
 
-def _issuance(row: tuple[Any, ...], keys: DataKeys | None) -> Issuance:
+def _issuance(row: tuple[Any, ...], keys: DataKeys | None,
+              application: dict[str, Any] | None = None) -> Issuance:
     try:
         state = State(row[3])
         failed_from = State(row[7]) if row[7] is not None else None
     except ValueError as exc:
         raise JournalCorrupt(f"issuance {row[0]} has an unknown state: {exc}") from None
     try:
-        application = decode_object(keys, row[4], "issuances", "application", row[0], loads)
+        if application is None:
+            application = decode_object(keys, row[4], "issuances", "application", row[0],
+                                        loads)
         data = decode_object(keys, row[5], "issuances", "data", row[0], loads)
         purged = row[11] is not None
         id_number = row[10] if purged else open_text(
@@ -888,6 +900,7 @@ class Journal:
     ) -> None:
         self._db = Database(path, clock=clock, timeout=timeout, durable=durable,
                             keys=data_keys)
+        self._applications: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
 
     @property
     def path(self) -> Path:
@@ -916,7 +929,20 @@ class Journal:
         return self._db.keys
 
     def _row(self, row: tuple[Any, ...]) -> Issuance:
-        return _issuance(row, self._db.keys)
+        """The issuance of a row. Its application (photo included: the largest value, read at
+        every step) is opened once and kept for the few jobs in progress, as long as the stored
+        text is the same; every step of a card would otherwise decrypt and decode it again."""
+        with self._db.lock:  # threads share the journal (and so this cache)
+            cached = self._applications.get(row[0])
+            if cached is not None and cached[0] == row[4]:
+                self._applications.move_to_end(row[0])
+                return _issuance(row, self._db.keys, dict(cached[1]))
+        issuance = _issuance(row, self._db.keys)
+        with self._db.lock:
+            self._applications[row[0]] = (row[4], dict(issuance.application))
+            while len(self._applications) > _APPLICATIONS_KEPT:
+                self._applications.popitem(last=False)
+        return issuance
 
     def _lookups(self, id_number: str) -> tuple[str, list[str]]:
         """The SQL condition finding an applicant's rows and its parameters: the lookup under
