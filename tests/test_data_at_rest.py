@@ -363,3 +363,25 @@ def test_datakey_status_and_rotate_commands(tmp_path: Path,
     after = json.loads(capsys.readouterr().out)
     assert after["keys_in_use"] == [rotated["current"]] and after["old"] == []
     assert ID_NUMBER not in captured.err
+
+
+def test_rotation_is_refused_while_another_program_has_the_journal_open(tmp_path: Path) -> None:
+    from cardstation.datakeys import rotate
+    from cardstation.personalization.journal import JournalInUse
+
+    path = tmp_path / "journal.sqlite"
+    Journal(path, durable=False).close()
+    before = (tmp_path / "data.key").read_bytes()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from cardstation.personalization.journal import Journal\n"
+         f"j = Journal({str(path)!r})\nprint('open', flush=True)\ntime.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(JournalInUse, match="stop it"):
+            rotate(path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (tmp_path / "data.key").read_bytes() == before  # no key added
