@@ -115,3 +115,20 @@ def test_a_purged_jobs_reprint_is_refused_with_its_reason(world) -> None:
         station.close()
     assert refused.value.fault.code == "REPRINT_DATA_PURGED"
     assert "personal_data_days" in refused.value.fault.cause and refused.value.fault.remedy
+
+
+def test_the_servers_daily_pass_purges_without_a_call(tmp_path: Path) -> None:
+    from cardstation.retention import PurgeTimer
+
+    path = tmp_path / "journal.sqlite"
+    with Journal(path, clock=Clock(), durable=False) as journal:
+        done = make_done(journal)  # finished in 2024: far past 30 days
+    with PurgeTimer(path, 30, first_after=0.01) as timer:
+        with Journal(path) as journal:
+            deadline = time.monotonic() + 10
+            while journal.get(done).purged_at is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert journal.get(done).purged_at is not None
+    assert not timer._thread.is_alive()  # stopped with the server
+    with PurgeTimer(path, 0, first_after=0.01) as off:  # 0 keeps: no thread at all
+        assert not off._thread.is_alive()
