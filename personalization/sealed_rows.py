@@ -38,7 +38,8 @@ from cardstation.personalization.datakey import (
 APPLICATION_CLEAR = frozenset({"card_number", "batch", "issue_date", "expiry_date"})
 #: The pipeline's bookkeeping the reports read without the key (never a holder's value).
 DATA_CLEAR = frozenset({"reason_code", "actions", "resume_from", "spoiled", "reprints",
-                        "print_count_before", "timings_ms", "awaiting_return", "remake_of"})
+                        "print_count_before", "timings_ms", "awaiting_return", "remake_of",
+                        "lane"})  # the printer (lane) a job used, where a station has several
 RECORD_CLEAR = frozenset({"card_number", "batch", "issue_date", "expiry_date"})
 
 #: table -> (rowid column, the columns `reseal_pass` reads, in order)
