@@ -7,13 +7,16 @@ SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # simulators run: it lets whoever connects to its ports present a card (docs/vpcd.md).
 APT_PACKAGES := swig libpcsclite-dev pcscd pcsc-tools libusb-1.0-0 fonts-wqy-zenhei chromium
 SIM_APT_PACKAGES := vsmartcard-vpcd
+# What only the tests need: poppler-utils renders the receipts (PDF) to PNG and reads their text
+TEST_APT_PACKAGES := poppler-utils
 STAMP := $(VENV)/.installed
 
-.PHONY: setup station-setup system-packages simulator-readers no-virtual-readers venv protos \
+.PHONY: setup station-setup system-packages test-packages simulator-readers no-virtual-readers \
+	venv protos \
 	test demo bench drill fuzz lint clean install bundle
 
 # A development, CI or demo machine: the station with its simulators.
-setup: system-packages simulator-readers venv protos
+setup: system-packages test-packages simulator-readers venv protos
 
 # A real station: no virtual reader. Refuses while vpcd is installed.
 station-setup: no-virtual-readers system-packages venv protos
@@ -32,28 +35,40 @@ endef
 system-packages:
 	$(call apt_install,$(APT_PACKAGES))
 
-# vpcd and the extra vpcd reader entry for the desk reader slots. vpcd listens on every
+test-packages:
+	$(call apt_install,$(TEST_APT_PACKAGES))
+
+# vpcd and the extra vpcd reader entries: the desk reader's slots, the further printers' encoders. vpcd listens on every
 # interface (it cannot be bound to loopback): `python -m cardstation.vpcd_check` reports it.
 simulator-readers:
 	$(call apt_install,$(SIM_APT_PACKAGES))
-	@drv=/usr/lib/pcsc/drivers/serial; \
-	if ! cmp -s $$drv/libifdvpcd.so $$drv/libifdvpcd-desk.so || \
-	   ! cmp -s simulators/vpcd/reader.conf /etc/reader.conf.d/cardstation-vpcd-desk; then \
-	  echo "installing the desk-reader vpcd entry (/etc/reader.conf.d/cardstation-vpcd-desk)"; \
-	  echo "note: vpcd's ports 35963-35966 listen on every interface; keep this machine off" \
+	@drv=/usr/lib/pcsc/drivers/serial; changed=; \
+	for entry in desk:reader.conf lanes:lanes.conf; do \
+	  name=$${entry%%:*}; conf=simulators/vpcd/$${entry#*:}; \
+	  if ! cmp -s $$drv/libifdvpcd.so $$drv/libifdvpcd-$$name.so || \
+	     ! cmp -s $$conf /etc/reader.conf.d/cardstation-vpcd-$$name; then \
+	    echo "installing the $$name vpcd entry (/etc/reader.conf.d/cardstation-vpcd-$$name)"; \
+	    $(SUDO) install -m 0644 $$drv/libifdvpcd.so $$drv/libifdvpcd-$$name.so; \
+	    $(SUDO) install -m 0644 $$conf /etc/reader.conf.d/cardstation-vpcd-$$name; \
+	    changed=1; \
+	  fi; \
+	done; \
+	if [ -n "$$changed" ]; then \
+	  echo "note: vpcd's ports 35963-35968 listen on every interface; keep this machine off" \
 	       "untrusted networks, never on a station (docs/vpcd.md)"; \
-	  $(SUDO) install -m 0644 $$drv/libifdvpcd.so $$drv/libifdvpcd-desk.so; \
-	  $(SUDO) install -m 0644 simulators/vpcd/reader.conf /etc/reader.conf.d/cardstation-vpcd-desk; \
 	  $(SUDO) pkill -x pcscd || true; \
 	fi
 
 no-virtual-readers:
 	@if dpkg-query -W -f='$${Status}' vsmartcard-vpcd 2>/dev/null | grep -q "ok installed" || \
-	   [ -e /etc/reader.conf.d/cardstation-vpcd-desk ]; then \
+	   [ -e /etc/reader.conf.d/cardstation-vpcd-desk ] || \
+	   [ -e /etc/reader.conf.d/cardstation-vpcd-lanes ]; then \
 	  echo "station-setup: a virtual reader (vpcd) is installed: anyone on the network could" \
 	       "present a card to pcscd. Remove it: $(SUDO) apt-get purge vsmartcard-vpcd;" \
 	       "$(SUDO) rm -f /etc/reader.conf.d/cardstation-vpcd-desk" \
-	       "/usr/lib/pcsc/drivers/serial/libifdvpcd-desk.so; restart pcscd" >&2; \
+	       "/etc/reader.conf.d/cardstation-vpcd-lanes" \
+	       "/usr/lib/pcsc/drivers/serial/libifdvpcd-desk.so" \
+	       "/usr/lib/pcsc/drivers/serial/libifdvpcd-lanes.so; restart pcscd" >&2; \
 	  exit 1; \
 	fi
 

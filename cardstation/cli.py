@@ -18,11 +18,13 @@ from cardstation import __version__
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES = (
     "validate",
+    "photo",
     "run",
     "serve",
     "client",
     "console",
     "window",
+    "intake",
     "audit",
     "configure",
     "doctor",

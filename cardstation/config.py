@@ -24,6 +24,11 @@ model = "hiti-cs220e"       # the printer adapter (cardstation/registries.py)
 device = "socket://127.0.0.1:9100"   # or usb://0d16:030a[?serial=...]
 poll_interval = 1.0
 panel_pause = 0.2
+[[printers]]                # optional, one table per printer ("lane"); without any, one lane
+name = "1"                  #   named "1" is made of [printer] and [readers] encoder
+model = "hiti-cs220e"
+device = "usb://0d16:030a?serial=A1"
+encoder = "HiTi CS-220e Encoder 00 00"   # this printer's chip encoder (PC/SC reader)
 [readers]                   # PC/SC reader names or regular expressions
 encoder = "Virtual PCD 00 00"
 psam = "Virtual PCD 00 01"
@@ -59,6 +64,7 @@ client_roles = ""           # "console-01=operator,hub=upstream" for mTLS caller
 audit_log = ""              # default <data_dir>/audit.jsonl
 audit_key = ""              # HMAC key of the audit chain, 0600; default <data_dir>/audit.key
 metrics_listen = "127.0.0.1:9464"  # /metrics for Prometheus ("" = off); TLS off loopback
+max_streams = 5000          # watch streams held at once (consoles, upstream watchers)
 ```
 Errors name the file, the key and what is wrong; unknown keys are errors (a typo must not fall
 back to a default silently).
@@ -108,6 +114,24 @@ class PrinterSection:
     poll_interval: float = 1.0  # status polling while the printer is busy (s)
     panel_pause: float = 0.2  # pause after each panel upload (gutenprint's 200 ms for HiTi)
     options: dict[str, Any] = field(default_factory=dict)  # [printer.options]: the model's own
+
+
+@dataclass(frozen=True)
+class LaneSection:
+    """One `[[printers]]` table: a printer with its chip encoder (a lane)."""
+
+    name: str = ""
+    model: str = "hiti-cs220e"
+    device: str = ""
+    encoder: str = ""  # the PC/SC reader name (or pattern) of this printer's chip encoder
+    poll_interval: float = 1.0
+    panel_pause: float = 0.2
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+#: How many printers one station drives at most: each encodes while the others print, and
+#: card vendors' suites advise at most four encoding printers per PC.
+MAX_LANES = 4
 
 
 @dataclass(frozen=True)
@@ -162,6 +186,7 @@ class ServerSection:
     audit_log: str = ""  # default: <data_dir>/audit.jsonl
     audit_key: str = ""  # default: <data_dir>/audit.key (created 0600 on first start)
     metrics_listen: str = "127.0.0.1:9464"  # /metrics for Prometheus ("" = off; TLS off loopback)
+    max_streams: int = 5000  # watch streams held at once; one more is refused at once
 
 
 @dataclass(frozen=True)
@@ -175,12 +200,23 @@ class Config:
     returns: ReturnsSection = field(default_factory=ReturnsSection)
     server: ServerSection = field(default_factory=ServerSection)
     window: WindowSection = field(default_factory=WindowSection)
+    printers: tuple[LaneSection, ...] = ()  # [[printers]]; empty: one lane from [printer]
 
     @property
     def data_path(self) -> Path:
         return Path(self.station.data_dir)
 
-    def with_values(self, **sections: dict[str, Any]) -> Config:
+    @property
+    def lanes(self) -> tuple[LaneSection, ...]:
+        """The station's printers: `[[printers]]`, or the one of `[printer]` and `[readers]
+        encoder`, named "1"."""
+        if self.printers:
+            return self.printers
+        p = self.printer
+        return (LaneSection("1", p.model, p.device, self.readers.encoder, p.poll_interval,
+                            p.panel_pause, dict(p.options)),)
+
+    def with_values(self, **sections: Any) -> Config:
         """A copy with some section values replaced (validated like a file's)."""
         return _build({**{f.name: {} for f in fields(self)}, **sections}, "<overrides>", self)
 
@@ -216,26 +252,87 @@ def collect(data: dict[str, Any], where: str,
                         f"{sorted(known)}")
     sections: dict[str, Any] = {}
     for name in sorted(known):
+        if name == "printers":
+            sections[name] = _lanes(data.get(name), base.printers, where, problems)
+            continue
         current = getattr(base, name)
         values = data.get(name, {})
         if not isinstance(values, dict):
             problems.append(f"{where}: [{name}] must be a table")
             values = {}
-        allowed = {f.name for f in fields(current)}
-        bad = set(values) - allowed
-        if bad:
-            problems.append(f"{where}: [{name}] unknown key(s) {sorted(bad)}; "
-                            f"known: {sorted(allowed)}")
-        coerced = {}
-        for key in sorted(set(values) & allowed):
-            try:
-                coerced[key] = _coerce(name, key, values[key], getattr(current, key), where)
-            except ConfigError as exc:
-                problems.append(str(exc))
-        sections[name] = replace(current, **coerced)
+        sections[name] = _table(current, values, name, f"[{name}]", where, problems)
     config = Config(**sections)
     problems += [f"{where}: {problem}" for problem in check_values(config)]
     return config, problems
+
+
+def _lanes(values: Any, current: tuple[LaneSection, ...], where: str,
+           problems: list[str]) -> tuple[LaneSection, ...]:
+    """`[[printers]]`: a list of tables, each checked like a section (None: keep `current`)."""
+    if values is None or values == {}:
+        return current
+    if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
+        problems.append(f"{where}: printers must be tables written [[printers]], one per printer")
+        return current
+    return tuple(_table(LaneSection(), table, "printers", f"[[printers]] #{index}", where,
+                        problems) for index, table in enumerate(values, 1))
+
+
+def _table(current: Any, values: dict[str, Any], name: str, label: str, where: str,
+           problems: list[str]) -> Any:
+    """`current` with the keys of one table over it; each problem named (a wrong key keeps
+    its default, so the rest can still be checked)."""
+    allowed = {f.name for f in fields(current)}
+    bad = set(values) - allowed
+    if bad:
+        problems.append(f"{where}: {label} unknown key(s) {sorted(bad)}; "
+                        f"known: {sorted(allowed)}")
+    coerced = {}
+    for key in sorted(set(values) & allowed):
+        try:
+            coerced[key] = _coerce(name, key, values[key], getattr(current, key), where)
+        except ConfigError as exc:
+            problems.append(str(exc).replace(f"[{name}]", label))
+    return replace(current, **coerced)
+
+
+def _check_lanes(config: Config) -> list[str]:
+    from cardstation.registries import PRINTER_MODELS
+
+    problems = []
+    if len(config.printers) > MAX_LANES:
+        problems.append(f"[[printers]] lists {len(config.printers)} printers; a station "
+                        f"drives at most {MAX_LANES}")
+    names: set[str] = set()
+    encoders: set[str] = set()
+    for index, lane in enumerate(config.printers, 1):
+        label = f"[[printers]] #{index}"
+        if not lane.name.strip() or len(lane.name) > 32 or \
+                not all(c.isalnum() or c in "-_" for c in lane.name):
+            problems.append(f"{label} name {lane.name!r} must be letters, digits, - or _ "
+                            "(it names the printer on the screen, in health and metrics)")
+        elif lane.name in names:
+            problems.append(f"{label} name {lane.name!r} is used twice")
+        names.add(lane.name)
+        if not lane.device:
+            problems.append(f"{label} ({lane.name}) needs device (usb://... or socket://...)")
+        if not lane.encoder:
+            problems.append(f"{label} ({lane.name}) needs encoder: the PC/SC reader name of "
+                            "this printer's chip encoder (`cardstation doctor` lists readers)")
+        elif lane.encoder in encoders:
+            problems.append(f"{label} ({lane.name}) encoder {lane.encoder!r} is another "
+                            "printer's too: each printer has its own chip encoder")
+        encoders.add(lane.encoder)
+        if lane.encoder and lane.encoder in (config.readers.psam, config.readers.desk):
+            problems.append(f"{label} ({lane.name}) encoder {lane.encoder!r} is the PSAM's or "
+                            "the desk reader's ([readers]): give the printer's own encoder")
+        if lane.model not in PRINTER_MODELS:
+            problems.append(f"{label} ({lane.name}) model {lane.model!r} is not known; "
+                            "known: " + ", ".join(sorted(PRINTER_MODELS)))
+        if lane.poll_interval <= 0 or lane.panel_pause < 0:
+            problems.append(f"{label} ({lane.name}) poll_interval must be positive and "
+                            "panel_pause 0 or more")
+    return problems
 
 
 def _host_port(value: str) -> bool:
@@ -299,6 +396,9 @@ def check_values(config: Config) -> list[str]:
                                  ("metrics_listen", config.server.metrics_listen, False)):
         if (value or required) and not _host_port(value):
             problems.append(f"[server] {key} {value!r} is not host:port (e.g. 127.0.0.1:50051)")
+    if not 1 <= config.server.max_streams <= 20000:
+        problems.append("[server] max_streams must be 1 to 20000 (each open watch stream holds "
+                        "a worker)")
     if config.station.min_free_mb < 0:
         problems.append("[station] min_free_mb must be 0 or more")
     if not 0 < config.window.pin_timeout <= 600:
@@ -309,7 +409,7 @@ def check_values(config: Config) -> list[str]:
         problems.append("[printer] poll_interval must be positive and panel_pause 0 or more")
     if (config.cms.tls_ca or config.cms.tls_cert) and not config.cms.url.startswith("https://"):
         problems.append("[cms] tls_ca / tls_cert are set but the url is not https://")
-    return problems
+    return problems + _check_lanes(config)
 
 
 #: where a configuration is looked for when none is given: this folder's, then the installed

@@ -100,19 +100,23 @@ def check_environment(config: config_module.Config) -> list[Problem]:
         found.append(Problem("[keys] test_keys = true: the station uses published TEST keys",
                              "remove test_keys on a station that makes real cards"))
     found += _data_dir(config.data_path)
-    for section, name, pattern in (("readers", "encoder", config.readers.encoder),
-                                   ("readers", "psam", config.readers.psam),
-                                   ("readers", "desk", config.readers.desk)):
+    where = "[readers]" if not config.printers else "[[printers]]"
+    patterns = [(f"{where} encoder" if not config.printers else
+                 f"[[printers]] {lane.name} encoder", lane.encoder) for lane in config.lanes]
+    patterns += [("[readers] psam", config.readers.psam), ("[readers] desk", config.readers.desk)]
+    for name, pattern in patterns:
         try:
             re.compile(pattern)
         except re.error as exc:
-            found.append(Problem(f"[{section}] {name} {pattern!r} is not a valid pattern ({exc})",
+            found.append(Problem(f"{name} {pattern!r} is not a valid pattern ({exc})",
                                  "give the reader's name as `pcsc_scan` shows it"))
-    device = config.printer.device
-    if not device.startswith(("usb://", "socket://", "toy://")) and "://" not in device \
-            and not Path(device).exists():
-        found.append(Problem(f"[printer] device {device} does not exist",
-                             "use usb://0d16:030a for a CS-220e on USB"))
+    for lane in config.lanes:
+        device = lane.device
+        label = "[printer]" if not config.printers else f"[[printers]] {lane.name}"
+        if not device.startswith(("usb://", "socket://", "toy://")) and "://" not in device \
+                and not Path(device).exists():
+            found.append(Problem(f"{label} device {device} does not exist",
+                                 "use usb://0d16:030a for a CS-220e on USB"))
     for name, port in (("idreader", config.window.idreader), ("pinpad", config.window.pinpad)):
         if port and "://" not in port and not Path(port).exists():
             found.append(Problem(f"[window] {name} {port} does not exist",

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cardstation.config import Config
+from cardstation.config import Config, LaneSection
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -46,23 +46,40 @@ def run_checks(config: Config) -> list[Row]:
     """Every row, in the order the checklist shows them."""
     rows: list[Row] = []
     readers = _pcscd(rows)
-    printer = _printer(config, rows)
-    _cables(config, readers, printer, rows)
-    if printer is not None:
-        _ribbon(printer, rows)
-    else:
-        rows.append(_row("ribbon", "色带", "ribbon").fail(
-            "not checked: the printer is not connected", "先接好打印机（见上面）",
-            "connect the printer first (above)"))
+    printers = []
+    for lane in config.lanes:  # each printer with its encoder and ribbon
+        named = _Named(lane, single=len(config.lanes) == 1)
+        printer = _printer(named, rows)
+        _cables(named, readers, printer, rows)
+        if printer is not None:
+            _ribbon(named, printer, rows)
+            printers.append(printer)
+        else:
+            rows.append(named.row("ribbon", "色带", "ribbon").fail(
+                "not checked: the printer is not connected", "先接好打印机（见上面）",
+                "connect the printer first (above)"))
     _keys(config, readers, rows)
     _desk(config, readers, rows)
     _cms(config, rows)
     _disk(config, rows)
     _data_key(config, rows)
     _vpcd(rows)
-    if printer is not None:
+    for printer in printers:
         printer.close()
     return rows
+
+
+class _Named:
+    """One printer's rows: keys and labels carry its name at a station with several."""
+
+    def __init__(self, lane: LaneSection, single: bool) -> None:
+        self.lane, self.single = lane, single
+
+    def row(self, key: str, zh: str, en: str) -> Row:
+        if self.single:
+            return _row(key, zh, en)
+        name = self.lane.name
+        return _row(f"{key}.{name}", f"{zh}（打印机 {name}）", f"{en} (printer {name})")
 
 
 def _pcscd(rows: list[Row]) -> list[str] | None:
@@ -93,13 +110,13 @@ def _find(pattern: str, names: list[str] | None) -> str | None:
         return None
 
 
-def _printer(config: Config, rows: list[Row]) -> Any:
+def _printer(named: _Named, rows: list[Row]) -> Any:
     from cardstation.personalization.ports.printer import PrinterFault, PrinterSettings
     from cardstation.registries import printer_factory
 
-    row = _row("printer", "打印机", "printer")
+    row = named.row("printer", "打印机", "printer")
     rows.append(row)
-    p = config.printer
+    p = named.lane
     printer = printer_factory(p.model)(PrinterSettings(p.device, p.poll_interval,
                                                        p.panel_pause, dict(p.options)))
     try:
@@ -123,34 +140,35 @@ def _printer(config: Config, rows: list[Row]) -> Any:
     return printer
 
 
-def _cables(config: Config, readers: list[str] | None, printer: Any, rows: list[Row]) -> None:
+def _cables(named: _Named, readers: list[str] | None, printer: Any, rows: list[Row]) -> None:
     """Seed 001's first row: the printer and its chip encoder are two USB devices."""
-    row = _row("encoder", "芯片读写器（打印机的第二根USB线）", "chip encoder (the printer's "
-               "second USB cable)")
+    row = named.row("encoder", "芯片读写器（打印机的第二根USB线）", "chip encoder (the "
+                    "printer's second USB cable)")
     rows.append(row)
     if readers is None:
         row.fail("pcscd is not running", "先启动智能卡服务（见上一行）", "start pcscd first "
                  "(the row above)")
         return
-    name = _find(config.readers.encoder, readers)
+    encoder = named.lane.encoder
+    name = _find(encoder, readers)
     if name is None:
         printer_ok = "the printer answers on USB" if printer is not None else \
             "the printer does not answer either"
-        row.fail(f"no reader matches {config.readers.encoder!r} ({printer_ok}); readers: "
+        row.fail(f"no reader matches {encoder!r} ({printer_ok}); readers: "
                  f"{', '.join(readers) or 'none'}",
                  "打印机的两根USB线都要插好：一根是打印，一根是芯片读写器；还不行就重装打印机"
-                 "驱动，或检查 cardstation.toml 里 [readers] encoder 的名称",
+                 "驱动，或检查 cardstation.toml 里这台打印机的 encoder 名称",
                  "plug in both of the printer's USB cables (one prints, one is the chip "
-                 "encoder); if it persists reinstall the printer driver, or check [readers] "
-                 "encoder in cardstation.toml")
+                 "encoder); if it persists reinstall the printer driver, or check this "
+                 "printer's encoder in cardstation.toml ([readers] or [[printers]])")
         return
     row.detail = name
 
 
-def _ribbon(printer: Any, rows: list[Row]) -> None:
+def _ribbon(named: _Named, printer: Any, rows: list[Row]) -> None:
     from cardstation.personalization.ports.printer import PrinterFault
 
-    row = _row("ribbon", "色带", "ribbon")
+    row = named.row("ribbon", "色带", "ribbon")
     rows.append(row)
     try:
         ribbon = printer.ribbon()

@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from cardstation.personalization.face.text import FONT_PATHS, FontMissing
+from cardstation.personalization.pdf_font import FONT, register_cjk_font
 from cardstation.reconcile import DayReport
-
-FONT = "CardstationCJK"
 
 
 @dataclass(frozen=True)
@@ -77,20 +75,6 @@ def sheet_of(report: DayReport, printed_at: datetime | None = None) -> Sheet:
     )
 
 
-def _register_font() -> None:
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
-
-    if FONT in pdfmetrics.getRegisteredFontNames():
-        return
-    for path in FONT_PATHS:
-        if Path(path).exists():
-            pdfmetrics.registerFont(TTFont(FONT, path, subfontIndex=0))
-            return
-    raise FontMissing("no CJK font found (looked for " + ", ".join(FONT_PATHS) + "): run "
-                      "`make setup`, which installs the Debian package fonts-wqy-zenhei")
-
-
 def render(sheet: Sheet, out: Path) -> Path:
     """Write the sheet as an A4 PDF at `out` (0600: it lists card numbers)."""
     import os
@@ -101,7 +85,7 @@ def render(sheet: Sheet, out: Path) -> Path:
     from reportlab.lib.units import mm
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-    _register_font()
+    register_cjk_font()
     title = ParagraphStyle("title", fontName=FONT, fontSize=16, leading=22, alignment=1)
     body = ParagraphStyle("body", fontName=FONT, fontSize=10, leading=14)
     grid = TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTSIZE", (0, 0), (-1, -1), 9),

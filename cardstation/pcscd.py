@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
-VPCD_PORTS = (35963, 35964, 35965, 35966)
+VPCD_PORTS = (35963, 35964, 35965, 35966, 35967, 35968)
 
 
 class PcscdUnavailable(RuntimeError):

@@ -11,7 +11,7 @@ from cardstation.simulators.station import SimulatedStation
 
 
 class _Simulators(Protocol):
-    def config_sections(self) -> dict[str, dict[str, Any]]: ...
+    def config_sections(self) -> dict[str, Any]: ...
 
 
 def station_config(sim: _Simulators, **sections: dict[str, Any]) -> Config:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardstation.config import Config
+from cardstation.config import Config, LaneSection
 from cardstation.drivers.idreader import Ga467Reader
 from cardstation.drivers.pcsc.errors import CardWaitTimeout, PcscError
 from cardstation.drivers.pcsc.readers import PcscContext
@@ -26,7 +26,7 @@ from cardstation.personalization.keys.service import (
 from cardstation.personalization.model import ReturnRecord
 from cardstation.personalization.outbox import Outbox, ReturnWorker
 from cardstation.personalization.pinentry import PinPadEntry
-from cardstation.personalization.pipeline import Devices, EventSink, Pipeline
+from cardstation.personalization.pipeline import ApplicantLocks, Devices, EventSink, Pipeline
 from cardstation.personalization.ports.cms import Cms, CmsSettings
 from cardstation.personalization.ports.printer import CardPrinter, PrinterSettings
 from cardstation.personalization.private_files import (
@@ -153,17 +153,33 @@ class Readers:
 
 
 @dataclass
+class Lane:
+    """One printer with its chip encoder, and the pipeline that drives them (a lane)."""
+
+    name: str
+    printer: CardPrinter
+    pipeline: Pipeline
+    encoder: str  # the encoder's PC/SC reader name or pattern
+    device: str  # the printer's address (usb://..., socket://...)
+    model: str
+    # its own PC/SC context for the card-presence waits: pcsc-lite runs one call at a time per
+    # context, and one lane's wait must not hold up another's
+    readers: Readers | None = None
+
+
+@dataclass
 class Station:
     config: Config
     journal: Journal
     outbox: Outbox
     cms: Cms
-    printer: CardPrinter
+    printer: CardPrinter  # the first lane's (a station with one printer has one lane)
     keys: KeyService
-    pipeline: Pipeline
+    pipeline: Pipeline  # the first lane's: every job is opened through it
     worker: ReturnWorker
     window: Window | None = None
     readers: Readers | None = None  # card-presence waits and reader look-ups
+    lanes: list[Lane] = field(default_factory=list)
 
     def close(self) -> None:
         try:
@@ -171,9 +187,15 @@ class Station:
                 self.window.close()
             self.worker.stop()
             self.keys.close()
-            self.printer.close()
+            for lane in self.lanes or []:
+                lane.printer.close()
+            if not self.lanes:
+                self.printer.close()
             self.journal.close()
         finally:
+            for lane in self.lanes:
+                if lane.readers is not None and lane.readers is not self.readers:
+                    lane.readers.close()
             if self.readers is not None:
                 self.readers.close()
 
@@ -220,11 +242,7 @@ def build_station(config: Config,
         tls_cert=config.cms.tls_cert, tls_key=config.cms.tls_key,
         token=_read_secret(config.cms.token_file, "[cms] token_file"),
         options=dict(config.cms.options)))
-    printer: CardPrinter = printer_factory(config.printer.model)(PrinterSettings(
-        config.printer.device, poll_interval=config.printer.poll_interval,
-        panel_pause=config.printer.panel_pause, options=dict(config.printer.options)))
     readers = Readers()
-    encoder = config.readers.encoder
     keys: KeyService
     if config.keys.service == "software":
         keys = SoftwareKeyService(config.keys.test_keys)
@@ -242,28 +260,43 @@ def build_station(config: Config,
 
         keys = PsamKeyService(open_psam, test_pinpad_kek=config.keys.test_keys)
 
-    devices = Devices(
-        printer=printer,
-        open_encoder=lambda: PcscTransport(readers.find(encoder)),
-        wait_for_card=lambda timeout: readers.wait_for_card(encoder, timeout),
-        wait_for_removal=lambda timeout: readers.wait_for_removal(encoder, timeout),
-        keys=keys,
-    )
-
     def deliver(record: dict, key: str) -> str:
         return cms.submit_return(ReturnRecord.from_dict(record), key)
 
     worker = ReturnWorker(outbox, deliver, base_delay=config.returns.base_delay,
                           max_delay=config.returns.max_delay)
     spec = PhotoSpec(min_bytes=config.photo.min_kb * 1024, max_bytes=config.photo.max_kb * 1024)
-    pipeline = Pipeline(journal, outbox, cms, devices, data, photo_spec=spec, on_event=on_event,
-                        after_commit=after_commit, wake_returns=worker.wake,
-                        storage_reserve=config.station.min_free_mb * 1_000_000)
+    locks = ApplicantLocks()  # one admission per applicant across every printer
+
+    def lane_of(section: LaneSection, waits: Readers) -> Lane:
+        printer: CardPrinter = printer_factory(section.model)(PrinterSettings(
+            section.device, poll_interval=section.poll_interval,
+            panel_pause=section.panel_pause, options=dict(section.options)))
+        encoder = section.encoder
+        devices = Devices(
+            printer=printer,
+            open_encoder=lambda: PcscTransport(waits.find(encoder)),
+            wait_for_card=lambda timeout: waits.wait_for_card(encoder, timeout),
+            wait_for_removal=lambda timeout: waits.wait_for_removal(encoder, timeout),
+            keys=keys,
+        )
+        pipeline = Pipeline(journal, outbox, cms, devices, data, photo_spec=spec,
+                            on_event=on_event, after_commit=after_commit,
+                            wake_returns=worker.wake,
+                            storage_reserve=config.station.min_free_mb * 1_000_000,
+                            lane=section.name, applicant_locks=locks)
+        return Lane(section.name, printer, pipeline, encoder, section.device, section.model,
+                    waits)
+
+    lanes = [lane_of(section, readers if index == 0 else Readers())
+             for index, section in enumerate(config.lanes)]
+    first = lanes[0].pipeline
     # DONE follows the CMS's acknowledgement; a refusal for good fails the job (settle_return)
-    worker.on_delivered = lambda entry: pipeline.settle_return(entry.issuance_id)
-    worker.on_failed = pipeline.note_return_attempt
+    worker.on_delivered = lambda entry: first.settle_return(entry.issuance_id)
+    worker.on_failed = first.note_return_attempt
     window = _build_window(config, keys, cms)
-    return Station(config, journal, outbox, cms, printer, keys, pipeline, worker, window, readers)
+    return Station(config, journal, outbox, cms, lanes[0].printer, keys, first, worker, window,
+                   readers, lanes)
 
 
 def _read_secret(path: str, what: str) -> str:

@@ -29,8 +29,9 @@ TCP_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
 LISTEN_MARKER = "/dev/null"  # vpcd's DEVICENAME host meaning "listen on every interface"
 SLOTS = 2  # slots per vpcd entry
 REMEDY_STATION = ("a real station must not load a virtual reader: `apt-get purge "
-                  "vsmartcard-vpcd`, remove /etc/reader.conf.d/cardstation-vpcd-desk and "
-                  "/usr/lib/pcsc/drivers/serial/libifdvpcd-desk.so, restart pcscd")
+                  "vsmartcard-vpcd`, remove /etc/reader.conf.d/cardstation-vpcd-desk, "
+                  "/etc/reader.conf.d/cardstation-vpcd-lanes and "
+                  "/usr/lib/pcsc/drivers/serial/libifdvpcd-{desk,lanes}.so, restart pcscd")
 REMEDY_DEV = ("vpcd cannot be bound to loopback (docs/vpcd.md): keep this machine off untrusted "
               "networks or firewall these ports; never on a station")
 

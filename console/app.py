@@ -17,7 +17,7 @@ import grpc
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -31,6 +31,9 @@ from cardstation.protos.cardstation.v1 import window_pb2 as wpb
 
 from .client import ApiError, StationApi
 from .i18n import DEFAULT_LOCALE, LOCALES, Translator
+from .intake import IntakeScreens
+from .responses import forbidden as _forbidden
+from .responses import in_thread as _thread
 from .security import COOKIE, CSP, Session, Sessions, csrf_ok
 
 HERE = Path(__file__).resolve().parent
@@ -294,11 +297,12 @@ class Console:
                 else (d.fault, d.remedy)
             devices.append({"name": d.name, "status": spb.DeviceStatus.Name(d.status)
                             .removeprefix("DEVICE_STATUS_"), "cause": cause, "remedy": remedy,
-                            "address": d.address})
+                            "address": d.address, "lane": d.lane})
         problems = [self.fault_view(session, p.reason_code, p.cause, p.remedy)
                     for p in station.problems]
         return self.templates.get_template("station.html").render(
-            _=tr.gettext, station=station, devices=devices, problems=problems)
+            _=tr.gettext, station=station, devices=devices, problems=problems,
+            several=len(station.lanes) > 1)
 
     async def station_events(self, request: Request) -> Response:
         session = self._session(request)
@@ -308,14 +312,15 @@ class Console:
                        lambda reply: self._station_html(session, reply.station))
 
     async def maintain(self, request: Request) -> Response:
-        session, _ = await self._checked(request)
+        session, form = await self._checked(request)
         if session is None:
             return _forbidden()
         action = request.path_params["action"]
         if action not in ("CALIBRATE_RIBBON_SENSOR", "CLEAN_CARD_PATH", "RESET_PRINTER"):
             return Response("unknown action", status_code=404)
+        lane = str(form.get("lane", "")).strip()[:32]  # the printer, at a station with several
         try:
-            await _thread(self.api.maintain, session.token, action)
+            await _thread(self.api.maintain, session.token, action, lane)
             station = await _thread(self.api.get_station, session.token)
         except ApiError as exc:
             return self.error(session, exc)
@@ -581,13 +586,9 @@ class Console:
             Route("/jobs/{job_id:str}", self.job, methods=["GET"]),
             Route("/jobs/{job_id:str}/events", self.events, methods=["GET"]),
             Route("/jobs/{job_id:str}/{action:str}", self.act, methods=["POST"]),
+            *IntakeScreens(self).routes(),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
-
-
-def _forbidden() -> Response:
-    """A state-changing request without its session's CSRF token (a forgery, or a stale page)."""
-    return Response("forbidden: CSRF token missing or wrong", status_code=403)
 
 
 def _stream_of(call: Any) -> Iterator[Any]:
@@ -614,11 +615,6 @@ def _bridge(open_call: Callable[[], Any], event: str,
             call.cancel()
 
     return EventSourceResponse(stream(), ping=15)
-
-
-async def _thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """A blocking gRPC call off the event loop: nothing blocks while a device works."""
-    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 def create_app(api: StationApi, *, secure_cookie: bool = False,

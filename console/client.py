@@ -10,17 +10,20 @@ from typing import Any
 
 import grpc
 
-from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
 from cardstation.protos.cardstation.v1 import (
+    intake_pb2_grpc,
     issuance_pb2_grpc,
     returns_pb2_grpc,
     station_pb2_grpc,
     window_pb2_grpc,
 )
+from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
 from cardstation.protos.cardstation.v1 import returns_pb2 as rpb
 from cardstation.protos.cardstation.v1 import station_pb2 as spb
 from cardstation.protos.cardstation.v1 import window_pb2 as wpb
 from cardstation.protos.errors import error_info
+
+from .intake_client import IntakeCalls
 
 CALL_TIMEOUT = 30.0
 # A PIN-pad call lasts as long as the holder types (the server's [window] pin_timeout, per entry,
@@ -37,6 +40,7 @@ class ApiError(Exception):
     remedy: str
     status: str
     issuance_id: str = ""
+    fields: str = ""  # the fields a refusal names (ErrorInfo metadata "fields"), comma-separated
 
     @classmethod
     def of(cls, exc: grpc.RpcError) -> ApiError:
@@ -50,10 +54,10 @@ class ApiError(Exception):
         meta = dict(info.metadata)
         cause, _, remedy = message.partition(" — ")
         return cls(info.reason, meta.get("cause", cause), meta.get("remedy", remedy),
-                   exc.code().name, meta.get("issuance_id", ""))
+                   exc.code().name, meta.get("issuance_id", ""), meta.get("fields", ""))
 
 
-class StationApi:
+class StationApi(IntakeCalls):
     def __init__(self, target: str, credentials: grpc.ChannelCredentials | None = None) -> None:
         self.target = target
         self.channel = (grpc.secure_channel(target, credentials) if credentials is not None
@@ -62,6 +66,7 @@ class StationApi:
         self.station = station_pb2_grpc.StationServiceStub(self.channel)
         self.returns = returns_pb2_grpc.ReturnServiceStub(self.channel)
         self.window = window_pb2_grpc.WindowServiceStub(self.channel)
+        self.intake = intake_pb2_grpc.IntakeServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -151,11 +156,14 @@ class StationApi:
         return self._unary(self.returns.RetryReturns, rpb.RetryReturnsRequest(ids=ids),
                            token).scheduled
 
-    def maintain(self, token: str, action: str) -> spb.PrinterCondition:
+    def maintain(self, token: str, action: str, lane: str = "") -> spb.PrinterCondition:
+        """A maintenance step on a printer ("" names the only one)."""
         calls = {"CALIBRATE_RIBBON_SENSOR": (self.station.CalibrateRibbonSensor,
-                                             spb.CalibrateRibbonSensorRequest()),
-                 "CLEAN_CARD_PATH": (self.station.CleanCardPath, spb.CleanCardPathRequest()),
-                 "RESET_PRINTER": (self.station.ResetPrinter, spb.ResetPrinterRequest())}
+                                             spb.CalibrateRibbonSensorRequest(lane=lane)),
+                 "CLEAN_CARD_PATH": (self.station.CleanCardPath,
+                                     spb.CleanCardPathRequest(lane=lane)),
+                 "RESET_PRINTER": (self.station.ResetPrinter,
+                                   spb.ResetPrinterRequest(lane=lane))}
         method, request = calls[action]
         return self._unary(method, request, token).printer
 

@@ -28,10 +28,13 @@ from cardstation.drivers.redaction import mask_id_number, redact
 from cardstation.drivers.tally import Tally
 from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.cert_assumptions import CardCertificates
+from cardstation.personalization.cms_card_life import CardLifeClientMixin
 from cardstation.personalization.model import Application, ReturnRecord
 from cardstation.personalization.ports.cms import (
     AlreadyMade,
     ApplicationNotFound,
+    CardMismatch,
+    CardStateInvalid,
     CertificateRefused,
     ClaimedElsewhere,
     CmsEndpointNotFound,
@@ -41,6 +44,8 @@ from cardstation.personalization.ports.cms import (
     CmsRequestRejected,
     CmsSettings,
     CmsUnavailable,
+    FormalLossRequired,
+    HolderHasCard,
     NotMarkedForInstantIssuance,
     RestoreRequired,
     ReturnConflict,
@@ -55,8 +60,9 @@ _MAX_RESPONSE = 8 * 1024 * 1024  # an application with a photo is ~100 KB
 REQUESTS = Tally()
 
 
-class CmsClient:
-    """HTTP/JSON client of the CMS for one station (see module docstring)."""
+class CmsClient(CardLifeClientMixin):
+    """HTTP/JSON client of the CMS for one station (see module docstring); the card-life calls
+    (the port's CmsCardLife) are in personalization/cms_card_life.py."""
 
     def __init__(
         self,
@@ -396,10 +402,40 @@ class CmsClient:
                 status=status,
             )
         if code == "temporary_card_outstanding":
+            after = "enabling the card" if op == "enablement" else "issuing another"
             return TemporaryCardOutstanding(
                 code,
                 f"Holder {masked} already has a temporary card that was not returned — recall "
-                "it (收回) before issuing another",
+                f"it (收回) before {after}",
+                status=status,
+            )
+        if code == "holder_has_card":
+            return HolderHasCard(
+                code,
+                f"Holder {masked} already has a card or an application in the CMS — one card "
+                "per holder: look the card up; a new card is a replacement (补换卡) after a "
+                "formal loss report",
+                status=status,
+            )
+        if code == "card_state_invalid":
+            return CardStateInvalid(
+                code,
+                f"The CMS cannot do the {op} for {masked} now ({detail}) — look the card up "
+                "and follow its state",
+                status=status,
+            )
+        if code == "formal_loss_required":
+            return FormalLossRequired(
+                code,
+                f"The card of {masked} has no formal loss report — report it lost formally "
+                "(正式挂失) first, then apply for the replacement",
+                status=status,
+            )
+        if code == "card_mismatch":
+            return CardMismatch(
+                code,
+                f"The card on the desk reader is not the card made for {masked} — give the "
+                "holder their own card (check the card number) and read it again",
                 status=status,
             )
         if code == "temporary_card_unknown":
@@ -482,6 +518,8 @@ def _os_cause(exc: BaseException) -> str:
 __all__ = [
     "AlreadyMade",
     "ApplicationNotFound",
+    "CardMismatch",
+    "CardStateInvalid",
     "CertificateRefused",
     "ClaimedElsewhere",
     "CmsClient",
@@ -491,6 +529,8 @@ __all__ = [
     "CmsProtocolError",
     "CmsRequestRejected",
     "CmsUnavailable",
+    "FormalLossRequired",
+    "HolderHasCard",
     "NotMarkedForInstantIssuance",
     "RestoreRequired",
     "ReturnConflict",

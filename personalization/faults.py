@@ -118,6 +118,9 @@ CATALOGUE: dict[str, Fault] = {f.code: f for f in (
           "if the applicant still needs it", (Action.REMAKE,)),
     Fault("STATION_BUSY_WITH_EARLIER_JOBS", "earlier jobs are waiting for the station",
           "fix what they wait for (the station picture names it); this job follows them", ()),
+    Fault("LANE_HANDOFF", "the printer could not feed the card (its chip was not touched)",
+          "nothing to do for this job: another printer of the station makes its card; fix "
+          "the first printer (the station picture names its fault)", ()),
     Fault("PRINTER_HELD_BY_FAILED_JOB", "a failed job's card may still be in the printer",
           "finish that job first (resume it or reject its card)", ()),
     Fault("KEY_SERVICE_UNAVAILABLE", "the key service (PSAM or encryption machine) does not "
@@ -183,6 +186,31 @@ CATALOGUE: dict[str, Fault] = {f.code: f for f in (
     Fault("FACE_DOES_NOT_FIT", "the holder's data read back from the chip does not fit the "
           "card face", "reject the card and correct the application (name, bank) in the CMS",
           (Action.REJECT_CARD,)),
+    # intake: a picture the photo normaliser refuses (personalization/photo)
+    Fault("PHOTO_UNREADABLE", "the picture is not an image the station can read",
+          "take the photo again with the camera, or load a JPEG or PNG file", ()),
+    Fault("PHOTO_NO_FACE", "no face was found in the picture",
+          "have the holder face the camera, eyes open, hair and hands away from the face, "
+          "and take the photo again", ()),
+    Fault("PHOTO_TWO_FACES", "more than one face is in the picture",
+          "only the holder may be in the picture: ask others to step out of view (and cover "
+          "any poster with a face behind), then take the photo again", ()),
+    Fault("PHOTO_FACE_TOO_SMALL", "the face is too small in the picture for a sharp photo",
+          "bring the holder closer to the camera (or zoom in) and take the photo again", ()),
+    Fault("PHOTO_HEAD_AT_EDGE", "the head is too close to the edge of the picture",
+          "centre the holder in the camera's view with space above the head, then take the "
+          "photo again", ()),
+    Fault("PHOTO_TOO_DARK", "the face is too dark", "light the holder's face evenly from "
+          "the front (no back light from a window) and take the photo again", ()),
+    Fault("PHOTO_BACKGROUND_NOT_UNIFORM", "the background is not plain: it shows a pattern, "
+          "objects or shadows", "seat the holder in front of the plain white background "
+          "(or choose whitening) and take the photo again", ()),
+    Fault("PHOTO_BACKGROUND_NOT_WHITE", "the background is not white (coloured or too grey)",
+          "use the white background and more light, or choose whitening, and take the photo "
+          "again", ()),
+    Fault("PHOTO_SIZE_WINDOW", "the photo cannot be encoded inside the configured file-size "
+          "window", "check [photo] min_kb and max_kb in cardstation.toml (KB = 1024 bytes); "
+          "take the photo again", ()),
     Fault("INTERNAL", "an unexpected error stopped the job",
           "resume the job; if it happens again, report it to the station supplier with the "
           "job id", (Action.RESUME, Action.REJECT_CARD)),

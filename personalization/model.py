@@ -11,6 +11,18 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
+def _with_photo_text(data: dict[str, Any]) -> dict[str, Any]:
+    data["photo"] = base64.b64encode(data["photo"]).decode("ascii")
+    return data
+
+
+def _photo_bytes(photo: str | bytes) -> bytes:
+    try:
+        return base64.b64decode(photo, validate=True) if isinstance(photo, str) else photo
+    except ValueError:
+        raise ValueError("application photo is not valid base64") from None
+
+
 @dataclass(frozen=True)
 class Application:
     """One card application as the CMS holds it (holder data + card data)."""
@@ -29,9 +41,7 @@ class Application:
     photo: bytes = field(repr=False, default=b"")
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["photo"] = base64.b64encode(self.photo).decode("ascii")
-        return data
+        return _with_photo_text(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Application:
@@ -44,11 +54,7 @@ class Application:
             if key != "photo" and not isinstance(value, str):
                 raise ValueError(f"application field {key!r} must be a string")
         photo = values.pop("photo", "") or ""
-        try:
-            raw = base64.b64decode(photo, validate=True) if isinstance(photo, str) else photo
-        except ValueError:
-            raise ValueError("application photo is not valid base64") from None
-        return cls(photo=raw, **values)
+        return cls(photo=_photo_bytes(photo), **values)
 
 
 @dataclass(frozen=True)
@@ -79,3 +85,43 @@ class ReturnRecord:
         if missing:
             raise ValueError(f"return record is missing fields: {', '.join(missing)}")
         return cls(**{n: str(data[n]) for n in names if n in data})
+
+
+@dataclass(frozen=True)
+class IntakeApplication:
+    """A new application (新增申请) as the window submits it to the CMS (the fields of
+    seed 001 article 6; their checks: personalization/intake.py)."""
+
+    id_number: str
+    name: str
+    sex: str
+    nation: str
+    birth_date: str
+    id_address: str  # the address on the ID card
+    person_status: str  # 人员状态
+    hukou_type: str  # 户口性质
+    hukou_address: str  # 户口地址
+    phone: str  # 移动电话 (or a fixed phone with its area code)
+    postal_address: str  # 通讯地址
+    employer_name: str  # 单位名称 (or the village)
+    employer_code: str  # 单位编号, 11 digits (or the village number)
+    bank_name: str  # 服务银行
+    photo: bytes = field(repr=False, default=b"")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _with_photo_text(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IntakeApplication:
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise ValueError(f"application is missing fields: {', '.join(missing)}")
+        values = {n: data[n] for n in names}
+        if not all(isinstance(values[n], str) for n in names):
+            raise ValueError("application fields must be text")
+        values["photo"] = _photo_bytes(values["photo"])
+        return cls(**values)
+
+    def __repr__(self) -> str:  # never the ID number, the phone or the photo
+        return f"IntakeApplication({self.id_number[:6]}…, {self.name!r})"

@@ -146,6 +146,24 @@ Admission = Callable[[], Fault | None]
 RULE_RESTART_RECOVERY = "restart-recovery"
 RULE_RETURN_ACKNOWLEDGED = "return-acknowledged"
 RULE_STORAGE_RECOVERED = "storage-recovered"
+#: a job whose printer faulted before the card was fed (its chip untouched) goes back to the
+#: queue for another printer of the station
+RULE_LANE_HANDOFF = "lane-handoff"
+
+
+class ApplicantLocks:
+    """One admission at a time per applicant (and per request id), so two callers never both
+    reach the CMS. Shared by the pipelines of every printer of a station."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: str) -> threading.Lock:
+        # kept for the process's life: a few bytes per applicant, and never dropped while
+        # another thread is about to take it
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
 
 
 class Pipeline:
@@ -161,8 +179,11 @@ class Pipeline:
         after_commit: Callable[[State], None] | None = None,
         wake_returns: Callable[[], None] | None = None,
         storage_reserve: int = 0,
+        lane: str = "1",
+        applicant_locks: ApplicantLocks | None = None,
     ) -> None:
         self.journal = journal
+        self.lane = lane  # the printer (lane) this pipeline drives; recorded with each card fed
         self.outbox = outbox
         self.cms = cms
         self.devices = devices
@@ -182,9 +203,7 @@ class Pipeline:
         # Set on shutdown: the job stops after the step in progress (already committed) and
         # is resumed from the journal at the next start. A step is never cut in half.
         self.park = threading.Event()
-        # One admission at a time per applicant, so two callers never both reach the CMS.
-        self._applicant_locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._applicant_locks = applicant_locks or ApplicantLocks()
 
     # -- public ---------------------------------------------------------------------------
     def create(self, id_number: str | None = None, application: Application | None = None,
@@ -316,10 +335,7 @@ class Pipeline:
         return entry is not None and entry.status is OutboxStatus.DELIVERED
 
     def _applicant_lock(self, id_number: str) -> threading.Lock:
-        # kept for the process's life: a few bytes per applicant, and never dropped while
-        # another thread is about to take it
-        with self._locks_guard:
-            return self._applicant_locks.setdefault(id_number, threading.Lock())
+        return self._applicant_locks.get(id_number)
 
     def _request_lock(self, client_request_id: str | None) -> AbstractContextManager[Any]:
         if not client_request_id:
@@ -443,6 +459,27 @@ class Pipeline:
                               reason=problem.message, data={**current.data, **data})
             self._emit(outcome, problem.message, problem)
             raise StorageHeld(problem, outcome) from None
+
+    def hand_off(self, issuance_id: str) -> Issuance | None:
+        """The lane rule: a job that failed while its card was being fed (the chip not touched:
+        FAILED from PREVIEWED) goes back to PREVIEWED, for another printer to make. Told to
+        `on_rule` (the server audits it). None when the job is not such a job any more."""
+        issuance = self.journal.get(issuance_id)
+        if issuance.state is not State.FAILED or issuance.failed_from is not State.PREVIEWED \
+                or issuance.data.get("reason_code") in STORAGE_REASONS:
+            return None
+        cause = issuance.reason
+        notice = fault("LANE_HANDOFF", f"printer {self.lane}: {cause}")
+        try:
+            issuance = self._transition(
+                issuance, State.PREVIEWED, f"printer {self.lane} could not feed the card "
+                f"({cause}); the job goes to another printer", {**_CLEARED, "lane": ""},
+                fault=notice, expect=State.FAILED)
+        except IllegalTransition:
+            return None
+        if self.on_rule is not None:
+            self.on_rule(issuance, RULE_LANE_HANDOFF)
+        return issuance
 
     def record_held(self, held: StorageHeld) -> Issuance:
         """Write a held outcome now that the store may take it (StorageFault if it still
@@ -630,7 +667,8 @@ class Pipeline:
                 return self._preview(issuance)
             if state is State.PREVIEWED:
                 self._feed()
-                return self._commit(issuance, State.FED, started, "card fed to the chip station")
+                return self._commit(issuance, State.FED, started, "card fed to the chip station",
+                                    {"lane": self.lane})
             if state is State.FED:
                 written, data = self._write(issuance)
                 return self._commit(issuance, State.CHIP_WRITTEN, started,

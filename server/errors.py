@@ -13,7 +13,8 @@ or the metadata: both travel to the client and may be logged there.
 
 from __future__ import annotations
 
-from typing import NoReturn
+import contextvars
+from typing import Any, NoReturn
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -54,12 +55,32 @@ def abort_with(
 ) -> NoReturn:
     """End the call with `code`, `message` and an ErrorInfo(reason, DOMAIN, metadata).
 
-    Raises (as grpc's `abort_with_status` does) so the servicer stops here.
+    Raises (as grpc's `abort_with_status` does) so the servicer stops here. A synchronous
+    handler under the asyncio server has a context without `abort_with_status`: the status
+    goes as the code, details and trailers of `abort`, which carry the same to the client.
     """
-    context.abort_with_status(build_status(code, reason, message, metadata))
-    # abort_with_status always raises; this keeps type checkers and NoReturn honest.
-    raise RuntimeError("abort_with_status returned")  # pragma: no cover
+    status = build_status(code, reason, message, metadata)
+    ABORTED_WITH.set(code.name)  # for the audit record: that context cannot say its code
+    if hasattr(context, "abort_with_status"):
+        context.abort_with_status(status)
+    else:
+        context.abort(status.code, status.details, status.trailing_metadata)
+    # abort always raises; this keeps type checkers and NoReturn honest.
+    raise RuntimeError("abort returned")  # pragma: no cover
+
+
+async def abort_async(context: Any, code: grpc.StatusCode, reason: str, message: str,
+                      metadata: dict[str, str] | None = None) -> NoReturn:
+    """`abort_with` for a coroutine handler of the asyncio server (its abort is awaited)."""
+    status = build_status(code, reason, message, metadata)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise RuntimeError("abort returned")  # pragma: no cover
+
+
+#: The status name the last `abort_with` of this call ended it with ("" if none).
+ABORTED_WITH: contextvars.ContextVar[str] = contextvars.ContextVar("aborted_with", default="")
 
 
 
-__all__ = ["DOMAIN", "PACKAGE", "ErrorInfo", "abort_with", "build_status", "error_info"]
+__all__ = ["ABORTED_WITH", "DOMAIN", "PACKAGE", "ErrorInfo", "abort_async", "abort_with",
+           "build_status", "error_info"]

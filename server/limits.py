@@ -61,6 +61,7 @@ _ID_NUMBER = FieldLimit(64, "ID_NUMBER_INVALID", "an ID number has 18 characters
 _JOB_ID = FieldLimit(64, what="a job id has 32 characters")
 _CODE = FieldLimit(32, what="a code or a date")
 _NAME = FieldLimit(64, what="a name fits 50 GBK bytes")
+_ADDRESS = FieldLimit(200, what="an address or a name of 100 characters")
 
 #: Per field name (request messages of every cardstation.v1 service, nested ones included).
 #: tests/test_request_limits.py checks that every string, bytes and repeated field has one.
@@ -87,6 +88,19 @@ FIELD_LIMITS: dict[str, FieldLimit] = {
     "expiry_date": _CODE,
     "photo_jpeg": FieldLimit(PHOTO_MAX_BYTES, "PHOTO_TOO_LARGE", "a photo is at most 70 KB"),
     "ids": FieldLimit(1000, what="return ids"),
+    # IntakeService: a camera frame or a loaded picture (the request's own limit, 1 MiB, is
+    # below this; Pillow's pixel limit bounds its decoding), and the new application's texts
+    "picture": FieldLimit(MAX_RECEIVE_BYTES, "PHOTO_TOO_LARGE", "a picture under 1 MiB"),
+    "id_address": _ADDRESS,
+    "hukou_address": _ADDRESS,
+    "postal_address": _ADDRESS,
+    "employer_name": _ADDRESS,
+    "person_status": _CODE,
+    "hukou_type": _CODE,
+    "phone": _CODE,
+    "employer_code": _CODE,
+    "reason": FieldLimit(500, what="free text"),
+    "lane": FieldLimit(32, what="a printer's name"),
 }
 #: A field the table does not name (a new one): still bounded.
 DEFAULT_LIMIT = FieldLimit(256)

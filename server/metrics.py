@@ -25,8 +25,6 @@ from cardstation.personalization.journal import State
 
 from .runtime import Event, StationRuntime, StationSnapshot
 
-#: the lane's name in labels: one printer per station until lanes land (issue 13)
-LANE = "1"
 _STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -38,8 +36,8 @@ class StationMetrics(Collector):
             "cardstation_stage_duration_seconds", "Time a job took to reach each state from "
             "the one before", ["stage"], buckets=_STAGE_BUCKETS, registry=self.registry)
         self._last: dict[str, tuple[str, float]] = {}  # issuance id -> (state, at)
-        self._faults: dict[tuple[str, str], int] = {}  # (device, code) -> times it appeared
-        self._showing: set[tuple[str, str]] = set()
+        self._faults: dict[tuple[str, str, str], int] = {}  # (lane, device, code) -> times seen
+        self._showing: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
         self.registry.register(self)
         runtime.events.listeners.append(self.on_event)
@@ -66,9 +64,11 @@ class StationMetrics(Collector):
 
     def on_snapshot(self, snap: StationSnapshot) -> None:
         """Count a device fault each time it appears (not each second it stays)."""
-        now = {(d.name, d.reason_code) for d in snap.devices
+        now = {(d.lane, d.name, d.reason_code) for d in snap.devices
                if d.status in ("FAULT", "DISCONNECTED") and d.reason_code}
-        now |= {(device, f.code) for device, f in snap.problems}
+        now |= {("", device, f.code) for device, f in snap.station_problems}
+        now |= {(lane.name, device.partition(".")[0], f.code)
+                for lane in snap.lanes for device, f in lane.problems}
         with self._lock:
             for key in now - self._showing:
                 self._faults[key] = self._faults.get(key, 0) + 1
@@ -118,33 +118,34 @@ class StationMetrics(Collector):
                                   "acknowledged", value=summary.get("delivered", (0, None))[0])
 
     def _printer(self, snap: StationSnapshot) -> Any:
-        printer = next((d for d in snap.devices if d.name == "printer"), None)
         up = GaugeMetricFamily("cardstation_printer_up", "1 when the printer answers and has "
                                "no blocking alert", labels=["lane"])
-        up.add_metric([LANE], 1.0 if printer is not None and printer.status in ("READY", "BUSY")
-                      else 0.0)
-        yield up
         ribbon = GaugeMetricFamily("cardstation_ribbon_remaining_ratio", "Ribbon left, as a "
                                    "share of a full roll", labels=["lane"])
-        if snap.ribbon_remaining >= 0 and snap.ribbon_capacity > 0:
-            ribbon.add_metric([LANE], min(1.0, snap.ribbon_remaining / snap.ribbon_capacity))
-        yield ribbon
         prints = GaugeMetricFamily("cardstation_ribbon_prints_remaining", "Prints the ribbon "
                                    "has left", labels=["lane"])
-        if snap.ribbon_remaining >= 0:
-            prints.add_metric([LANE], snap.ribbon_remaining)
-        yield prints
         printed = CounterMetricFamily("cardstation_printer_cards_printed", "Cards the printer "
                                       "has printed in its life (its own counter)",
                                       labels=["lane"])
-        if snap.print_count >= 0:
-            printed.add_metric([LANE], snap.print_count)
+        for lane in snap.lanes:
+            up.add_metric([lane.name], 1.0 if lane.printer.status in ("READY", "BUSY")
+                          else 0.0)
+            if lane.ribbon_remaining >= 0 and lane.ribbon_capacity > 0:
+                ribbon.add_metric([lane.name],
+                                  min(1.0, lane.ribbon_remaining / lane.ribbon_capacity))
+            if lane.ribbon_remaining >= 0:
+                prints.add_metric([lane.name], lane.ribbon_remaining)
+            if lane.print_count >= 0:
+                printed.add_metric([lane.name], lane.print_count)
+        yield up
+        yield ribbon
+        yield prints
         yield printed
         faults = CounterMetricFamily("cardstation_device_faults", "Device faults, counted "
                                      "each time one appears", labels=["lane", "device", "code"])
         with self._lock:
-            for (device, code), n in sorted(self._faults.items()):
-                faults.add_metric([LANE, device, code], n)
+            for (lane_name, device, code), n in sorted(self._faults.items()):
+                faults.add_metric([lane_name, device, code], n)
         yield faults
 
     def _tallies(self) -> Any:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from .streams import LoopSignal
+
 
 @dataclass(frozen=True)
 class PinEntryState:
@@ -27,6 +29,7 @@ class PinProgress:
     def __init__(self) -> None:
         self._state = PinEntryState()
         self._changed = threading.Condition()
+        self.signal = LoopSignal()  # the watch streams on the server's loop
 
     @property
     def state(self) -> PinEntryState:
@@ -39,6 +42,7 @@ class PinProgress:
                       "digits": old.digits, "max_digits": old.max_digits, **fields}
             self._state = PinEntryState(old.version + 1, **values)  # type: ignore[arg-type]
             self._changed.notify_all()
+        self.signal.notify()
 
     def begin(self, operation: str, max_digits: int) -> None:
         self._set(active=True, operation=operation, prompt="", digits=0, max_digits=max_digits)

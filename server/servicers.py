@@ -6,12 +6,12 @@ Errors are status codes with a google.rpc.ErrorInfo whose reason is stable and m
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
-import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
 import grpc
@@ -54,9 +54,18 @@ from cardstation.protos.cardstation.v1 import (
 )
 
 from . import limits
+from .aio import checked
 from .auth import current_identity
 from .errors import abort_with
-from .runtime import VERSION, StationRuntime, StationSnapshot
+from .runtime import (
+    VERSION,
+    Event,
+    LaneRunner,
+    LaneSnapshot,
+    StationRuntime,
+    StationSnapshot,
+)
+from .streams import StationBroadcast, StreamGate, enter_stream
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -122,6 +131,16 @@ def _fail(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
         abort_fault(context, Fault("INVALID_ARGUMENT", str(exc), "correct the request"),
                     grpc.StatusCode.INVALID_ARGUMENT, **named)
     abort_fault(context, fault_of(exc))
+
+
+def station_broadcast(runtime: StationRuntime) -> StationBroadcast:
+    """The WatchStation message, built once per change for every watcher; it stops with the
+    server (runtime.closing)."""
+    broadcast = StationBroadcast(
+        lambda: spb.WatchStationResponse(station=station_to_proto(runtime, runtime.snapshot)),
+        stopping=runtime.closing)
+    runtime.events.station_listeners.append(broadcast.changed)
+    return broadcast.start()
 
 
 def _end_if_stopping(runtime: StationRuntime, context: grpc.ServicerContext) -> None:
@@ -205,7 +224,7 @@ def state_to_proto(runtime: StationRuntime, issuance: Issuance) -> int:
     queued = runtime.is_queued(issuance.id)
     if queued and issuance.state in (State.FETCHED, State.PREVIEWED):
         return ipb.ISSUANCE_STATE_QUEUED
-    if issuance.state is State.FAILED and (queued or runtime.running() == issuance.id):
+    if issuance.state is State.FAILED and (queued or runtime.is_running(issuance.id)):
         return ipb.ISSUANCE_STATE_QUEUED  # resumed: on its way out of FAILED
     return ipb.IssuanceState.Value(f"ISSUANCE_STATE_{issuance.state.value}")
 
@@ -228,7 +247,7 @@ def actions_of(runtime: StationRuntime, issuance: Issuance) -> list[ipb.Issuance
     """What moves the job on now (the console's buttons)."""
     if runtime.holds(issuance.id):
         return []  # stopped by the store: it resumes by itself once the store is back
-    if runtime.is_queued(issuance.id) or runtime.running() == issuance.id:
+    if runtime.is_queued(issuance.id) or runtime.is_running(issuance.id):
         return [_ACTIONS["CANCEL"]] if issuance.state in (State.FETCHED, State.PREVIEWED) \
             else []
     names: list[str] = []
@@ -270,6 +289,7 @@ def issuance_to_proto(runtime: StationRuntime, issuance: Issuance) -> ipb.Issuan
         reprints=int(issuance.data.get("reprints", 0)),
         remake_of=str(issuance.data.get("remake_of", "")),
         spoiled=bool(issuance.data.get("spoiled")),
+        lane=str(issuance.data.get("lane", "")),
     )
 
 
@@ -285,8 +305,9 @@ def _png(image: Any) -> bytes:
 
 
 class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
-    def __init__(self, runtime: StationRuntime) -> None:
+    def __init__(self, runtime: StationRuntime, streams: StreamGate | None = None) -> None:
         self.rt = runtime
+        self.streams = streams or StreamGate()
 
     def _get(self, context: grpc.ServicerContext, issuance_id: str) -> Issuance:
         if not issuance_id:
@@ -396,52 +417,76 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
             issuances=[self._proto(i) for i in page],
             next_page_token=page[-1].id if more and page else "")
 
-    def WatchIssuance(self, request, context) -> Iterator[ipb.WatchIssuanceResponse]:
-        issuance = self._get(context, request.id)
-        subscription = self.rt.events.subscribe(issuance.id)
+    async def WatchIssuance(self, request, context) -> AsyncIterator[ipb.WatchIssuanceResponse]:
+        """A coroutine on the server's loop: the job's past events, then each new one as it
+        is published. It keeps no journal row (nor the photo) while it waits."""
+        issuance_id = await checked(context, lambda ctx: self._get(ctx, request.id).id,
+                                    in_thread=True)
+        await enter_stream(self.streams, context)
         try:
-            past = self.rt.journal.events(issuance.id)
-            current = self.rt.journal.get(issuance.id)
-            finished = current.state in (State.DONE, State.REJECTED, State.FAILED)
-            last_at = past[-1].at if past else 0.0
-            for n, recorded in enumerate(past):
-                data = recorded.data
-                final = finished and n == len(past) - 1  # the last one closes the stream
-                yield self._event(issuance.id, recorded.to_state.value, recorded.reason or
-                                  _DEFAULT_MESSAGES.get(recorded.to_state.value, ""),
-                                  recorded.at, final, str(data.get("reason_code", "")),
-                                  str(data.get("remedy", "")), data.get("actions") or [],
-                                  recorded.to_state is State.DONE)
-            if finished:
-                return
-            while context.is_active():
-                _end_if_stopping(self.rt, context)
+            loop = asyncio.get_running_loop()
+            inbox: asyncio.Queue[Event | None] = asyncio.Queue()
+
+            def hand_over(event: Event | None) -> None:  # from the publishing thread
                 try:
-                    event = subscription.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                if event.at <= last_at:
-                    continue
-                problem = event.fault
-                yield self._event(event.issuance_id, event.state, event.message, event.at,
-                                  event.final, problem.code if problem else "",
-                                  problem.remedy if problem else "",
-                                  [a.value for a in problem.actions] if problem else [],
-                                  event.hand_over_allowed)
-                if event.final:
+                    loop.call_soon_threadsafe(inbox.put_nowait, event)
+                except RuntimeError:  # the server's loop is closed: nobody watches any more
+                    pass
+
+            sink = self.rt.events.subscribe_sink(issuance_id, hand_over)
+            try:
+                replay, finished, last_at = await asyncio.to_thread(self._replay, issuance_id)
+                for item in replay:
+                    yield item
+                del replay
+                if finished:
                     return
+                while True:
+                    await checked(context, lambda ctx: _end_if_stopping(self.rt, ctx))
+                    event = await inbox.get()  # None: look again (the server stops)
+                    if event is None or event.at <= last_at:
+                        continue
+                    problem = event.fault
+                    yield self._event(event.issuance_id, event.state, event.message, event.at,
+                                      event.final, problem.code if problem else "",
+                                      problem.remedy if problem else "",
+                                      [a.value for a in problem.actions] if problem else [],
+                                      event.hand_over_allowed, event.lane)
+                    if event.final:
+                        return
+            finally:
+                self.rt.events.unsubscribe_sink(issuance_id, sink)
         finally:
-            self.rt.events.unsubscribe(issuance.id, subscription)
+            self.streams.leave()
+
+    def _replay(self, issuance_id: str) -> tuple[list[ipb.WatchIssuanceResponse], bool, float]:
+        """(the job's recorded events as responses, whether it has finished, the last one's
+        time), read from the journal (on a worker thread)."""
+        past = self.rt.journal.events(issuance_id)
+        finished = self.rt.journal.get(issuance_id).state in (State.DONE, State.REJECTED,
+                                                               State.FAILED)
+        lane = ""
+        replay = []
+        for n, recorded in enumerate(past):
+            data = recorded.data
+            lane = str(data.get("lane") or lane)  # recorded with the feed
+            final = finished and n == len(past) - 1  # the last one closes the stream
+            replay.append(self._event(issuance_id, recorded.to_state.value, recorded.reason
+                                      or _DEFAULT_MESSAGES.get(recorded.to_state.value, ""),
+                                      recorded.at, final, str(data.get("reason_code", "")),
+                                      str(data.get("remedy", "")), data.get("actions") or [],
+                                      recorded.to_state is State.DONE, lane))
+        return replay, finished, past[-1].at if past else 0.0
 
     @staticmethod
     def _event(issuance_id: str, state: str, message: str, at: float, final: bool,
                reason_code: str = "", remedy: str = "", actions: list[str] | None = None,
-               hand_over: bool = False) -> ipb.WatchIssuanceResponse:
+               hand_over: bool = False, lane: str = "") -> ipb.WatchIssuanceResponse:
         return ipb.WatchIssuanceResponse(event=ipb.IssuanceEvent(
             issuance_id=issuance_id, state=ipb.IssuanceState.Value(f"ISSUANCE_STATE_{state}"),
             message=message, at=timestamp(at), final=final, reason_code=reason_code,
             remedy=remedy, actions=[_ACTIONS[a] for a in actions or [] if a in _ACTIONS],
-            hand_over_allowed=hand_over))
+            hand_over_allowed=hand_over, lane=lane))
 
     def CancelIssuance(self, request, context):
         issuance = self._get(context, request.id)
@@ -506,6 +551,16 @@ class IssuanceServicer(issuance_pb2_grpc.IssuanceServiceServicer):
 _DEFAULT_MESSAGES = {"FETCHED": "application fetched from the CMS and claimed"}
 
 
+def _problem(device: str, problem: Fault, lane: str = "") -> spb.StationProblem:
+    return spb.StationProblem(device=device, reason_code=problem.code, cause=problem.cause,
+                              remedy=problem.remedy, lane=lane)
+
+
+def _supplies(lane: LaneSnapshot) -> spb.Supplies:
+    return spb.Supplies(ribbon_type=lane.ribbon_type, ribbon_remaining=lane.ribbon_remaining,
+                        ribbon_chip_present=lane.ribbon_chip_present, input_cards=-1)
+
+
 def station_to_proto(runtime: StationRuntime, snap: StationSnapshot) -> spb.Station:
     queued, running = runtime.queue_counts()
     failed = len(runtime.journal.issuances(state=State.FAILED, limit=MAX_PAGE))
@@ -513,28 +568,39 @@ def station_to_proto(runtime: StationRuntime, snap: StationSnapshot) -> spb.Stat
     pending = outbox.pending()
     refused = outbox.failed()
     oldest = min((e.created_at for e in pending), default=None)
-    held = runtime.held_by()
-    problems = list(snap.problems)
-    if held is not None:
-        problems.append(("printer", fault("PRINTER_HELD_BY_FAILED_JOB", f"job {held.id[:8]}")))
+    problems = [_problem(device, p) for device, p in snap.station_problems]
+    lanes = []
+    first_held: Issuance | None = None
+    for lane in runtime.lanes:
+        lane_snap = snap.lane(lane.name) or lane.snapshot
+        lane_problems = [_problem(device, p, lane.name) for device, p in lane_snap.problems]
+        blocker = runtime.lane_blocker(lane)
+        held = runtime.held_by(lane.name)
+        first_held = first_held or held
+        if blocker is not None and not lane_snap.problems:  # held, benched: say so too
+            lane_problems.append(_problem(lane.label("printer"), blocker, lane.name))
+        problems += lane_problems
+        lanes.append(spb.Lane(name=lane.name, model=lane.part.model, ready=blocker is None,
+                              running_issuance=runtime.running_on(lane.name) or "",
+                              held_by_issuance=held.id if held else "",
+                              supplies=_supplies(lane_snap), problems=lane_problems,
+                              print_count=lane_snap.print_count))
     return spb.Station(
         id=runtime.station.config.station.id,
         version=VERSION,
         devices=[spb.Device(name=d.name, address=d.address,
                             status=spb.DeviceStatus.Value(f"DEVICE_STATUS_{d.status}"),
                             fault=d.fault, vendor_code=d.vendor_code, remedy=d.remedy,
-                            reason_code=d.reason_code)
+                            reason_code=d.reason_code, lane=d.lane)
                  for d in snap.devices],
-        supplies=spb.Supplies(ribbon_type=snap.ribbon_type,
-                              ribbon_remaining=snap.ribbon_remaining,
-                              ribbon_chip_present=snap.ribbon_chip_present, input_cards=-1),
+        supplies=lanes[0].supplies if lanes else spb.Supplies(input_cards=-1),
         queue=spb.Queue(queued=queued, running=running, failed=failed,
                         returns_pending=len(pending), returns_failed=len(refused),
                         oldest_return_pending_seconds=int(time.time() - oldest) if oldest
-                        else 0, held_by_issuance=held.id if held else ""),
-        ready=not problems,
-        problems=[spb.StationProblem(device=device, reason_code=p.code, cause=p.cause,
-                                     remedy=p.remedy) for device, p in problems],
+                        else 0, held_by_issuance=first_held.id if first_held else ""),
+        ready=not snap.station_problems and any(lane.ready for lane in lanes),
+        problems=problems,
+        lanes=lanes,
     )
 
 
@@ -549,10 +615,13 @@ class StationServicer(station_pb2_grpc.StationServiceServicer):
     # the queue figures, which cost two journal queries, may be up to this old.
     CACHE_SECONDS = 0.25
 
-    def __init__(self, runtime: StationRuntime) -> None:
+    def __init__(self, runtime: StationRuntime, streams: StreamGate | None = None,
+                 broadcast: StationBroadcast | None = None) -> None:
         self.rt = runtime
         self._cache_lock = threading.Lock()
         self._cached: tuple[float, object, spb.GetStationResponse] | None = None
+        self.streams = streams or StreamGate()
+        self.broadcast = broadcast or station_broadcast(runtime)
 
     def GetStation(self, request, context):
         now = time.monotonic()
@@ -572,56 +641,74 @@ class StationServicer(station_pb2_grpc.StationServiceServicer):
         response.caller_name, response.caller_role = caller.name, caller.role.value
         return response
 
-    def WatchStation(self, request, context):
-        interval = limits.watch_interval(request.interval_seconds)
-        changes = self.rt.events.subscribe_station()
-        context.add_callback(lambda: changes.put(None))  # the call ended: stop waiting now
+    async def WatchStation(self, request, context):
+        """A coroutine on the server's loop, handed the broadcast's message at each change (as
+        it happens: `interval_seconds` is checked but no longer paces anything)."""
+        limits.watch_interval(request.interval_seconds)
+        await enter_stream(self.streams, context)
         try:
-            last = None
-            while context.is_active():
-                _end_if_stopping(self.rt, context)
-                message = station_to_proto(self.rt, self.rt.snapshot)
-                if message != last:
-                    yield spb.WatchStationResponse(station=message)
-                    last = message
-                try:
-                    changes.get(timeout=interval)
-                except queue.Empty:
-                    pass
+            seen = -1
+            while True:
+                await checked(context, lambda ctx: _end_if_stopping(self.rt, ctx))
+                version, message = self.broadcast.current()
+                if version != seen and message is not None:
+                    seen = version
+                    yield message  # the one message every watcher is handed
+                    continue  # look again before waiting: a change may have come meanwhile
+                await self.broadcast.signal.wait()
         finally:
-            self.rt.events.unsubscribe_station(changes)
+            self.streams.leave()
 
-    def _maintenance(self, context: grpc.ServicerContext, action: str, **kwargs: Any) -> Any:
-        """A maintenance step on the printer. It is the remedy of printer faults, so it runs
+    def _lane(self, context: grpc.ServicerContext, name: str) -> LaneRunner:
+        """The printer a maintenance call names; "" names the only one."""
+        lanes = self.rt.lanes
+        if not name and len(lanes) == 1:
+            return lanes[0]
+        lane = self.rt.lane(name)
+        if lane is None:
+            names = ", ".join(lane.name for lane in lanes)
+            abort_fault(context, Fault("LANE_UNKNOWN", f"this station has no printer {name!r}"
+                                       if name else "this station has several printers and "
+                                       "the request names none", f"give lane, one of: {names}"),
+                        grpc.StatusCode.INVALID_ARGUMENT, field="lane")
+        return lane
+
+    def _maintenance(self, context: grpc.ServicerContext, lane_name: str, action: str,
+                     **kwargs: Any) -> Any:
+        """A maintenance step on a printer. It is the remedy of printer faults, so it runs
         while they are up; the printer's condition afterwards goes back to the caller."""
+        lane = self._lane(context, lane_name)
+        printer = lane.part.printer
         deadline = time.monotonic() + _wait_budget(context)
-        while not self.rt.printer_lock.acquire(timeout=0.5):
+        while not lane.lock.acquire(timeout=0.5):
             if time.monotonic() > deadline:
                 abort_fault(context, Fault("PRINTER_BUSY", "the printer is making a card",
                                            "try again when the card is done"),
                             grpc.StatusCode.DEADLINE_EXCEEDED)
         try:
-            result = getattr(self.rt.station.printer, action)(**kwargs)
-            condition = _printer_condition(self.rt.station.printer.status())
+            result = getattr(printer, action)(**kwargs)
+            condition = _printer_condition(printer.status())
         except PrinterFault as exc:
             abort_fault(context, fault_of(exc))
         finally:
-            self.rt.printer_lock.release()
+            lane.lock.release()
         self.rt.refresh()
         return result, condition
 
     def CalibrateRibbonSensor(self, request, context):
-        calibration, condition = self._maintenance(context, "calibrate_ribbon_sensor")
+        calibration, condition = self._maintenance(context, request.lane,
+                                                   "calibrate_ribbon_sensor")
         sensor = spb.SensorCalibration(ok=calibration.ok, offset_um=calibration.offset_um,
                                        dirt_percent=calibration.dirt_percent)
         return spb.CalibrateRibbonSensorResponse(printer=condition, calibration=sensor)
 
     def CleanCardPath(self, request, context):
-        return spb.CleanCardPathResponse(printer=self._maintenance(context, "clean_card_path")[1])
+        return spb.CleanCardPathResponse(
+            printer=self._maintenance(context, request.lane, "clean_card_path")[1])
 
     def ResetPrinter(self, request, context):
         return spb.ResetPrinterResponse(
-            printer=self._maintenance(context, "reset", soft=request.soft)[1])
+            printer=self._maintenance(context, request.lane, "reset", soft=request.soft)[1])
 
 
 class ReturnServicer(returns_pb2_grpc.ReturnServiceServicer):

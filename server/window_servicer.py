@@ -25,6 +25,7 @@ from cardstation.protos.cardstation.v1 import window_pb2_grpc
 from .errors import abort_with
 from .pin_progress import PinEntryState, PinProgress
 from .runtime import StationRuntime
+from .streams import StreamGate, enter_stream
 
 T = TypeVar("T")
 
@@ -73,16 +74,20 @@ def card_info(reading: CardReading) -> wpb.CardBasicInfo:
 
 
 class WindowServicer(window_pb2_grpc.WindowServiceServicer):
-    def __init__(self, runtime: StationRuntime) -> None:
+    def __init__(self, runtime: StationRuntime, streams: StreamGate | None = None) -> None:
         self.rt = runtime
+        self.streams = streams or StreamGate()
         self._lock = threading.Lock()  # one window operation at a time on these devices
         self.pin_progress = PinProgress()
-        # how long a WatchPinEntry stream waits between checks that its caller is still there
-        self.watch_check_s = 1.0
 
     @property
     def window(self) -> Any:
         return self.rt.station.window
+
+    def run(self, context: grpc.ServicerContext, action: Callable[[], T]) -> T:
+        """`action` on the window devices, one at a time, its errors as this service gives
+        them (for another service's desk step: the intake's hand-over)."""
+        return self._run(context, action)
 
     def _run(self, context: grpc.ServicerContext, action: Callable[[], T]) -> T:
         if self.window is None:
@@ -156,14 +161,21 @@ class WindowServicer(window_pb2_grpc.WindowServiceServicer):
                                              id_number=reading.info.id_number,
                                              bank_account=reading.bank_account)
 
-    def WatchPinEntry(self, request, context):
-        state = self.pin_progress.state
-        yield self._progress(state)
-        while context.is_active():
-            newer = self.pin_progress.wait(state.version, self.watch_check_s)
-            if newer.version != state.version:
-                state = newer
-                yield self._progress(state)
+    async def WatchPinEntry(self, request, context):
+        """A coroutine on the server's loop: the pad's prompt and digit count at each change."""
+        await enter_stream(self.streams, context)
+        try:
+            state = self.pin_progress.state
+            yield self._progress(state)
+            while not self.rt.closing.is_set():
+                newer = self.pin_progress.state
+                if newer.version != state.version:
+                    state = newer
+                    yield self._progress(state)
+                    continue
+                await self.pin_progress.signal.wait()
+        finally:
+            self.streams.leave()
 
     @staticmethod
     def _progress(state: PinEntryState) -> wpb.WatchPinEntryResponse:

@@ -37,7 +37,7 @@ def _serve(conn: Connection, folder: str, options: dict[str, Any]) -> None:
             sim.stop()
         return
     operations = {
-        "load_blank": lambda count: len(sim.load_blank(count)),
+        "load_blank": lambda count, printer=0: len(sim.load_blank(count, printer=printer)),
         "config_sections": sim.config_sections,
         "samples": lambda key: list(sim.cms.samples[key]),
         "cms_inject": sim.cms.inject,
@@ -68,29 +68,43 @@ def _serve(conn: Connection, folder: str, options: dict[str, Any]) -> None:
 
 
 def _restock(sim: Any, blank: int, ribbon: int) -> dict[str, int]:
-    """Supplies for a long drill: blank cards up to `blank` in the input, the ribbon up to
-    `ribbon` prints, and the reject box emptied (as an operator would)."""
-    model = sim.model
-    missing = max(0, blank - len(model.input_cards))
-    sim.load_blank(missing)
-    if model.ribbon is not None:
-        model.ribbon.remaining = max(model.ribbon.remaining, ribbon)
-    rejected = len(model.empty_reject_box())
-    return {"loaded": missing, "rejected_taken": rejected}
+    """Supplies for a long drill, at every printer: blank cards up to `blank` in the input,
+    the ribbon up to `ribbon` prints, and the reject box emptied (as an operator would)."""
+    loaded = rejected = 0
+    for index, printer in enumerate(sim.printers):
+        model = printer.model
+        missing = max(0, blank - len(model.input_cards))
+        sim.load_blank(missing, printer=index)
+        if model.ribbon is not None:
+            model.ribbon.remaining = max(model.ribbon.remaining, ribbon)
+        loaded += missing
+        rejected += len(model.empty_reject_box())
+    return {"loaded": loaded, "rejected_taken": rejected}
 
 
 def _audit(sim: Any) -> dict[str, Any]:
-    """What the simulators saw, for a drill's audit: the CMS ledger, the printer's print log,
-    every chip's writes (by its ATR) and the ATRs of the cards in the output hopper."""
-    model = sim.model
+    """What the simulators saw, for a drill's audit: the CMS ledger, every printer's print
+    log (a card is "<printer>:<serial>", serials being each printer's own), every chip's
+    writes (by its ATR) and the ATRs of the cards in the output hoppers."""
+    print_log: list[dict[str, Any]] = []
+    output: list[str] = []
+    rejected = 0
+    for printer in sim.printers:
+        model = printer.model
+        for record in model.print_log:
+            entry = record.to_dict()
+            print_log.append({**entry, "card": f"{printer.name}:{entry['card']}",
+                              "printer": printer.name})
+        output += [card.chip.atr.hex().upper() for card in model.output_hopper
+                   if card.chip is not None]
+        rejected += len(model.reject_box)
     return {
         "ledger": sim.cms.ledger(photos=False),
-        "print_log": [r.to_dict() for r in model.print_log],
+        "print_log": print_log,
         "chips": [{"atr": chip.atr.hex().upper(), "writes": dict(chip.writes),
                    "binary_writes": chip.binary_writes} for chip in sim.chips],
-        "output_atrs": [card.chip.atr.hex().upper() for card in model.output_hopper
-                        if card.chip is not None],
-        "reject_box": len(model.reject_box),
+        "output_atrs": output,
+        "reject_box": rejected,
     }
 
 
@@ -144,10 +158,11 @@ class SimulatedStationProcess:
         self.stop()
 
     # -- what a benchmark asks of the simulators -------------------------------------------
-    def load_blank(self, count: int) -> int:
-        return int(self._call("load_blank", count))
+    def load_blank(self, count: int, printer: int = 0) -> int:
+        """Blank cards into a printer's input (an index into the simulated printers)."""
+        return int(self._call("load_blank", count, printer=printer))
 
-    def config_sections(self) -> dict[str, dict[str, Any]]:
+    def config_sections(self) -> dict[str, Any]:
         """What points a station at these simulators (cardstation/simulated.py makes it a
         Config)."""
         return dict(self._call("config_sections"))

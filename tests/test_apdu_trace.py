@@ -9,7 +9,7 @@ import pytest
 from cardstation.drivers.pcsc.cardfiles import DEBIT_AID, ITEMS, PSAM_AID, SSSE_NAME
 from cardstation.drivers.pcsc.transport import InProcessTransport
 from cardstation.drivers.redaction import tag
-from tests.fakecards import ScriptedCard
+from tests.support.fakecards import ScriptedCard
 
 OK = b"\x90\x00"
 ID_RECORD = b"\x08\x12" + b"11010519491231002X"

@@ -41,8 +41,8 @@ from cardstation.retention import prune_previews
 from cardstation.server.audit import AuditLog, verify
 from cardstation.server.audit_head import JournalHeadStore, read_head
 from cardstation.server.audit_key import load_or_create_key, read_key
-from tests.test_journal import put_in
-from tests.world import ledger_returns, settled
+from tests.support.journal import put_in
+from tests.support.world import ledger_returns, settled
 
 
 def station_config(tmp_path: Path) -> Config:

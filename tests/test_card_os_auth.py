@@ -7,34 +7,13 @@ import pytest
 from cardstation.personalization.keys import scheme
 from cardstation.personalization.keys.scheme import TEST_MASTER_KEYS, KeyUsage
 from cardstation.simulators.card import SW, SSCard, make_card
-
-SELECT_SSSE = "00A404000F7378312E73682EC9E7BBE1B1A3D5CF"
-
-
-def tx(card: SSCard, apdu: str) -> tuple[bytes, int]:
-    resp = card.process_apdu(bytes.fromhex(apdu.replace(" ", "")))
-    return resp[:-2], int.from_bytes(resp[-2:], "big")
-
-
-def ok(card: SSCard, apdu: str) -> bytes:
-    data, sw = tx(card, apdu)
-    assert sw == 0x9000, f"{apdu}: {sw:04X}"
-    return data
-
-
-def sw_of(card: SSCard, apdu: str) -> int:
-    return tx(card, apdu)[1]
+from tests.support.card_os import SELECT_SSSE, ext_auth, ok, sw_of, tx
 
 
 def auth_data(card: SSCard, usage: KeyUsage, challenge: bytes) -> str:
     return scheme.compute_external_auth(
         card.alg, TEST_MASTER_KEYS[usage], card.atr, card.city, challenge
     ).hex()
-
-
-def ext_auth(card: SSCard, kid: int, usage: KeyUsage) -> int:
-    challenge = ok(card, "0084000008")
-    return sw_of(card, f"008200{kid:02X}10" + auth_data(card, usage, challenge))
 
 
 @pytest.fixture(params=["blank2", "blank3"])

@@ -7,7 +7,7 @@ from cardstation.drivers.pcsc.transport import InProcessTransport
 from cardstation.personalization.profiles import GEN3_FREE_READ
 from cardstation.simulators.card import Psam, make_card
 from cardstation.simulators.card.layout import EF05_FREE_TAGS_GEN3
-from tests.test_card_os import SELECT_SSSE, ok, sw_of, tx
+from tests.support.card_os import SELECT_SSSE, ok, sw_of, tx
 
 
 def _ok_or_61(card: object, apdu: str) -> None:

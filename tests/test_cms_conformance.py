@@ -60,6 +60,7 @@ def bed_for(sim: CmsSimulator, people: SimulatedApplicants,
         "factory": factory(sim.base_url), "station": STATION, "ready": people.ready,
         "ready2": people.ready2, "not_marked": people.not_marked, "unknown": people.unknown,
         "unreachable": factory(DEAD_URL), "temporary": people.temporary,
+        "card_life": people.card_life,
         "certificate_public_key": people.certificate_public_key}
     return ConformanceBed(**{**values, **changes})
 
@@ -89,7 +90,12 @@ def test_reference_client_passes_every_check(sim: CmsSimulator,
     assert ledger["applications"][people.ready]["status"] == "ready"
     assert ledger["applications"][people.ready2]["status"] == "ready"
     assert ledger["claims"] == {}
-    assert [r["id_number"] for r in ledger["returns"]] == [people.ready]
+    newcomer = people.card_life.application.id_number
+    # the card-life holder: made, replaced, made again, cancelled, and applied again
+    assert [r["id_number"] for r in ledger["returns"]] == [people.ready, newcomer, newcomer]
+    life = ledger["applications"][newcomer]
+    assert life["status"] == "not_marked" and life["card_state"] is None
+    assert [c["state"] for c in life["previous_cards"]] == ["replaced", "cancelled"]
     assert [c["kind"] for c in ledger["conflicts"]] == ["return"]
     assert [f["id_number"] for f in ledger["failures"]] == [people.ready2]
 
@@ -97,17 +103,21 @@ def test_reference_client_passes_every_check(sim: CmsSimulator,
 def test_the_kit_runs_again_against_the_same_applicants(sim: CmsSimulator,
                                                         people: SimulatedApplicants) -> None:
     assert summarize(run_checks(bed_for(sim, people)))["ok"]
-    again = run_checks(bed_for(sim, people, temporary=conformance_applicants(sim).temporary))
+    fresh = conformance_applicants(sim)
+    again = run_checks(bed_for(sim, people, temporary=fresh.temporary,
+                               card_life=fresh.card_life))
     assert by_status(again, "pass") == set(CHECK_NAMES)
 
 
 def test_optional_parts_are_skipped_without_their_data(sim: CmsSimulator,
                                                        people: SimulatedApplicants) -> None:
     results = run_checks(bed_for(sim, people, temporary=None, certificate_public_key=None,
-                                 unreachable=None))
+                                 unreachable=None, card_life=None))
     skipped = by_status(results, "skip")
     assert skipped == {"certificates", "temporary_record", "temporary_outstanding",
-                       "temporary_recall", "temporary_void", "temporary_unknown", "unreachable"}
+                       "temporary_recall", "temporary_void", "temporary_unknown", "unreachable",
+                       "card_life_port", "intake_submit", "hand_over", "loss", "replacement",
+                       "cancel"}
     assert by_status(results, "fail") == set()
     assert summarize(results)["ok"] is True
 

@@ -15,10 +15,11 @@ from cardstation.cli import main
 from cardstation.config_check import check_file
 from cardstation.personalization.cms import CmsClient
 from cardstation.personalization.ports.cms import CmsNotAuthorized, CmsSettings, CmsUnavailable
-from cardstation.server.auth import Role, TokenStore
+from cardstation.server.auth.identity import Role
+from cardstation.server.auth.tokens import TokenStore
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.simulators.cms.server import CmsSimulator
-from tests.certs import TestCA
+from tests.support.certs import TestCA
 
 
 def test_every_problem_is_listed_at_once(tmp_path) -> None:

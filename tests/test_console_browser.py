@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
-from tests.conftest import ENCODER_READER, PSAM_READER
-from tests.console_support import CHROMIUM, CHROMIUM_ARGS, SHOTS, console_station
+from tests.support.console import console_station, login, shot
+from tests.support.pcsc import ENCODER_READER, PSAM_READER
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.browser]
 
@@ -23,38 +23,6 @@ def station(tmp_path) -> Iterator[tuple[object, str]]:
         pytest.fail("Debian's chromium is not installed: run `make setup`")
     with console_station(tmp_path, (ENCODER_READER, PSAM_READER)) as running:
         yield running, running.token
-
-
-@pytest.fixture
-def page(station) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.errors = errors  # type: ignore[attr-defined]
-        yield page
-        browser.close()
-
-
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def login(page, running) -> None:
-    page.goto(running.console_url + "/")
-    assert page.url.endswith("/login")  # no session: the login page
-    page.wait_for_selector("#token:focus")  # autofocus: the operator just types
-    page.keyboard.type(running.token)
-    page.keyboard.press("Enter")
-    page.wait_for_selector("body[data-ready] #id_number:focus")
-    # htmx has taken the form (else Enter submits it as a plain form)
-    page.wait_for_function("() => !!document.querySelector('#lookup')['htmx-internal-data']")
 
 
 def make_from_the_keyboard(page) -> None:

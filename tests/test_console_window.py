@@ -10,13 +10,9 @@ import pytest
 
 from cardstation.simulators.card import make_card
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
-from tests import test_console_browser as browser
-from tests.conftest import DESK_READER, ENCODER_READER, PSAM_READER
-from tests.console_support import console_station
-from tests.test_console_browser import login, shot
-from tests.window_support import holder_types, put_on_desk
-
-page = browser.page  # the `page` fixture (chromium, headless), on this module's station
+from tests.support.console import console_station, login, shot
+from tests.support.pcsc import DESK_READER, ENCODER_READER, PSAM_READER
+from tests.support.window import holder_types, put_on_desk
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.browser]
 READERS = (ENCODER_READER, PSAM_READER, DESK_READER)

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from cardstation.reliability import drill
-from tests.conftest import ENCODER_READER, PSAM_READER
+from tests.support.pcsc import ENCODER_READER, PSAM_READER
 
 KILLS = 12
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from cardstation.doctor import FAIL, OK, can_issue, render, run_checks
-from tests.conftest import PSAM_READER
+from tests.support.pcsc import PSAM_READER
 
 pytestmark = pytest.mark.pcscd
 

@@ -18,7 +18,7 @@ from cardstation.personalization.face import (
 from cardstation.personalization.rules.name import NAME_MAX_BYTES, check_name
 from cardstation.personalization.validation import validate_application
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
-from tests.face_support import (
+from tests.support.face import (
     LONG_BANK_NAME,
     LONGEST_NAME,
     henan_json,

@@ -15,7 +15,7 @@ from cardstation.personalization.face import (
     load_layout,
 )
 from cardstation.personalization.face.layout import CARD_MM, REQUIRED_FIELDS, _overlap
-from tests.face_support import henan_json, layout_from
+from tests.support.face import henan_json, layout_from
 
 
 def test_the_henan_template_loads_and_keeps_the_chip_clear() -> None:

@@ -23,7 +23,7 @@ from cardstation.personalization.face import (
 from cardstation.personalization.face.compose import _compose, clear_caches
 from cardstation.personalization.face.layout import SIZE, outer_px
 from cardstation.personalization.face.stock import chip_side_stock
-from tests.face_support import henan_json, holder, layout_from, not_white, only, region_max
+from tests.support.face import henan_json, holder, layout_from, not_white, only, region_max
 
 
 def test_the_emblem_side_is_the_stock_alone() -> None:

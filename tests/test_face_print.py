@@ -18,7 +18,7 @@ from cardstation.personalization.face import (
 )
 from cardstation.personalization.face.layout import SIZE, inner_px, outer_px
 from cardstation.simulators.printer import PrinterModel
-from tests.face_support import (
+from tests.support.face import (
     LONG_BANK_NAME,
     LONGEST_NAME,
     dark_photo,
@@ -28,8 +28,7 @@ from tests.face_support import (
     region_max,
     resin_ink,
 )
-from tests.test_hiti_support import *  # noqa: F403 - the shared pytest fixtures
-from tests.test_hiti_support import Rig
+from tests.support.hiti import Rig
 
 
 def _planes(panels_side) -> dict[str, Image.Image]:

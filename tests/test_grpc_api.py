@@ -17,7 +17,7 @@ from cardstation.protos.cardstation.v1 import returns_pb2 as rpb
 from cardstation.protos.cardstation.v1 import station_pb2 as spb
 from cardstation.server.errors import error_info
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
-from tests.conftest import ENCODER_READER, PSAM_READER
+from tests.support.pcsc import ENCODER_READER, PSAM_READER
 
 pytestmark = pytest.mark.pcscd
 

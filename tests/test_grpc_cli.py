@@ -14,8 +14,8 @@ import pytest
 
 from cardstation.personalization.journal import State
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
-from tests.conftest import ENCODER_READER, PSAM_READER
-from tests.world import make_world
+from tests.support.pcsc import ENCODER_READER, PSAM_READER
+from tests.support.world import make_world
 
 pytestmark = pytest.mark.pcscd
 CLI = [sys.executable, "-m", "cardstation"]

@@ -19,8 +19,8 @@ from cardstation.protos.cardstation.v1 import window_pb2_grpc
 from cardstation.server.errors import error_info
 from cardstation.simulators.card import make_card
 from cardstation.simulators.vpcd.nochip import NoChipUnderContacts
-from tests.conftest import DESK_READER
-from tests.window_support import holder_types, put_on_desk, window_station
+from tests.support.pcsc import DESK_READER
+from tests.support.window import holder_types, put_on_desk, window_station
 
 pytestmark = pytest.mark.pcscd
 HOLDER = "11010519491231002X"

@@ -9,7 +9,6 @@ from cardstation.drivers.hiti import alerts, errors
 from cardstation.drivers.hiti.frames import AlertList
 from cardstation.drivers.hiti.printer import Printer
 from cardstation.simulators.printer import PrinterModel
-from tests.test_hiti_support import *  # noqa: F403 - the shared pytest fixtures
 
 #: gutenprint src/cups/backend_hiti.c, hiti_errors(), gutenprint-mirror ea5b9229 (2024-06),
 #: every compiled case except 0 ("None").

@@ -14,8 +14,7 @@ from cardstation.drivers.hiti.printer import Printer
 from cardstation.drivers.hiti.render import CardPanels
 from cardstation.drivers.hiti.state import CardPosition
 from cardstation.simulators.printer import PrinterModel, SimPosition
-from tests.test_hiti_support import *  # noqa: F403 - the shared pytest fixtures
-from tests.test_hiti_support import Rig
+from tests.support.hiti import Rig
 
 Action = Callable[[Printer, CardPanels], object]
 

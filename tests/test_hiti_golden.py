@@ -18,8 +18,7 @@ from cardstation.drivers.hiti.printer import Printer
 from cardstation.drivers.hiti.render import CardPanels, SidePanels
 from cardstation.drivers.hiti.transport import RecordingTransport, open_transport
 from cardstation.simulators.printer import PrinterModel, SimUsbBackend
-from tests.test_hiti_support import *  # noqa: F403 - the shared pytest fixtures
-from tests.test_hiti_support import USB_URL, make_printer
+from tests.support.hiti import USB_URL, make_printer
 
 GOLDEN = Path(__file__).parent / "golden" / "hiti"
 UPDATE = os.environ.get("CARDSTATION_UPDATE_GOLDEN") == "1"

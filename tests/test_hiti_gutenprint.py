@@ -25,8 +25,7 @@ from cardstation.drivers.hiti.render import CardPanels
 from cardstation.drivers.hiti.transport import RecordingTransport, open_transport
 from cardstation.simulators.printer import PrinterModel, SimUsbBackend
 from cardstation.simulators.printer.protocol import Session
-from tests.test_hiti_support import *  # noqa: F403 - the shared pytest fixtures
-from tests.test_hiti_support import USB_URL, make_printer
+from tests.support.hiti import USB_URL, make_printer
 
 #: (command, payload, gutenprint's reply buffer in bytes), in the order the backend sends them.
 #: hiti_attach for a card printer (not a "sheet" model, not P51x): 0x8010 first.
@@ -169,9 +168,9 @@ def test_resend_request_resends_start_plane_header_and_data(
 def test_driver_waits_while_power_on_is_set(card_panels: CardPanels) -> None:
     """gutenprint backend_hiti.c (2019 and 2024) waits while `sts[0] & (POWERON|BUSY)`; the
     simulator shows POWER-ON, not BUSY, while a reset runs."""
-    from tests.test_hiti_sim import FakeClock
+    from tests.support.clock import FakeClock
 
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     model = PrinterModel(speed=1.0, clock=clock, cards=1, autorun=False)
 
     def sleep(seconds: float) -> None:

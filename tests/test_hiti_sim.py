@@ -30,8 +30,8 @@ from cardstation.simulators.printer import (
     SimUsbBackend,
 )
 from cardstation.simulators.printer.imaging import PX_PER_MM
-from tests.test_hiti_support import *  # noqa: F403 - the shared pytest fixtures
-from tests.test_hiti_support import USB_URL, Rig, make_printer
+from tests.support.clock import FakeClock
+from tests.support.hiti import USB_URL, Rig, make_printer
 
 # --- raw bytes against the TCP simulator ----------------------------------------------------
 
@@ -284,16 +284,8 @@ def test_face_down_card_prints_on_its_back(usb_rig: Rig, model: PrinterModel) ->
 # --- timing ---------------------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_timed_operations_report_busy_and_progress(card_panels: CardPanels) -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     model = PrinterModel(speed=1.0, clock=clock, cards=1, autorun=False)
 
     def sleep(seconds: float) -> None:

@@ -12,7 +12,7 @@ from cardstation.personalization import cert_assumptions as ca
 from cardstation.personalization.journal import State
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.station import Station, build_station
-from tests.world import settled
+from tests.support.world import settled
 
 pytestmark = pytest.mark.pcscd
 

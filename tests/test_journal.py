@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,71 +23,11 @@ from cardstation.personalization.journal import (
     ReturnAlreadyQueued,
     State,
 )
-from cardstation.personalization.model import Application, ReturnRecord
+from cardstation.personalization.model import Application
 from cardstation.personalization.outbox import Outbox
-
-ID_NUMBER = "11010519491231002X"
-OTHER_ID = "440524188001010014"
-
-
-class FakeClock:
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def application(id_number: str = ID_NUMBER) -> dict[str, Any]:
-    return Application(
-        id_number=id_number,
-        name="张三",
-        sex="1",
-        nation="01",
-        birth_date="19491231",
-        birthplace="110105",
-        card_number="A12345678",
-        bank_name="中国银行",
-        batch="PCH001",
-        issue_date="20240101",
-        expiry_date="20340101",
-        photo=b"\xff\xd8photo",
-    ).to_dict()
-
-
-def return_record(id_number: str = ID_NUMBER) -> dict[str, str]:
-    return ReturnRecord(
-        card_number="A12345678",
-        id_number=id_number,
-        name="张三",
-        issue_date="20240101",
-        expiry_date="20340101",
-        card_id_code="0" * 32,
-        atr="3B6D000080318065B0",
-        bank_account="6222021234567890123",
-        batch="PCH001",
-    ).to_dict()
-
-
-def advance_to(journal: Journal, iss: Issuance, target: State) -> Issuance:
-    """Walk an issuance forward (FETCHED .. DONE) to `target`."""
-    while iss.state != target:
-        nxt = FORWARD[FORWARD.index(iss.state) + 1]
-        record = return_record(iss.id_number) if nxt is State.RETURN_QUEUED else None
-        iss = journal.transition(iss.id, nxt, data={nxt.value.lower(): True}, return_record=record)
-    return iss
-
-
-def put_in(journal: Journal, state: State, failed_from: State = State.VERIFIED) -> Issuance:
-    """A new issuance in `state` (FAILED/REJECTED reached from `failed_from`)."""
-    iss = journal.create(application(), ID_NUMBER)
-    if state in (State.FAILED, State.REJECTED):
-        iss = advance_to(journal, iss, failed_from)
-        return journal.transition(iss.id, state, reason="test")
-    return advance_to(journal, iss, state)
+from tests.support.applicants import ID_NUMBER, OTHER_ID, application, return_record
+from tests.support.clock import FakeClock
+from tests.support.journal import advance_to, put_in
 
 
 @pytest.fixture

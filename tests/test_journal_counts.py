@@ -9,7 +9,9 @@ from pathlib import Path
 
 from cardstation.personalization.journal import SCHEMA_VERSION, Journal, State, _split_sql
 from cardstation.personalization.outbox import Outbox
-from tests.test_journal import OTHER_ID, FakeClock, application, put_in
+from tests.support.applicants import OTHER_ID, application
+from tests.support.clock import FakeClock
+from tests.support.journal import put_in
 
 
 def full_state_counts(path: Path) -> dict[State, int]:

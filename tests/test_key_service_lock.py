@@ -15,7 +15,7 @@ from cardstation.drivers.pcsc.transport import PcscTransport
 from cardstation.personalization.keys.scheme import Alg
 from cardstation.personalization.keys.service import PsamKeyService, SoftwareKeyService
 from cardstation.simulators.card import Psam
-from tests.conftest import PSAM_READER
+from tests.support.pcsc import PSAM_READER
 
 pytestmark = pytest.mark.pcscd
 ROUNDS = 40

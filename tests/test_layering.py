@@ -80,3 +80,50 @@ def test_the_redaction_layer_imports_only_the_standard_library() -> None:
                      for _line, module in _imports(path)
                      if module.split(".")[0] not in sys.stdlib_module_names | {"__future__"})
     assert outside == []
+
+
+
+def helper_edges(tests_root: Path) -> set[str]:
+    """Imports of the tests package other than its `support` package (one test module reaching
+    into another, or into conftest.py), relative imports included."""
+    edges = set()
+    for path in tests_root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level:
+                modules = ["tests.<relative>"]
+            elif isinstance(node, ast.ImportFrom) and node.module == "tests":
+                modules = [f"tests.{a.name}" for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module]
+            else:
+                continue
+            edges.update(f"{path.relative_to(tests_root.parent)}:{node.lineno} -> {m}"
+                         for m in modules if m.split(".")[0] == "tests"
+                         and m.split(".")[:2] != ["tests", "support"])
+    return edges
+
+
+def test_test_modules_share_helpers_only_through_tests_support() -> None:
+    """Shared helpers live in tests/support (its fixtures loaded as plugins by conftest.py):
+    a test module importing another drags its tests' imports and fixtures along. Move what is
+    shared into tests/support and import it from there (the readers' names: tests.support.pcsc)."""
+    assert not helper_edges(ROOT / "tests"), sorted(helper_edges(ROOT / "tests"))
+
+
+def test_the_walk_sees_a_test_module_importing_another(tmp_path) -> None:
+    """The check itself: imports of a test module, of conftest or relative ones are reported;
+    tests.support is not."""
+    tests = tmp_path / "tests"
+    (tests / "support").mkdir(parents=True)
+    (tests / "test_a.py").write_text("from tests.test_b import helper\n"
+                                     "from tests import test_c\n"
+                                     "from .conftest import X\n"
+                                     "def f():\n    from tests.conftest import Y\n"
+                                     "from tests.support.pcsc import PSAM_READER\n"
+                                     "from tests import support\n")
+    (tests / "support" / "x.py").write_text("from tests.support.world import make_world\n")
+    assert helper_edges(tests) == {
+        "tests/test_a.py:1 -> tests.test_b", "tests/test_a.py:2 -> tests.test_c",
+        "tests/test_a.py:3 -> tests.<relative>", "tests/test_a.py:5 -> tests.conftest"}

@@ -17,7 +17,7 @@ from cardstation.personalization.journal import State
 from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
 from cardstation.protos.cardstation.v1 import issuance_pb2_grpc
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
-from tests.conftest import ENCODER_READER, PSAM_READER
+from tests.support.pcsc import ENCODER_READER, PSAM_READER
 
 pytestmark = pytest.mark.pcscd
 

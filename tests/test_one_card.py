@@ -18,13 +18,20 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cardstation.personalization.rules.card_number import card_number_check_char
 from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
-from cardstation.protos.cardstation.v1 import issuance_pb2_grpc, station_pb2_grpc
 from cardstation.protos.cardstation.v1 import station_pb2 as spb
+from cardstation.protos.cardstation.v1 import station_pb2_grpc
 from cardstation.server.errors import error_info
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.simulators.printer.cards import SimPosition
-from tests.conftest import ENCODER_READER, PSAM_READER
-from tests.served_support import served_station
+from tests.support.pcsc import ENCODER_READER, PSAM_READER
+from tests.support.served import (
+    chips_written,
+    final_event,
+    issuances,
+    ledger_returns,
+    rpc_error,
+    served_station,
+)
 
 pytestmark = pytest.mark.pcscd
 
@@ -37,21 +44,6 @@ def api(tmp_path) -> Iterator[object]:
         yield running
 
 
-def issuances(api) -> issuance_pb2_grpc.IssuanceServiceStub:
-    return issuance_pb2_grpc.IssuanceServiceStub(api.channel)
-
-
-def final_event(api, issuance_id: str, timeout: float = 60) -> ipb.IssuanceEvent:
-    last = None
-    for response in issuances(api).WatchIssuance(ipb.WatchIssuanceRequest(id=issuance_id),
-                                                 timeout=timeout):
-        last = response.event
-        if last.final:
-            break
-    assert last is not None
-    return last
-
-
 def wait_state(api, issuance_id: str, state: int, timeout: float = 30) -> ipb.Issuance:
     deadline = time.monotonic() + timeout
     while True:
@@ -59,16 +51,6 @@ def wait_state(api, issuance_id: str, state: int, timeout: float = 30) -> ipb.Is
         if job.state == state or time.monotonic() > deadline:
             return job
         time.sleep(0.05)
-
-
-def ledger_returns(api, id_number: str) -> list[dict]:
-    return [r for r in api.simulated.cms.ledger(photos=False)["returns"]
-            if r["record"]["id_number"] == id_number]
-
-
-def chips_written(api) -> list[int]:
-    """Per loaded blank: how many items were written to its chip."""
-    return [sum(chip.writes.values()) for chip in api.simulated.chips]
 
 
 def refresh(api) -> None:
@@ -167,13 +149,6 @@ def test_cli_issue_twice_at_once_makes_one_card(api) -> None:
     assert len(api.simulated.model.print_log) == 1
     assert len(ledger_returns(api, EXAMPLE_ID_NUMBER)) == 1
     assert sum(1 for n in chips_written(api) if n) == 1
-
-
-def rpc_error(call) -> tuple[grpc.StatusCode, str, str]:
-    with pytest.raises(grpc.RpcError) as info:
-        call()
-    details = error_info(info.value)
-    return info.value.code(), details.reason if details else "", info.value.details() or ""
 
 
 # -- DONE means the CMS has it -------------------------------------------------------------------
@@ -326,7 +301,7 @@ def test_serve_without_a_printer_serves_not_serving_and_recovers(tmp_path: Path)
     from cardstation.drivers.pcsc.readers import PcscContext
     from cardstation.pcscd import ensure_running
     from cardstation.simulators.printer.server import PrinterSimServer
-    from tests.world import World
+    from tests.support.world import World
 
     ensure_running()
     with PcscContext() as pcsc:
@@ -339,7 +314,8 @@ def test_serve_without_a_printer_serves_not_serving_and_recovers(tmp_path: Path)
         pcsc_ready.close()
         port = int(sim.server.address.rsplit(":", 1)[1])
         sim.server.close()  # the printer is "unplugged" when the station starts
-        from cardstation.server.auth import Role, TokenStore
+        from cardstation.server.auth.identity import Role
+        from cardstation.server.auth.tokens import TokenStore
 
         store = TokenStore()
         token, _ = store.issue("window-1", Role.OPERATOR, ttl_seconds=3600)

@@ -23,7 +23,9 @@ from cardstation.personalization.outbox import (
     ReturnWorker,
     claim_owner,
 )
-from tests.test_journal import ID_NUMBER, FakeClock, put_in
+from tests.support.applicants import ID_NUMBER
+from tests.support.clock import FakeClock
+from tests.support.journal import put_in
 
 
 @pytest.fixture

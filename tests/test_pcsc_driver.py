@@ -21,8 +21,8 @@ from cardstation.drivers.pcsc.errors import (
 )
 from cardstation.drivers.pcsc.transport import InProcessTransport, PcscTransport
 from cardstation.simulators.vpcd.nochip import NoChipUnderContacts
-from tests.conftest import ENCODER_READER, restart_pcscd
-from tests.fakecards import SSC_ATR, ScriptedCard
+from tests.support.fakecards import SSC_ATR, ScriptedCard
+from tests.support.pcsc import ENCODER_READER, restart_pcscd
 
 pytestmark = pytest.mark.pcscd
 

@@ -16,7 +16,7 @@ from cardstation.drivers.pcsc.errors import (
     winscard_codes,
 )
 from cardstation.drivers.pcsc.transport import InProcessTransport
-from tests.fakecards import ScriptedCard
+from tests.support.fakecards import ScriptedCard
 
 SEP = " — "
 

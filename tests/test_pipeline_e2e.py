@@ -12,8 +12,8 @@ from cardstation.personalization.journal import Journal, State
 from cardstation.personalization.pipeline import ReprintRefused
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.station import Station, build_station
-from tests.conftest import DESK_READER
-from tests.world import ledger_returns, settled
+from tests.support.pcsc import DESK_READER
+from tests.support.world import ledger_returns, settled
 
 pytestmark = pytest.mark.pcscd
 

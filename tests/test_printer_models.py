@@ -1,6 +1,6 @@
 """Printer models are adapters chosen by name: the HiTi CS-220e's, and a second, minimal
-simulated model (tests/toy_printer) that makes a whole card through the unchanged pipeline on
-the real PC/SC stack once its registry line is added."""
+simulated model (tests/support/toy_printer) that makes a whole card through the unchanged
+pipeline on the real PC/SC stack once its registry line is added."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from cardstation.simulators.card import make_card
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.simulators.station import CountingChip
 from cardstation.station import build_station
-from tests import toy_printer
+from tests.support import toy_printer
 
 pytestmark = pytest.mark.pcscd
 

@@ -7,30 +7,9 @@ import pytest
 from cardstation.personalization.keys import scheme
 from cardstation.personalization.keys.scheme import TEST_MASTER_KEYS, Alg, KeyUsage
 from cardstation.simulators.card import SW, Psam, SmartCard, SSCard, make_card
+from tests.support.card_os import SELECT_SSSE, ok, sw_of, tx, with_response
 
-SELECT_SSSE = "00A404000F7378312E73682EC9E7BBE1B1A3D5CF"
 SELECT_PSAM = "00A4040006D15600000590"
-
-
-def tx(card: SmartCard, apdu: str) -> tuple[bytes, int]:
-    resp = card.process_apdu(bytes.fromhex(apdu.replace(" ", "")))
-    return resp[:-2], int.from_bytes(resp[-2:], "big")
-
-
-def ok(card: SmartCard, apdu: str) -> bytes:
-    data, sw = tx(card, apdu)
-    assert sw == 0x9000, f"{apdu}: {sw:04X}"
-    return data
-
-
-def sw_of(card: SmartCard, apdu: str) -> int:
-    return tx(card, apdu)[1]
-
-
-def with_response(card: SmartCard, apdu: str) -> bytes:
-    data, sw = tx(card, apdu)
-    assert sw >> 8 == 0x61 and not data, f"{apdu}: {sw:04X}"
-    return ok(card, f"00C00000{sw & 0xFF:02X}")
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
 from cardstation.protos.cardstation.v1 import issuance_pb2_grpc, window_pb2_grpc
 from cardstation.protos.cardstation.v1 import window_pb2 as wpb
 from cardstation.simulators.card import make_card
-from tests.window_support import holder_types, put_on_desk, window_station
+from tests.support.window import holder_types, put_on_desk, window_station
 
 pytestmark = pytest.mark.pcscd
 WINDOW_HOLDER = ("11010519491231002X", "李秀英")  # the personalised card's and the ID card's

@@ -15,7 +15,7 @@ from cardstation.cli import main
 from cardstation.handover_pdf import render, sheet_of
 from cardstation.personalization.journal import State
 from cardstation.reconcile import DayReport, MadeCard, day_report, record_reading
-from tests.world import settled
+from tests.support.world import settled
 
 
 @pytest.fixture
@@ -150,7 +150,8 @@ def test_a_past_day_closes_with_the_next_days_counters_and_shows_differences(tmp
     from datetime import datetime
 
     from cardstation.personalization.journal import Journal
-    from tests.test_journal import FakeClock, put_in
+    from tests.support.clock import FakeClock
+    from tests.support.journal import put_in
 
     def at(day: int, hour: int) -> float:
         return datetime(2026, 3, day, hour).timestamp()  # local time, as the report's days

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from cardstation.benchmarks import bombs
+from cardstation.protos.cardstation.v1 import intake_pb2 as inpb
 from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
 from cardstation.protos.cardstation.v1 import (
     issuance_pb2_grpc,
@@ -26,7 +27,7 @@ from cardstation.protos.cardstation.v1 import window_pb2 as wpb
 from cardstation.server import limits
 from cardstation.server.errors import error_info
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER, example_applicant
-from tests.served_support import served_station
+from tests.support.served import served_station
 
 pytestmark = pytest.mark.pcscd
 
@@ -40,7 +41,7 @@ def header_bomb(width: int = 12_000, height: int = 12_000) -> bytes:
 def request_messages() -> Iterator[type]:
     """Every request message of every cardstation.v1 service, and the messages they nest."""
     seen: set[str] = set()
-    pending = [method.input_type for module in (ipb, spb, rpb, wpb)
+    pending = [method.input_type for module in (ipb, spb, rpb, wpb, inpb)
                for service in module.DESCRIPTOR.services_by_name.values()
                for method in service.methods]
     while pending:

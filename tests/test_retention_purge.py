@@ -101,7 +101,7 @@ def test_the_command_purges_and_reports(tmp_path: Path, capsys: pytest.CaptureFi
 def test_a_purged_jobs_reprint_is_refused_with_its_reason(world) -> None:
     from cardstation.personalization.pipeline import ReprintRefused
     from cardstation.station import build_station
-    from tests.world import settled
+    from tests.support.world import settled
 
     world.load_blank(1)
     station = build_station(world.config())

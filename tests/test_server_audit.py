@@ -30,9 +30,13 @@ from cardstation.server.audit import (
 )
 from cardstation.server.audit_head import JournalHeadStore, read_head
 from cardstation.server.audit_key import AuditKeyError, load_or_create_key, read_key
-from cardstation.server.auth import STATE_CHANGING, AuthInterceptor, Role, TokenStore
+from cardstation.server.auth.identity import Role
+from cardstation.server.auth.interceptor import AuthInterceptor
+from cardstation.server.auth.policy import STATE_CHANGING
+from cardstation.server.auth.tokens import TokenStore
 from cardstation.server.errors import error_info
-from tests.test_server_auth import ID_NUMBER, Harness, all_methods, call
+from tests.support.applicants import ID_NUMBER
+from tests.support.auth_harness import Harness, all_methods, call
 
 M = "/cardstation.v1.IssuanceService/"
 S = "/cardstation.v1.StationService/"

@@ -9,228 +9,29 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import message_factory
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from cardstation.protos.cardstation.v1 import (
     issuance_pb2,
-    issuance_pb2_grpc,
-    returns_pb2,
-    returns_pb2_grpc,
     station_pb2,
-    station_pb2_grpc,
-    window_pb2,
-    window_pb2_grpc,
 )
-from cardstation.server.auth import (
-    METHOD_ROLES,
-    STATE_CHANGING,
-    AuthError,
+from cardstation.server.auth.identity import AuthError, Role
+from cardstation.server.auth.interceptor import (
     AuthInterceptor,
-    Role,
-    TokenStore,
     _peer_is_loopback,
-    current_identity,
 )
-from cardstation.server.errors import abort_with, error_info
-
-ID_NUMBER = "11010519491231002X"
-SERVICES = [
-    issuance_pb2.DESCRIPTOR.services_by_name["IssuanceService"],
-    station_pb2.DESCRIPTOR.services_by_name["StationService"],
-    returns_pb2.DESCRIPTOR.services_by_name["ReturnService"],
-    window_pb2.DESCRIPTOR.services_by_name["WindowService"],
-]
-
-
-def _who() -> str:
-    ident = current_identity()
-    return "" if ident is None else f"{ident.name}/{ident.role.value}/{ident.via}"
-
-
-class FakeIssuance(issuance_pb2_grpc.IssuanceServiceServicer):
-    """Canned answers; the issuance's `reason` carries who the servicer saw calling."""
-
-    def _issuance(self, issuance_id: str = "iss-1") -> issuance_pb2.Issuance:
-        return issuance_pb2.Issuance(id=issuance_id, reason=_who(),
-                                     state=issuance_pb2.ISSUANCE_STATE_QUEUED)
-
-    def GetApplication(self, request: Any, context: Any) -> Any:
-        return issuance_pb2.GetApplicationResponse(
-            application=issuance_pb2.Application(name="张三"))
-
-    def PreviewCard(self, request: Any, context: Any) -> Any:
-        return issuance_pb2.PreviewCardResponse(front_png=b"png")
-
-    def CreateIssuance(self, request: Any, context: Any) -> Any:
-        return issuance_pb2.CreateIssuanceResponse(issuance=self._issuance(), created=True)
-
-    def GetIssuance(self, request: Any, context: Any) -> Any:
-        return issuance_pb2.GetIssuanceResponse(issuance=self._issuance(request.id))
-
-    def ListIssuances(self, request: Any, context: Any) -> Any:
-        return issuance_pb2.ListIssuancesResponse(issuances=[self._issuance()])
-
-    def WatchIssuance(self, request: Any, context: Any) -> Iterator[Any]:
-        for i in range(3):
-            yield issuance_pb2.WatchIssuanceResponse(
-                event=issuance_pb2.IssuanceEvent(issuance_id=request.id, message=_who(),
-                                                 final=i == 2))
-
-    def CancelIssuance(self, request: Any, context: Any) -> Any:
-        if request.id == "missing":
-            abort_with(context, grpc.StatusCode.NOT_FOUND, "ISSUANCE_NOT_FOUND",
-                       "no such issuance", {"id": request.id})
-        return issuance_pb2.CancelIssuanceResponse(issuance=self._issuance(request.id))
-
-    def ResumeIssuance(self, request: Any, context: Any) -> Any:
-        return issuance_pb2.ResumeIssuanceResponse(issuance=self._issuance(request.id))
-
-    def ReprintFace(self, request: Any, context: Any) -> Any:
-        return issuance_pb2.ReprintFaceResponse(issuance=self._issuance(request.id))
-
-    def RejectCard(self, request: Any, context: Any) -> Any:
-        return issuance_pb2.RejectCardResponse(issuance=self._issuance(request.id))
-
-    def MarkSpoiled(self, request: Any, context: Any) -> Any:
-        return issuance_pb2.MarkSpoiledResponse(issuance=self._issuance(request.id))
-
-    def RestoreAndResend(self, request: Any, context: Any) -> Any:
-        return issuance_pb2.RestoreAndResendResponse(issuance=self._issuance(request.id))
-
-
-class FakeStation(station_pb2_grpc.StationServiceServicer):
-    def GetStation(self, request: Any, context: Any) -> Any:
-        return station_pb2.GetStationResponse(station=station_pb2.Station(id=_who()))
-
-    def WatchStation(self, request: Any, context: Any) -> Iterator[Any]:
-        for _ in range(2):
-            yield station_pb2.WatchStationResponse(station=station_pb2.Station(id=_who()))
-
-    def CalibrateRibbonSensor(self, request: Any, context: Any) -> Any:
-        return station_pb2.CalibrateRibbonSensorResponse(
-            calibration=station_pb2.SensorCalibration(ok=True))
-
-    def CleanCardPath(self, request: Any, context: Any) -> Any:
-        return station_pb2.CleanCardPathResponse(printer=station_pb2.PrinterCondition())
-
-    def ResetPrinter(self, request: Any, context: Any) -> Any:
-        return station_pb2.ResetPrinterResponse(printer=station_pb2.PrinterCondition())
-
-
-class FakeReturns(returns_pb2_grpc.ReturnServiceServicer):
-    def ListReturns(self, request: Any, context: Any) -> Any:
-        return returns_pb2.ListReturnsResponse(returns=[returns_pb2.Return(id=7)])
-
-    def RetryReturns(self, request: Any, context: Any) -> Any:
-        return returns_pb2.RetryReturnsResponse(scheduled=1)
-
-
-class FakeWindow(window_pb2_grpc.WindowServiceServicer):
-    """Every window RPC answers its empty response (the real ones are tested elsewhere)."""
-
-    def __getattribute__(self, name: str) -> Any:
-        service = window_pb2.DESCRIPTOR.services_by_name["WindowService"]
-        if name in service.methods_by_name:
-            method = service.methods_by_name[name]
-            response = getattr(window_pb2, method.output_type.name)
-            if method.server_streaming:
-                return lambda request, context: iter([response()])
-            return lambda request, context: response()
-        return super().__getattribute__(name)
-
-
-def full_name(service: Any, method: Any) -> str:
-    return f"/{service.full_name}/{method.name}"
-
-
-def all_methods() -> list[str]:
-    return [full_name(s, m) for s in SERVICES for m in s.methods]
-
-
-def _method(name: str) -> Any:
-    for service in SERVICES:
-        for method in service.methods:
-            if full_name(service, method) == name:
-                return method
-    raise KeyError(name)
-
-
-class Harness:
-    """A grpc.server on 127.0.0.1:0 with the fakes, health, reflection and an interceptor."""
-
-    def __init__(
-        self,
-        interceptor: AuthInterceptor,
-        server_credentials: grpc.ServerCredentials | None = None,
-    ) -> None:
-        self.interceptor = interceptor
-        self.server = grpc.server(ThreadPoolExecutor(max_workers=8), interceptors=[interceptor])
-        issuance_pb2_grpc.add_IssuanceServiceServicer_to_server(FakeIssuance(), self.server)
-        station_pb2_grpc.add_StationServiceServicer_to_server(FakeStation(), self.server)
-        returns_pb2_grpc.add_ReturnServiceServicer_to_server(FakeReturns(), self.server)
-        window_pb2_grpc.add_WindowServiceServicer_to_server(FakeWindow(), self.server)
-        health_servicer = health.HealthServicer()
-        health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
-        reflection.enable_server_reflection(
-            [s.full_name for s in SERVICES] + [reflection.SERVICE_NAME], self.server)
-        if server_credentials is None:
-            self.port = self.server.add_insecure_port("127.0.0.1:0")
-        else:
-            self.port = self.server.add_secure_port("127.0.0.1:0", server_credentials)
-        self.server.start()
-        self.channels: list[grpc.Channel] = []
-
-    def channel(self, credentials: grpc.ChannelCredentials | None = None,
-                host: str = "127.0.0.1") -> grpc.Channel:
-        target = f"{host}:{self.port}"
-        ch = (grpc.insecure_channel(target) if credentials is None
-              else grpc.secure_channel(target, credentials))
-        self.channels.append(ch)
-        return ch
-
-    def stop(self) -> None:
-        for ch in self.channels:
-            ch.close()
-        self.server.stop(None)
-
-
-def call(channel: grpc.Channel, method: str, token: str | None = None,
-         request: Any = None) -> Any:
-    """Call any of our RPCs by full name; a streaming call returns the list of responses."""
-    desc = _method(method)
-    req_cls = message_factory.GetMessageClass(desc.input_type)
-    resp_cls = message_factory.GetMessageClass(desc.output_type)
-    metadata = [("authorization", f"Bearer {token}")] if token else None
-    kwargs = {"request_serializer": req_cls.SerializeToString,
-              "response_deserializer": resp_cls.FromString}
-    request = req_cls() if request is None else request
-    if desc.server_streaming:
-        stub = channel.unary_stream(method, **kwargs)
-        return list(stub(request, metadata=metadata, timeout=10))
-    stub = channel.unary_unary(method, **kwargs)
-    return stub(request, metadata=metadata, timeout=10)
-
-
-def expect_error(code: grpc.StatusCode, reason: str, fn: Any, *args: Any, **kw: Any) -> Any:
-    with pytest.raises(grpc.RpcError) as caught:
-        fn(*args, **kw)
-    err = caught.value
-    assert err.code() == code, (err.code(), err.details())
-    info = error_info(err)
-    assert info is not None
-    assert info.reason == reason
-    assert info.domain == "cardstation.v1"
-    return err, info
-
+from cardstation.server.auth.policy import METHOD_ROLES, STATE_CHANGING
+from cardstation.server.auth.tokens import TokenStore
+from cardstation.server.errors import error_info
+from tests.support.applicants import ID_NUMBER
+from tests.support.auth_harness import Harness, all_methods, call, expect_error
+from tests.support.clock import FakeClock
 
 M_CREATE = "/cardstation.v1.IssuanceService/CreateIssuance"
 M_REPRINT = "/cardstation.v1.IssuanceService/ReprintFace"
@@ -240,21 +41,13 @@ M_LIST_RETURNS = "/cardstation.v1.ReturnService/ListReturns"
 M_GET_STATION = "/cardstation.v1.StationService/GetStation"
 
 
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def tokens(clock: Clock) -> tuple[TokenStore, dict[str, str]]:
+def tokens(clock: FakeClock) -> tuple[TokenStore, dict[str, str]]:
     store = TokenStore(clock=clock)
     plain = {}
     for role in Role:
@@ -289,12 +82,16 @@ def test_role_table_matches_the_brief() -> None:
                               "VerifyReturnedCard", "VerifyPin",
                               "ChangePin", "UnblockPin", "ResetPin", "IssueTemporaryCard",
                               "RewriteTemporaryCard", "RecallTemporaryCard")}
+    intake = {"/cardstation.v1.IntakeService/" + n for n in (
+        "NormalisePhoto", "SubmitApplication", "RegisterFee", "MarkInstantIssuance",
+        "GetCardLife", "HandOverCard", "ReportLoss", "LiftLoss", "CancelCard",
+        "ApplyReplacement")}
     assert operator == {i + n for n in ("GetApplication", "PreviewCard", "CreateIssuance",
                                         "GetIssuance", "ListIssuances", "WatchIssuance",
                                         "CancelIssuance", "ResumeIssuance", "ReprintFace",
                                         "RejectCard", "MarkSpoiled", "RestoreAndResend")} | {
         s + n for n in ("GetStation", "WatchStation", "CalibrateRibbonSensor", "CleanCardPath",
-                        "ResetPrinter")} | window | {
+                        "ResetPrinter")} | window | intake | {
         M_LIST_RETURNS, "/cardstation.v1.ReturnService/RetryReturns"}
     assert upstream == {i + n for n in ("GetApplication", "CreateIssuance", "GetIssuance",
                                         "ListIssuances", "WatchIssuance")} | {
@@ -326,7 +123,7 @@ def test_malformed_authorization_header(harness: Harness) -> None:
 
 
 def test_expired_token(harness: Harness, tokens: tuple[TokenStore, dict[str, str]],
-                       clock: Clock) -> None:
+                       clock: FakeClock) -> None:
     token = tokens[1]["operator"]
     assert call(harness.channel(), M_GET_STATION, token).station.id == "operator-1/operator/token"
     clock.now += 3601
@@ -508,7 +305,7 @@ def test_token_file_errors(tmp_path: Path, entry: dict[str, Any], message: str) 
 
 def test_no_token_or_id_number_in_logs(harness: Harness,
                                        tokens: tuple[TokenStore, dict[str, str]],
-                                       clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+                                       clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     channel = harness.channel()
     req = issuance_pb2.CreateIssuanceRequest(client_request_id="r1", id_number=ID_NUMBER)

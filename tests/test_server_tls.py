@@ -9,7 +9,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cardstation.server.auth import AuthInterceptor, Role, TokenStore
+from cardstation.server.auth.identity import Role
+from cardstation.server.auth.interceptor import AuthInterceptor
+from cardstation.server.auth.tokens import TokenStore
 from cardstation.server.tls import (
     CredentialsFileError,
     InsecureListenError,
@@ -19,8 +21,8 @@ from cardstation.server.tls import (
     server_credentials,
     split_host_port,
 )
-from tests.certs import TestCA
-from tests.test_server_auth import Harness, call, expect_error
+from tests.support.auth_harness import Harness, call, expect_error
+from tests.support.certs import TestCA
 
 M_CREATE = "/cardstation.v1.IssuanceService/CreateIssuance"
 M_RESET = "/cardstation.v1.StationService/ResetPrinter"

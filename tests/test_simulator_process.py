@@ -9,7 +9,7 @@ from cardstation.simulated import station_config
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
 from cardstation.simulators.process import SimulatedStationProcess, SimulatorProcessError
 from cardstation.station import build_station
-from tests.conftest import ENCODER_READER, PSAM_READER
+from tests.support.pcsc import ENCODER_READER, PSAM_READER
 
 pytestmark = pytest.mark.pcscd
 

@@ -36,7 +36,7 @@ from cardstation.personalization.keys.scheme import (
 from cardstation.personalization.rules import split_name_gbk
 from cardstation.simulators.card import Psam as PsamSim
 from cardstation.simulators.card import make_card
-from tests.conftest import DESK_READER, ENCODER_READER, PSAM_READER, restart_pcscd
+from tests.support.pcsc import DESK_READER, ENCODER_READER, PSAM_READER, restart_pcscd
 
 pytestmark = pytest.mark.pcscd
 GOLDEN = Path(__file__).parent / "golden" / "pcsc"

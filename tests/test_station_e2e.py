@@ -14,7 +14,7 @@ from cardstation.simulators.card import make_card
 from cardstation.simulators.coupling import EncoderCoupler
 from cardstation.simulators.printer.model import PrinterModel
 from cardstation.simulators.printer.server import PrinterSimServer
-from tests.conftest import ENCODER_READER
+from tests.support.pcsc import ENCODER_READER
 
 pytestmark = pytest.mark.pcscd
 

@@ -23,8 +23,8 @@ from cardstation.protos.cardstation.v1 import issuance_pb2 as ipb
 from cardstation.protos.cardstation.v1 import station_pb2 as spb
 from cardstation.protos.cardstation.v1 import station_pb2_grpc
 from cardstation.simulators.cms.applicants import EXAMPLE_ID_NUMBER
-from tests.conftest import ENCODER_READER, PSAM_READER
-from tests.test_one_card import chips_written, final_event, issuances, ledger_returns, rpc_error
+from tests.support.pcsc import ENCODER_READER, PSAM_READER
+from tests.support.served import chips_written, final_event, issuances, ledger_returns, rpc_error
 
 CLI = [sys.executable, "-m", "cardstation.cli"]
 

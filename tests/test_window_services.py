@@ -14,7 +14,7 @@ from cardstation.personalization.keys.service import PsamKeyService
 from cardstation.personalization.window import WindowError, WindowServices
 from cardstation.simulators.card import Psam, make_card
 from cardstation.simulators.cms.server import CmsSimulator
-from tests.conftest import DESK_READER, PSAM_READER
+from tests.support.pcsc import DESK_READER, PSAM_READER
 
 pytestmark = pytest.mark.pcscd
 HOLDER = "11010519491231002X"

@@ -31,7 +31,7 @@ from cardstation.simulators.card import Psam, make_card
 from cardstation.simulators.cms.server import CmsSimulator
 from cardstation.simulators.pinpad import PinPadSimulator
 from cardstation.simulators.vpcd.nochip import NoChipUnderContacts
-from tests.conftest import DESK_READER, PSAM_READER
+from tests.support.pcsc import DESK_READER, PSAM_READER
 
 pytestmark = pytest.mark.pcscd
 HOLDER = "11010519491231002X"

@@ -11,6 +11,15 @@
   `presence_floor_ms_per_card` measures that floor with no software at all (feed, wait for
   the card, eject, wait for it to go). p50/p95 with the per-stage medians as context.
 - apdus_per_card: encoder APDUs per card (the PSAM's are on its own reader).
+- throughput_ratio.lanes3: three printers (lanes) on one station: the cards per hour of all
+  three divided by three times the printer-bound limit, beside one printer measured the same
+  way in the same run. Each printer's steady state is the median interval between its
+  consecutive cards reaching DONE, measured while all three work at once (sharing the CPU,
+  the PSAM and the CMS), through the server's runtime (one queue, lanes claiming jobs). At the
+  reference printer timing (speed 1, a real CS-220e): a lane's own encode time (the card at
+  the chip station: the chip write, the CMS's certificate round trip, the reader noticing the
+  card) is fixed seconds, and at speed 0.25 it weighs four times what it does on a real
+  printer. The speed-0.25 figures are given beside it.
 - throughput_ratio.{pipelined,sequential}: cards per hour divided by the printer-bound limit,
   at realistic printer timing scaled by `speed`, with a CMS that answers in `cms_latency`
   seconds. The limit is measured: one card fed, printed and ejected with no chip work and no
@@ -42,9 +51,12 @@ def _fresh(sim_args: dict, folder: Path) -> SimulatedStationProcess:
     have let go of the last ones' cards. No printed-face PNGs: a real printer spends no
     station CPU on them."""
     from cardstation.drivers.pcsc.readers import PcscContext
+    from cardstation.simulators.station import ENCODER_READERS
+
     sim = SimulatedStationProcess(folder, printed_faces=False, **sim_args)
     with PcscContext() as pcsc:
-        for reader in ("Virtual PCD 00 00", "Virtual PCD 00 01"):
+        encoders = ENCODER_READERS[:sim_args.get("printers", 1)]
+        for reader in (*encoders, "Virtual PCD 00 01"):
             pcsc.wait_for_removal(reader, timeout=10)
         sim.start()
         try:
@@ -220,6 +232,55 @@ def _throughput(folder: Path, cards: int, speed: float, latency: float,
         sim.stop()
 
 
+def _lanes_throughput(folder: Path, lanes: int, cards_per_lane: int, speed: float,
+                      latency: float) -> dict[str, float]:
+    """Each lane's seconds per card in steady state (the median interval between its
+    consecutive DONEs) while `lanes` printers work at once from one queue."""
+    import itertools
+    import threading
+
+    from cardstation.server.runtime import StationRuntime
+    from cardstation.station import build_station
+
+    cards = lanes * cards_per_lane
+    sim = _fresh({"speed": speed, "extra_applicants": cards, "printers": lanes}, folder)
+    try:
+        for index in range(lanes):
+            sim.load_blank(cards_per_lane + 1, printer=index)
+        sim.cms_inject("slow", seconds=latency)
+        config = station_config(sim, cms={"read_timeout": latency + 5})
+        finished: dict[str, list[float]] = {}
+        lock = threading.Lock()
+
+        def on_event(issuance, *_details: object) -> None:  # issuance: journal.Issuance
+            if issuance.state.value == "DONE":
+                with lock:
+                    finished.setdefault(str(issuance.data.get("lane")), []).append(
+                        time.perf_counter())
+
+        runtime = StationRuntime(lambda **kw: build_station(config, **kw))
+        station = runtime.station
+        original = station.pipeline.on_event
+        for lane in station.lanes:  # the runtime's sink, then the bench's
+            lane.pipeline.on_event = lambda i, m, f=None: (original(i, m, f), on_event(i))
+        runtime.start()
+        try:
+            for id_number in sim.samples("ready")[:cards]:
+                issuance, _ = runtime.pipeline.open(id_number, admission=runtime.admission)
+                runtime.enqueue(issuance.id)
+            deadline = time.monotonic() + cards * 60 * max(speed, 0.05) + 120
+            while sum(map(len, finished.values())) < cards and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            runtime.stop()
+        made = sum(map(len, finished.values()))
+        assert made == cards, f"{made} of {cards} cards DONE"
+        return {lane: statistics.median(b - a for a, b in itertools.pairwise(times))
+                for lane, times in sorted(finished.items())}
+    finally:
+        sim.stop()
+
+
 def run(cards: int = 20, throughput_cards: int = 4, speed: float = 0.25,
         cms_latency: float = 0.5) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="cardstation-bench-") as tmp:
@@ -231,6 +292,12 @@ def run(cards: int = 20, throughput_cards: int = 4, speed: float = 0.25,
             mode: _throughput(folder / mode, throughput_cards, speed, cms_latency, mode == "p")
             for mode in ("p", "s")
         }
+        lanes_fast = _lanes_throughput(folder / "lanes3-fast", 3, throughput_cards, speed,
+                                       cms_latency)
+        reference = 1.0  # the printer's reference timings (a real CS-220e)
+        bound_ref = _printer_bound_seconds(folder / "printer-only-ref", reference)
+        one_ref = _lanes_throughput(folder / "lanes1-ref", 1, 3, reference, cms_latency)
+        lanes_ref = _lanes_throughput(folder / "lanes3-ref", 3, 3, reference, cms_latency)
     context = {"printer_speed": speed, "printer_bound_s_per_card": round(bound, 3),
                "cms_latency_s": cms_latency, "cards": throughput_cards,
                "note": "speed 0.25 = the reference timings (21 s per YMCKO side) four times faster"}
@@ -241,4 +308,22 @@ def run(cards: int = 20, throughput_cards: int = 4, speed: float = 0.25,
             "s_per_card": round(per_card[mode], 3),
             **({"target": ">= 0.97"} if mode == "p" else {}), **context,
         })
+    def ratio(limit: float, lanes: dict[str, float]) -> float:
+        return round(statistics.mean(limit / s_per_card for s_per_card in lanes.values()), 3)
+
+    figures.append({
+        "name": "pipeline.throughput_ratio.lanes3", "value": ratio(bound_ref, lanes_ref),
+        "unit": "ratio", "target": ">= 0.95", "printer_speed": reference,
+        "printer_bound_s_per_card": round(bound_ref, 3), "cms_latency_s": cms_latency,
+        "cards_per_hour": round(sum(3600 / s for s in lanes_ref.values()), 1),
+        "s_per_card_by_lane": {lane: round(s, 3) for lane, s in lanes_ref.items()},
+        "one_printer_ratio": ratio(bound_ref, one_ref),
+        "one_printer_cards_per_hour": round(3600 / one_ref["1"], 1), "cards": 9,
+        f"at_speed_{speed}": {"lanes3": ratio(bound, lanes_fast),
+                              "one_printer_pipelined": round(bound / per_card["p"], 3),
+                              "s_per_card_by_lane": {lane: round(s, 3)
+                                                     for lane, s in lanes_fast.items()}},
+        "note": "speed 1 = the printer's reference timings; a lane's encode time (chip, the "
+                "CMS's certificate round trip, the reader's card detection) is not printer "
+                "time, and weighs 4x as much at speed 0.25"})
     return figures

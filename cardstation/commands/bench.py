@@ -13,6 +13,7 @@ BENCHMARKS = (
     ("pcsc", "cardstation.benchmarks.pcsc", "run"),
     ("printer", "cardstation.drivers.hiti.bench", "run_benchmarks"),
     ("face", "cardstation.benchmarks.face", "run_benchmarks"),
+    ("intake", "cardstation.benchmarks.photo", "run"),
     ("pipeline", "cardstation.benchmarks.pipeline", "run"),
     ("grpc", "cardstation.benchmarks.grpc_api", "run"),
     ("bombs", "cardstation.benchmarks.bombs", "run"),

@@ -122,6 +122,7 @@ def _bed(args: argparse.Namespace) -> Iterator[tuple[ConformanceBed, str]]:
         yield _make_bed(args, {"url": url, "ready": people.ready, "ready2": people.ready2,
                                "not_marked": people.not_marked, "unknown": people.unknown,
                                "temporary": people.temporary,
+                               "card_life": people.card_life,
                                "certificate_public_key": people.certificate_public_key})
 
 
@@ -181,6 +182,7 @@ def _make_bed(args: argparse.Namespace, simulated: dict[str, Any]) -> tuple[Conf
             factory=adapter_for(url), station=station, other_station=args.other_station,
             unreachable=adapter_for(dead), same_ack=not args.different_acks,
             temporary=_temporary(args, TemporaryCardBed) or simulated.get("temporary"),
+            card_life=simulated.get("card_life"),
             certificate_public_key=_public_key(args.public_key)
             or simulated.get("certificate_public_key"), **ids)
     except ValueError as exc:

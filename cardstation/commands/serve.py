@@ -2,6 +2,7 @@
 
   cardstation serve [--config F] [--listen HOST:PORT]
   cardstation serve --simulate [--listen 127.0.0.1:PORT] [--speed F] [--blank-cards N]
+                    [--printers N]
 
 With --simulate every device is a simulator in this process (pcscd started if needed) and
 credential-less callers on loopback act as the built-in admin, so a client can make a card at
@@ -31,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--speed", type=float, default=0.05,
                         help="simulated printer time scale (1 = real, 0 = instant)")
     parser.add_argument("--blank-cards", type=int, default=20,
-                        help="blank cards loaded into the simulated printer")
+                        help="blank cards loaded into each simulated printer")
+    parser.add_argument("--printers", type=int, default=1,
+                        help="simulated printers (lanes), 1 to 3; each has its own encoder")
     parser.add_argument("--folder", default="var/simulated",
                         help="where the simulated station keeps its files")
     parser.set_defaults(func=run)
@@ -59,7 +62,7 @@ class RunningServer:
     def stop(self, grace: float = 5.0) -> None:
         """Park the job in progress, end the watch streams, stop the server, then the
         runtime and simulators."""
-        self.runtime.pipeline.park.set()
+        self.runtime.park()
         self.runtime.begin_shutdown()
         self.server.stop(grace).wait()
         self._stack.close()  # runtime.stop, then the simulators (LIFO)
@@ -84,7 +87,7 @@ def open_audit_log(config: Any) -> Iterator[Any]:
 
 def start_server(config: Any, listen: str, simulate: bool = False, speed: float = 0.05,
                  blank_cards: int = 20, folder: str = "var/simulated",
-                 metrics_listen: str = "") -> RunningServer:
+                 metrics_listen: str = "", printers: int = 1) -> RunningServer:
     """Start everything; used by `serve`, `demo` and the tests. `metrics_listen` host:port
     serves /metrics for Prometheus there ("" = not at all; `serve` gives the configured one)."""
     from cardstation.retention import PurgeTimer
@@ -109,14 +112,23 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
             from cardstation.drivers.pcsc.readers import PcscContext
             from cardstation.pcscd import ensure_running
             from cardstation.simulated import station_config
-            from cardstation.simulators.station import SimulatedStation
+            from cardstation.simulators.station import ENCODER_READERS, SimulatedStation
 
             ensure_running()
             with PcscContext() as pcsc:
-                for reader in (config.readers.encoder, config.readers.psam):
+                encoders = ENCODER_READERS[:max(1, printers)]
+                missing = [r for r in encoders if r not in pcsc.readers()]
+                if missing:
+                    raise ValueError(f"--printers {printers}: no PC/SC reader {missing[0]!r} "
+                                     "for the simulated encoder; `make setup` installs the "
+                                     "vpcd entry that gives it (simulators/vpcd/lanes.conf), "
+                                     "then pcscd must be restarted")
+                for reader in (*encoders, config.readers.psam):
                     pcsc.wait_for_removal(reader, timeout=10)
-                sim = stack.enter_context(SimulatedStation(Path(folder), speed=speed))
-                sim.load_blank(blank_cards)
+                sim = stack.enter_context(SimulatedStation(Path(folder), speed=speed,
+                                                           printers=printers))
+                for index in range(len(sim.printers)):
+                    sim.load_blank(blank_cards, printer=index)
                 pcsc.wait_for_card(config.readers.psam, timeout=10)
             config = station_config(sim, server=vars(config.server),
                                 window={"pin_timeout": config.window.pin_timeout},
@@ -140,7 +152,8 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
         if tls:
             credentials = server_credentials(config.server.tls_cert, config.server.tls_key,
                                              config.server.client_ca or None)
-        server, port = build_server(runtime, listen, credentials, [interceptor])
+        server, port = build_server(runtime, listen, credentials, [interceptor],
+                                    max_streams=config.server.max_streams)
         running = RunningServer(server, port, runtime, stack, sim)
         if metrics_listen:
             running.metrics_port = _serve_metrics(runtime, metrics_listen, config, stack)
@@ -183,8 +196,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = config_module.load(args.config)
         listen = args.listen or cfg.server.listen
+        if args.printers != 1 and not args.simulate:
+            raise ValueError("--printers is for --simulate; a station's printers are its "
+                             "[[printers]] in cardstation.toml")
         running = start_server(cfg, listen, args.simulate, args.speed, args.blank_cards,
-                               args.folder, metrics_listen=cfg.server.metrics_listen)
+                               args.folder, metrics_listen=cfg.server.metrics_listen,
+                               printers=args.printers)
     except JournalError as exc:  # refused before serving: never over a damaged journal
         print(f"serve: {journal_refusal(exc)}", file=sys.stderr)
         return 2

@@ -28,7 +28,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description="Validate application fields offline; print findings as JSON. "
         "Exit 0 clean, 1 findings, 2 usage error.",
     )
-    parser.add_argument("--id-number", required=True, help="18-character resident ID number")
+    parser.add_argument("--id-number", help="18-character resident ID number (required "
+                        "unless only --photo is checked)")
     parser.add_argument("--name", help="holder name (GBK, at most 50 bytes)")
     parser.add_argument("--card-number", help="9-character card number, e.g. BA0010547")
     parser.add_argument("--card-id-code", help="card identification code, 32 hex digits")
@@ -47,8 +48,18 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+_OTHER_FIELDS = ("name", "card_number", "card_id_code", "birth_date", "sex", "nation", "region")
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate the fields in `args`, print the JSON findings, return the exit code."""
+    if args.id_number is None and (args.photo is None or any(
+            getattr(args, name) is not None for name in _OTHER_FIELDS)):
+        # a photo alone can be checked (`cardstation photo normalize`'s output); the other
+        # fields are judged against the ID number
+        print("cardstation validate: error: the following arguments are required: "
+              "--id-number (only --photo may be checked without it)", file=sys.stderr)
+        return 2
     photo: bytes | None = None
     if args.photo is not None:
         try:
@@ -60,10 +71,19 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    from cardstation.personalization.rules import PHOTO_SPEC_SEED_000, PHOTO_SPEC_SEED_001
+    from cardstation.personalization.rules import (
+        PHOTO_SPEC_SEED_000,
+        PHOTO_SPEC_SEED_001,
+        check_photo,
+    )
     from cardstation.personalization.validation import validate_application
 
     specs = {"seed000": PHOTO_SPEC_SEED_000, "seed001": PHOTO_SPEC_SEED_001}
+    if args.id_number is None:
+        assert photo is not None
+        findings = check_photo(photo, specs[args.photo_spec])
+        _emit(findings)
+        return 1 if findings else 0
     findings = validate_application(
         args.id_number,
         name=args.name,
@@ -76,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
         nation=args.nation,
         region=args.region,
     )
+    _emit(findings)
+    return 1 if findings else 0
+
+
+def _emit(findings: list[Any]) -> None:
     # ASCII-only JSON so output survives any terminal or pipe encoding.
     json.dump({"findings": [f.to_dict() for f in findings]}, sys.stdout)
     sys.stdout.write("\n")
-    return 1 if findings else 0

@@ -52,7 +52,7 @@ FAULTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("malformed", {}),
     ("fail_returns", {"count": 2}),
 )
-LIVE_JOBS = 3  # unfinished jobs the drill keeps in the station at once
+LIVE_JOBS = 3  # unfinished jobs the drill keeps in the station at once, per printer
 TERMINAL = ("ISSUANCE_STATE_DONE", "ISSUANCE_STATE_REJECTED")
 
 
@@ -75,6 +75,7 @@ class DrillResult:
     cards_made: int = 0
     rpc_errors: dict[str, int] = field(default_factory=dict)  # gRPC status -> count
     resumes: int = 0  # ResumeIssuance calls for FAILED jobs
+    prints_by_printer: dict[str, int] = field(default_factory=dict)  # lane -> faces printed
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -84,6 +85,7 @@ class DrillResult:
                    "faults_injected": self.faults_injected, "cards_made": self.cards_made,
                    "jobs": dict(self.jobs), "rpc_errors": self.rpc_errors,
                    "resumes": self.resumes, "seconds": round(self.seconds, 1),
+                   "prints_by_printer": self.prints_by_printer,
                    "s_per_kill": round(self.seconds / max(1, self.kills), 2),
                    "server": "cardstation serve, own process; simulators in another"}
         return [
@@ -162,7 +164,9 @@ class Driver:
     """Keeps the station busy over gRPC: creates jobs (each with its request id, again until
     one answer came back), resumes FAILED ones, and notes the jobs' states."""
 
-    def __init__(self, ids: list[str], token: str, resume_limit: int = 20) -> None:
+    def __init__(self, ids: list[str], token: str, resume_limit: int = 20,
+                 live_jobs: int = LIVE_JOBS) -> None:
+        self.live_jobs = live_jobs
         self.unstarted = list(ids)
         self.unconfirmed: list[str] = []  # asked, no answer yet (ask again, same request id)
         self.states: dict[str, str] = {}  # request id -> last known state name
@@ -188,7 +192,7 @@ class Driver:
         for id_number in list(self.unconfirmed):
             self._create(stubs, id_number)
         created = False
-        if create_new and self.unstarted and unfinished + len(self.unconfirmed) < LIVE_JOBS:
+        if create_new and self.unstarted and unfinished + len(self.unconfirmed) < self.live_jobs:
             id_number = self.unstarted.pop(0)
             self.unconfirmed.append(id_number)
             self._create(stubs, id_number)
@@ -263,8 +267,10 @@ def _fault_window(sims: Any, rng: random.Random, stop: threading.Event) -> bool:
 
 
 def run_drill(kills: int, folder: Path, seed: int = 20261201, cards: int | None = None,
-              fault_rate: float = 0.6, log: TextIO | None = None) -> DrillResult:
-    """Kill serve `kills` times, settle, audit; see the module docstring."""
+              fault_rate: float = 0.6, log: TextIO | None = None,
+              printers: int = 1) -> DrillResult:
+    """Kill serve `kills` times, settle, audit; see the module docstring. With `printers`
+    above 1 the station has that many lanes ([[printers]]) and the audit spans them all."""
     from cardstation.simulators.process import SimulatedStationProcess
 
     rng = random.Random(seed)
@@ -275,11 +281,11 @@ def run_drill(kills: int, folder: Path, seed: int = 20261201, cards: int | None 
     started = time.monotonic()
     with open(folder / "serve.log", "a", encoding="utf-8") as serve_log, \
             SimulatedStationProcess(folder / "sims", speed=0.0, extra_applicants=cards,
-                                    printed_faces=False) as sims:
+                                    printed_faces=False, printers=printers) as sims:
         ids = sims.samples("ready")[:cards]
         token = secrets.token_urlsafe(24)
         config = _write_config(folder, sims.toml(), token)
-        driver = Driver(ids, token)
+        driver = Driver(ids, token, live_jobs=LIVE_JOBS * printers)
         while result.kills < kills:
             at_state = (BOUNDARIES[result.runs % len(BOUNDARIES)] if rng.random() < 0.5
                         else None)
@@ -406,6 +412,8 @@ def _audit(seen: dict[str, Any], driver: Driver, ids: list[str], result: DrillRe
                                 + sum(n - 1 for n in by_atr.values()))
     result.conflicts = len(ledger["conflicts"])
     printed = Counter(r["card"] for r in seen["print_log"])
+    result.prints_by_printer = dict(sorted(Counter(str(r.get("printer", "1"))
+                                                   for r in seen["print_log"]).items()))
     result.double_prints = sum(n - 1 for n in printed.values())
     result.double_chip_writes = sum(1 for chip in seen["chips"]
                                     for n in chip["writes"].values() if n > 1)
@@ -422,11 +430,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="applications to make cards for (default: kills + 10)")
     parser.add_argument("--folder", default=None,
                         help="keep the drill's files here (default: a temporary folder)")
+    parser.add_argument("--printers", type=int, default=1,
+                        help="simulated printers (lanes), 1 to 3")
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
         folder = Path(args.folder) if args.folder else Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix="cardstation-drill-")))
-        result = run_drill(args.kills, folder, args.seed, args.cards, log=sys.stderr)
+        result = run_drill(args.kills, folder, args.seed, args.cards, log=sys.stderr,
+                           printers=args.printers)
     for figure in result.figures():
         print(json.dumps(figure, ensure_ascii=False), flush=True)
     unfinished = next(f["value"] for f in result.figures()

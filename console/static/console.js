@@ -63,3 +63,55 @@ document.addEventListener("keydown", function (event) {
 document.addEventListener("htmx:load", function (event) {
   if (event.detail.elt === document.body) { document.body.dataset.ready = "1"; }
 });
+
+// 采集: the browser's camera (getUserMedia) or a loaded file; the picture goes to the server,
+// which finds the face, crops, checks the background and answers the photo to confirm (or why
+// it cannot be one). The CSRF token is the one htmx sends (the body's hx-headers).
+function csrfToken() {
+  try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || ""; }
+  catch (e) { return ""; }
+}
+// The API takes a request of at most 1 MiB: a larger file is refused here, in the operator's
+// words (the result's data-too-large), before it is sent.
+var PICTURE_MAX_BYTES = 1000000;
+function sendPicture(blob) {
+  var result = document.getElementById("photo-result");
+  if (blob.size > PICTURE_MAX_BYTES) {
+    var note = document.createElement("p");
+    note.className = "fault";
+    note.dataset.code = "PICTURE_TOO_LARGE";
+    note.textContent = result.dataset.tooLarge || "";
+    result.replaceChildren(note);
+    return;
+  }
+  var form = new FormData();
+  form.append("picture", blob, "picture");
+  if (document.getElementById("whiten").checked) { form.append("whiten", "1"); }
+  result.innerHTML = "";
+  result.dataset.state = "waiting";
+  fetch("/intake/photo", {method: "POST", body: form, credentials: "same-origin",
+                          headers: {"X-CSRF-Token": csrfToken()}})
+    .then(function (response) { return response.text(); })
+    .then(function (html) { result.innerHTML = html; result.dataset.state = "done"; htmx.process(result); });
+}
+document.addEventListener("DOMContentLoaded", function () {
+  var video = document.getElementById("camera");
+  if (!video) { return; }
+  var state = document.getElementById("camera-state");
+  if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
+    navigator.mediaDevices.getUserMedia({video: {width: 640, height: 480}, audio: false})
+      .then(function (stream) { video.srcObject = stream; video.dataset.live = "1"; })
+      .catch(function () { state.textContent = state.dataset.none || ""; });
+  }
+  document.getElementById("snap").addEventListener("click", function () {
+    if (!video.videoWidth) { return; }
+    var canvas = document.createElement("canvas");
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext("2d").drawImage(video, 0, 0);
+    canvas.toBlob(sendPicture, "image/jpeg", 0.92);
+  });
+  document.getElementById("picture-file").addEventListener("change", function (event) {
+    if (event.target.files.length) { sendPicture(event.target.files[0]); }
+  });
+});

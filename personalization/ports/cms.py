@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from cardstation.personalization.cert_assumptions import CardCertificates
-from cardstation.personalization.model import Application, ReturnRecord
+from cardstation.personalization.model import Application, IntakeApplication, ReturnRecord
 
 
 class CmsError(Exception):
@@ -139,13 +139,40 @@ class CmsEndpointNotFound(CmsProtocolError):
     retryable = False
 
 
+class HolderHasCard(CmsError):
+    """One outstanding card per holder: the holder already has an application or a card that
+    is not cancelled (a new card for them is a replacement, 补换卡)."""
+
+    code = "HOLDER_HAS_CARD"
+
+
+class CardStateInvalid(CmsError):
+    """The card's life does not allow this now (enable a card not yet made, lift a loss that
+    was not reported, mark an application without its fee, ...)."""
+
+    code = "CARD_STATE_INVALID"
+
+
+class FormalLossRequired(CmsError):
+    """A replacement (补换卡) needs a formal loss report (正式挂失) of the card first."""
+
+    code = "FORMAL_LOSS_REQUIRED"
+
+
+class CardMismatch(CmsError):
+    """The card presented is not the card the CMS made for this holder."""
+
+    code = "CARD_MISMATCH"
+
+
 #: Every code a CMS error can carry: the public reasons the CMS port can produce.
 CMS_CODES: frozenset[str] = frozenset(
     cls.code for cls in (
         CmsError, CmsUnavailable, ApplicationNotFound, NotMarkedForInstantIssuance,
         ClaimedElsewhere, ReturnConflict, AlreadyMade, RestoreRequired, CmsNotAuthorized,
         TemporaryCardOutstanding, TemporaryCardUnknown, CertificateRefused, CmsProtocolError,
-        CmsRequestRejected, CmsEndpointNotFound))
+        CmsRequestRejected, CmsEndpointNotFound, HolderHasCard, CardStateInvalid,
+        FormalLossRequired, CardMismatch))
 
 
 @dataclass(frozen=True)
@@ -216,4 +243,85 @@ class Cms(Protocol):
 
     def void_temporary_card(self, card_id_code: str, holder_id: str) -> None:
         """Withdraw a temporary card this station recorded but could not finish writing."""
+        ...
+
+
+#: A holder's card, as the CMS sees it (CardLife.state)
+CARD_STATES = (
+    "applied",  # 新增申请 received; fee registration and instant-issuance mark to follow
+    "ready",  # fee registered and marked: a station may make the card
+    "in_making",  # a station claimed it
+    "made",  # the return (数据回盘) arrived; waiting for the holder (领卡启用)
+    "failed",  # a failure was reported; restore it (恢复申请)
+    "active",  # handed over and enabled
+    "lost_temporary",  # 临时挂失
+    "lost_formal",  # 正式挂失 (a replacement may follow)
+    "cancelled",  # 注销
+)
+LOSS_KINDS = ("temporary", "formal")
+#: 补卡 (the card is lost) and 换卡 (damaged, or the holder's data changed)
+REPLACEMENT_KINDS = ("lost", "damaged")
+
+
+@dataclass(frozen=True)
+class CardLife:
+    """Where a holder's card is in its life. `temporary_card_out`: a temporary card of the
+    holder is issued and not recalled (it blocks the enablement). Numbers in full: the caller
+    masks them for display."""
+
+    id_number: str
+    name: str
+    state: str
+    card_number: str = ""
+    card_id_code: str = ""  # of the card made (from the return), "" before
+    bank_name: str = ""
+    fee_registered: bool = False
+    temporary_card_out: bool = False
+    replaces: str = ""  # the card number this application replaces, if a replacement
+
+
+@runtime_checkable
+class CmsCardLife(Protocol):
+    """The rest of a card's life at the window, for a CMS that offers it (an adapter may
+    implement only `Cms`; the station then offers no intake). Raises only `CmsError`s; every
+    call that changes something may be repeated (a repeat changes nothing more)."""
+
+    def submit_application(self, application: IntakeApplication, idempotency_key: str) -> str:
+        """新增申请: the CMS's application number. HolderHasCard if the holder has one."""
+        ...
+
+    def register_fee(self, id_number: str) -> None:
+        """交费登记."""
+        ...
+
+    def mark_instant_issuance(self, id_number: str) -> None:
+        """即制卡标注 (after the fee registration, else CardStateInvalid)."""
+        ...
+
+    def card_life(self, id_number: str) -> CardLife:
+        """The holder's card now (ApplicationNotFound if the CMS has none)."""
+        ...
+
+    def enable_card(self, id_number: str, card_id_code: str) -> None:
+        """领卡启用 of the card read at the desk: CardMismatch if it is not the card made,
+        TemporaryCardOutstanding while a temporary card is out, CardStateInvalid before the
+        return."""
+        ...
+
+    def report_loss(self, id_number: str, kind: str) -> None:
+        """临时挂失 / 正式挂失 (`kind` in LOSS_KINDS) of an active card."""
+        ...
+
+    def lift_loss(self, id_number: str) -> None:
+        """解挂: a lost card active again."""
+        ...
+
+    def cancel_card(self, id_number: str, reason: str) -> None:
+        """注销."""
+        ...
+
+    def apply_replacement(self, id_number: str, kind: str, bank_name: str = "") -> str:
+        """补换卡 (`kind` in REPLACEMENT_KINDS) after a formal loss report, else
+        FormalLossRequired: a new application (new card number and bank account; the bank may
+        change), its number returned; it then needs the fee and the mark like a new one."""
         ...

@@ -11,7 +11,12 @@ they run in the fixed order of `CHECKS` and each names the bed applicants it use
 - `ready2` is claimed, reported failed, restored, claimed by another station, restored;
 - `not_marked` and `unknown` are only read;
 - the temporary-card data: its first card is recorded then recalled, its second recorded then
-  withdrawn (voided), its unknown code is only read.
+  withdrawn (voided), its unknown code is only read;
+- the card-life data (a CMS implementing CmsCardLife): a new holder is submitted, charged,
+  marked, made, refused enablement while a temporary card is out and for a wrong card, enabled,
+  reported lost (temporary, lifted, formal), replaced, the replacement made, enabled and
+  cancelled, and the holder submitted again (allowed once the card is cancelled). That holder
+  ends with a new application: each run needs a holder the CMS has never seen.
 Both ready applicants end restored (ready, unclaimed), and every idempotency key carries a
 random part of its own per run, so the kit can run again against the same applicants.
 
@@ -32,15 +37,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from cardstation.personalization.cert_assumptions import ACCEPTED_STATUSES, STATUS_ISSUED_BEFORE
-from cardstation.personalization.model import Application, ReturnRecord
+from cardstation.personalization.model import Application, IntakeApplication, ReturnRecord
 from cardstation.personalization.ports.cms import (
     CMS_CODES,
     AlreadyMade,
     ApplicationNotFound,
+    CardMismatch,
+    CardStateInvalid,
     ClaimedElsewhere,
     Cms,
+    CmsCardLife,
     CmsError,
     CmsUnavailable,
+    FormalLossRequired,
+    HolderHasCard,
     NotMarkedForInstantIssuance,
     RestoreRequired,
     ReturnConflict,
@@ -60,6 +70,11 @@ PORT_METHODS = (
     "fetch", "claim", "submit_return", "report_failure", "restore", "issue_certificates",
     "check_temporary_card", "record_temporary_card", "get_temporary_card",
     "recall_temporary_card", "void_temporary_card",
+)
+#: The CmsCardLife methods (an optional part of the port)
+CARD_LIFE_METHODS = (
+    "submit_application", "register_fee", "mark_instant_issuance", "card_life",
+    "enable_card", "report_loss", "lift_loss", "cancel_card", "apply_replacement",
 )
 
 
@@ -84,6 +99,18 @@ class TemporaryCardBed:
 
 
 @dataclass(frozen=True)
+class CardLifeBed:
+    """Card-life test data: a complete new application (新增申请) of a holder the CMS has no
+    data of, and a temporary card identification code the CMS has no record of."""
+
+    application: IntakeApplication
+    temporary_card_id_code: str
+    valid_from: str = field(default_factory=lambda: time.strftime("%Y%m%d"))
+    valid_to: str = field(default_factory=lambda: time.strftime(
+        "%Y%m%d", time.localtime(time.time() + 90 * 86400)))
+
+
+@dataclass(frozen=True)
 class ConformanceBed:
     """What the kit needs to know about the CMS under test (see the module docstring for which
     check uses which applicant).
@@ -95,6 +122,7 @@ class ConformanceBed:
     - `unreachable(station_id)`: an adapter pointed at an address where nothing answers
       (a closed port); None skips the check;
     - `temporary`: temporary-card data; None skips those checks (a CMS without them);
+    - `card_life`: card-life data (CmsCardLife); None skips those checks;
     - `certificate_public_key`: a 65-byte card signing public key for the GetCA check (3rd
       generation cards); None skips it;
     - `same_ack`: the CMS answers a repeated return with the acknowledgement it gave first
@@ -114,6 +142,7 @@ class ConformanceBed:
     other_station: str = ""
     unreachable: Callable[[str], Cms] | None = None
     temporary: TemporaryCardBed | None = None
+    card_life: CardLifeBed | None = None
     certificate_public_key: bytes | None = None
     same_ack: bool = True
     card_id_code: str = field(default_factory=lambda: secrets.token_hex(16).upper())
@@ -181,7 +210,7 @@ class _Recorder:
         self._run = run
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name not in PORT_METHODS:
+        if name not in PORT_METHODS and name not in CARD_LIFE_METHODS:
             raise AttributeError(name)
         method = getattr(self.adapter, name)
 
@@ -218,6 +247,8 @@ def error_problems(exc: BaseException, bed: ConformanceBed | None = None) -> lis
     known = [] if bed is None else [bed.ready, bed.ready2, bed.not_marked, bed.unknown]
     if bed is not None and bed.temporary is not None:
         known.append(bed.temporary.holder_id)
+    if bed is not None and bed.card_life is not None:
+        known.append(bed.card_life.application.id_number)
     if _ID_NUMBER.search(text) or any(i and i in text for i in known):
         problems.append("its message contains a full ID number")
     if not isinstance(exc.retryable, bool):
@@ -526,6 +557,131 @@ def check_temporary_unknown(run: _Run) -> str:
     return "an unknown card identification code raises TemporaryCardUnknown"
 
 
+def _card_life(run: _Run) -> tuple[CardLifeBed, Any]:
+    if run.bed.card_life is None:
+        raise _Skip("no card-life data in the bed")
+    return run.bed.card_life, run.adapter()
+
+
+def _state(cms: Any, id_number: str, expected: str, after: str) -> None:
+    life = step(f"card_life after {after}", lambda: cms.card_life(id_number))
+    if getattr(life, "state", None) != expected:
+        raise CheckFailed(f"after {after} the card's state is {getattr(life, 'state', life)!r}, "
+                          f"not {expected!r}")
+
+
+def check_card_life_port(run: _Run) -> str:
+    if run.bed.card_life is None:
+        raise _Skip("no card-life data in the bed")
+    adapter = step("the factory", lambda: run.bed.factory(run.bed.station))
+    if not isinstance(adapter, CmsCardLife):
+        missing = [m for m in CARD_LIFE_METHODS if not callable(getattr(adapter, m, None))]
+        raise CheckFailed(f"{type(adapter).__name__} does not implement CmsCardLife "
+                          f"(missing: {', '.join(missing)})")
+    return f"{type(adapter).__name__} implements every method of CmsCardLife"
+
+
+def _make(run: _Run, cms: Any, holder: str, what: str) -> Application:
+    """Charge, mark, fetch, claim and return the holder's application: the card is made."""
+    step(f"register_fee ({what})", lambda: cms.register_fee(holder))
+    step(f"mark_instant_issuance ({what})", lambda: cms.mark_instant_issuance(holder))
+    app = step(f"fetch ({what})", lambda: cms.fetch(holder))
+    step(f"claim ({what})", lambda: cms.claim(holder))
+    step(f"submit_return ({what})",
+         lambda: cms.submit_return(_return_record(run, app), run.key(f"life-{what}")))
+    return app
+
+
+def check_intake_submit(run: _Run) -> str:
+    bed, cms = _card_life(run)
+    application, key = bed.application, run.key("intake")
+    first = step("submit_application", lambda: cms.submit_application(application, key))
+    again = step("submit_application again (same key)",
+                 lambda: cms.submit_application(application, key))
+    if not isinstance(first, str) or not first or again != first:
+        raise CheckFailed(f"submit_application answered {first!r}, then {again!r}: expected "
+                          "the same application number twice")
+    raises(HolderHasCard, "a second application for the holder", run.bed,
+           lambda: cms.submit_application(application, run.key("intake-second")))
+    raises(CardStateInvalid, "the mark before the fee registration", run.bed,
+           lambda: cms.mark_instant_issuance(application.id_number))
+    _state(cms, application.id_number, "applied", "the new application")
+    return "a new application is taken once (a repeat gives its number); a second one for the " \
+        "holder raises HolderHasCard; the mark needs the fee first"
+
+
+def check_hand_over(run: _Run) -> str:
+    bed, cms = _card_life(run)
+    holder = bed.application.id_number
+    raises(CardStateInvalid, "enable before the card is made", run.bed,
+           lambda: cms.enable_card(holder, run.bed.card_id_code))
+    _make(run, cms, holder, "new")
+    _state(cms, holder, "made", "the return")
+    step("record a temporary card for the holder", lambda: cms.record_temporary_card(
+        bed.temporary_card_id_code, holder, bed.application.name, bed.valid_from, bed.valid_to))
+    raises(TemporaryCardOutstanding, "enable with a temporary card out", run.bed,
+           lambda: cms.enable_card(holder, run.bed.card_id_code))
+    step("recall the temporary card", lambda: cms.recall_temporary_card(
+        bed.temporary_card_id_code))
+    raises(CardMismatch, "enable another card", run.bed,
+           lambda: cms.enable_card(holder, "0" * 32))
+    step("enable_card", lambda: cms.enable_card(holder, run.bed.card_id_code))
+    step("enable_card again", lambda: cms.enable_card(holder, run.bed.card_id_code))
+    _state(cms, holder, "active", "the enablement")
+    return "the card is enabled only once made, with no temporary card out, and only the " \
+        "card made (CardStateInvalid, TemporaryCardOutstanding, CardMismatch)"
+
+
+def check_loss(run: _Run) -> str:
+    bed, cms = _card_life(run)
+    holder = bed.application.id_number
+    raises(FormalLossRequired, "a replacement of an active card", run.bed,
+           lambda: cms.apply_replacement(holder, "lost"))
+    step("report_loss temporary", lambda: cms.report_loss(holder, "temporary"))
+    _state(cms, holder, "lost_temporary", "the temporary loss report")
+    raises(FormalLossRequired, "a replacement after a temporary loss report", run.bed,
+           lambda: cms.apply_replacement(holder, "lost"))
+    step("lift_loss", lambda: cms.lift_loss(holder))
+    _state(cms, holder, "active", "the lift")
+    step("report_loss formal", lambda: cms.report_loss(holder, "formal"))
+    step("report_loss formal again", lambda: cms.report_loss(holder, "formal"))
+    _state(cms, holder, "lost_formal", "the formal loss report")
+    return "loss reports (temporary, formal) and their lift; a replacement before the formal " \
+        "report raises FormalLossRequired"
+
+
+def check_replacement(run: _Run) -> str:
+    bed, cms = _card_life(run)
+    holder = bed.application.id_number
+    old = step("card_life before the replacement", lambda: cms.card_life(holder))
+    number = step("apply_replacement", lambda: cms.apply_replacement(holder, "lost"))
+    again = step("apply_replacement again", lambda: cms.apply_replacement(holder, "lost"))
+    if not isinstance(number, str) or not number or again != number:
+        raise CheckFailed(f"apply_replacement answered {number!r}, then {again!r}")
+    new = step("card_life after the replacement", lambda: cms.card_life(holder))
+    if new.state != "applied" or new.replaces != old.card_number \
+            or new.card_number == old.card_number:
+        raise CheckFailed(f"after the replacement: state {new.state!r}, replaces "
+                          f"{new.replaces!r}, card {new.card_number!r} (old {old.card_number!r})")
+    raises(CardStateInvalid, "cancel a card not yet made", run.bed,
+           lambda: cms.cancel_card(holder, "conformance"))
+    return "a replacement after the formal loss report is a new application (new card number) " \
+        "that names the card it replaces"
+
+
+def check_cancel(run: _Run) -> str:
+    bed, cms = _card_life(run)
+    holder = bed.application.id_number
+    _make(run, cms, holder, "replacement")
+    step("enable the replacement", lambda: cms.enable_card(holder, run.bed.card_id_code))
+    step("cancel_card", lambda: cms.cancel_card(holder, "conformance"))
+    step("cancel_card again", lambda: cms.cancel_card(holder, "conformance"))
+    _state(cms, holder, "cancelled", "the cancellation")
+    step("submit_application after the cancellation",
+         lambda: cms.submit_application(bed.application, run.key("intake-after-cancel")))
+    return "a cancelled card frees the holder for a new application"
+
+
 def check_unreachable(run: _Run) -> str:
     if run.bed.unreachable is None:
         raise _Skip("no unreachable adapter in the bed")
@@ -611,6 +767,18 @@ CHECKS: tuple[Check, ...] = (
           ("temporary_recall",)),
     Check("temporary_unknown", check_temporary_unknown, "temporary card: unknown code -> "
           "TemporaryCardUnknown", ("port",)),
+    Check("card_life_port", check_card_life_port, "the adapter implements CmsCardLife",
+          ("port",)),
+    Check("intake_submit", check_intake_submit, "新增申请 once per holder -> HolderHasCard; "
+          "mark needs the fee", ("card_life_port",)),
+    Check("hand_over", check_hand_over, "领卡启用 only of the card made, no temporary card out",
+          ("intake_submit",)),
+    Check("loss", check_loss, "挂失 (temporary, formal), 解挂; replacement needs the formal "
+          "report", ("hand_over",)),
+    Check("replacement", check_replacement, "补换卡 after the formal loss report",
+          ("loss",)),
+    Check("cancel", check_cancel, "注销 frees the holder for a new application",
+          ("replacement",)),
     Check("unreachable", check_unreachable, "unreachable CMS -> CmsUnavailable, retryable"),
     Check("errors", check_errors, "every error: CmsError, port code, cause — remedy, no full "
           "ID number"),
@@ -668,6 +836,7 @@ def summarize(results: list[CheckResult]) -> dict[str, Any]:
 __all__ = [
     "CHECKS",
     "CHECK_NAMES",
+    "CardLifeBed",
     "Check",
     "CheckFailed",
     "CheckResult",

@@ -21,6 +21,7 @@ from typing import Any
 
 from cardstation.drivers.redaction import mask_id_number
 from cardstation.personalization.model import Application, ReturnRecord
+from cardstation.simulators.cms.card_life import CardLifeMixin
 
 STATUSES = ("ready", "not_marked", "claimed", "made", "failed")
 STATE_VERSION = 1
@@ -34,6 +35,17 @@ _ENTRY_FIELDS = (
     "city_centre_received_at",
     "return_key",
     "failure_key",
+    # the card's life after the return (simulators/cms/card_life.py)
+    "card_state",
+    "application_no",
+    "intake_key",
+    "submitted_by",
+    "replaces",
+    "replacement_kind",
+    "previous_cards",
+    "intake",
+    "enabled_at",
+    "cancel_reason",
 )
 
 
@@ -55,8 +67,9 @@ def _now() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-class Ledger:
-    """Thread-safe store of the CMS side of instant issuance (see module docstring)."""
+class Ledger(CardLifeMixin):
+    """Thread-safe store of the CMS side of instant issuance (see module docstring); the card's
+    life after it comes from CardLifeMixin."""
 
     def __init__(self, state_path: str | Path | None = None) -> None:
         self._lock = threading.RLock()
@@ -122,7 +135,7 @@ class Ledger:
             view = entry["app"].to_dict()
             if not photos:
                 view.pop("photo")
-            view.update({k: entry[k] for k in _ENTRY_FIELDS})
+            view.update({k: entry.get(k) for k in _ENTRY_FIELDS})
             apps[id_number] = view
         return {
             "version": STATE_VERSION,
@@ -369,6 +382,7 @@ class Ledger:
                 city_centre_received_at=None,
                 return_key=None,
                 failure_key=None,
+                card_state=None,
             )
             self._save()
             return {"status": "ready"}

@@ -15,6 +15,17 @@ Endpoints (JSON in, JSON out; errors are `{"error": code, "message": text}`):
     GET  /temporary-cards/{code}       POST .../{code}/recall {"station"}
     POST /temporary-cards/{code}/void  {"station", "holder_id"}  withdraw an unfinished issue
     POST /temporary-cards/check {"card_id_code", "holder_id"}    409 outstanding; no change
+    POST /intake/applications {"idempotency_key", "station", "application"}  新增申请
+                                       409 holder_has_card, 422 invalid_application
+    POST /applications/{id}/fee  {"station"}   交费登记
+    POST /applications/{id}/mark {"station"}   即制卡标注    409 card_state_invalid (no fee)
+    GET  /cards/{id}                   the card's life (state, temporary_card_out, ...)
+    POST /cards/{id}/enable {"station", "card_id_code"}   领卡启用   409 card_mismatch,
+                                       temporary_card_outstanding, card_state_invalid
+    POST /cards/{id}/loss {"station", "kind"}   临时 / 正式挂失 (temporary | formal)
+    POST /cards/{id}/lift {"station"}   解挂          POST /cards/{id}/cancel {"station", "reason"}
+    POST /cards/{id}/replacement {"station", "kind", "bank_name"?}   补换卡 (lost | damaged)
+                                       409 formal_loss_required
     GET  /health
     POST /applications {"application", "status"?, "fee_registered"?}   admin: add or replace
     GET  /ledger[?photos=0]                                      admin: everything
@@ -36,14 +47,15 @@ import re
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from cardstation.drivers.redaction import mask_id_number
 from cardstation.personalization import cert_assumptions as ca
-from cardstation.personalization.model import Application, ReturnRecord
+from cardstation.personalization.model import Application, IntakeApplication, ReturnRecord
 from cardstation.simulators import options
 from cardstation.simulators.cms.applicants import (
     EXAMPLE_ID_NUMBER,
@@ -56,7 +68,8 @@ from cardstation.simulators.cms.ledger import STATUSES, Ledger, LedgerError
 from cardstation.simulators.foreground import catch_stop_signals, wait_for_stop_signal
 
 log = logging.getLogger(__name__)
-_APPLICATION_PATH = re.compile(r"(/applications/)([^/?\s]+)")
+T = TypeVar("T")
+_APPLICATION_PATH = re.compile(r"(/(?:applications|cards)/)([^/?\s]+)")
 
 # Fault names and their parameters (defaults). See CmsSimulator.inject.
 FAULTS: dict[str, dict[str, float | int]] = {
@@ -457,6 +470,34 @@ class _Handler(BaseHTTPRequestHandler):
                 data = _object(body)
                 return 200, store.void_temporary(card_id_code, _text(data, "station"),
                                                  _text(data, "holder_id"))
+            case "POST", ["intake", "applications"]:
+                data = _object(body)
+                key, station = _text(data, "idempotency_key"), _text(data, "station")
+                return 200, store.submit_application(key, station,
+                                                     _intake(data.get("application")))
+            case "POST", ["applications", id_number, "fee"]:
+                _text(_object(body), "station")
+                return 200, store.register_fee(id_number)
+            case "POST", ["applications", id_number, "mark"]:
+                _text(_object(body), "station")
+                return 200, store.mark_instant_issuance(id_number)
+            case "GET", ["cards", id_number]:
+                return 200, store.card_life(id_number)
+            case "POST", ["cards", id_number, "enable"]:
+                return 200, store.enable_card(id_number, _text(_object(body), "card_id_code"))
+            case "POST", ["cards", id_number, "loss"]:
+                return 200, store.report_loss(id_number, _text(_object(body), "kind"))
+            case "POST", ["cards", id_number, "lift"]:
+                _text(_object(body), "station")
+                return 200, store.lift_loss(id_number)
+            case "POST", ["cards", id_number, "cancel"]:
+                return 200, store.cancel_card(id_number, _text(_object(body), "reason"))
+            case "POST", ["cards", id_number, "replacement"]:
+                data = _object(body)
+                bank = data.get("bank_name") or ""
+                if not isinstance(bank, str):
+                    raise _BadRequest("invalid_field", "bank_name must be text")
+                return 200, store.apply_replacement(id_number, _text(data, "kind"), bank)
             case "GET", ["ledger"]:
                 photos = query.get("photos", ["1"])[-1] not in ("0", "false", "no")
                 return 200, sim.ledger(photos=photos)
@@ -485,6 +526,8 @@ class _Handler(BaseHTTPRequestHandler):
             ["_faults"],
             ["health"],
             ["temporary-cards"],
+            ["intake"],
+            ["cards"],
         )
         if known:
             raise LedgerError(405, "method_not_allowed", f"{method} is not allowed here")
@@ -526,11 +569,20 @@ def _return_record(value: Any) -> ReturnRecord:
         raise _BadRequest("missing_field", str(exc)) from None
 
 
+def _intake(value: Any) -> IntakeApplication:
+    return _parsed(value, IntakeApplication.from_dict)
+
+
 def _application(value: Any) -> Application:
+    return _parsed(value, Application.from_dict)
+
+
+def _parsed(value: Any, parse: Callable[[dict[str, Any]], T]) -> T:
+    """`parse` of the body's 'application' object; a bad one is a 400 with the reason."""
     if not isinstance(value, dict):
         raise _BadRequest("missing_field", "field 'application' (an object) is required")
     try:
-        return Application.from_dict(value)
+        return parse(value)
     except ValueError as exc:
         raise _BadRequest("invalid_field", str(exc)) from None
 

@@ -13,7 +13,7 @@ from cardstation.personalization.face import FaceData, Layout, load_layout
 from cardstation.personalization.face.layout import outer_px
 from cardstation.simulators.cms.applicants import example_applicant
 
-HENAN = Path(__file__).resolve().parents[1] / "personalization/face/layouts/henan.json"
+HENAN = Path(__file__).resolve().parents[2] / "personalization/face/layouts/henan.json"
 
 #: 25 CJK characters = 50 GBK bytes: the longest name EF06 tags 09 + 4E hold.
 LONGEST_NAME = "欧阳" * 12 + "娜"

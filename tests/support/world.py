@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cardstation.simulated import WiredSimulatedStation
+from cardstation.simulators.station import SimulatedStation
 
 World = WiredSimulatedStation
 
@@ -20,7 +21,7 @@ def settled(station, issuance):  # (Station, Issuance) -> Issuance
     return station.journal.get(issuance.id)
 
 
-def ledger_returns(world: World, id_number: str) -> list[dict]:
+def ledger_returns(world: SimulatedStation, id_number: str) -> list[dict]:
     """The returns the CMS simulator holds for one applicant."""
     return [r for r in world.cms.ledger(photos=False)["returns"]
             if r["record"]["id_number"] == id_number]

@@ -1,4 +1,5 @@
-"""Shared fixtures for the HiTi CS-220e driver and simulator tests (no tests here).
+"""Shared fixtures for the HiTi CS-220e driver and simulator tests (a pytest plugin, see
+conftest.py).
 
 Both transports reach the same simulated printer: pyusb with the simulator's backend (in
 process), and a byte stream to the TCP server (socket://). Everything runs at speed 0.

@@ -1,295 +1,48 @@
-"""Who is calling, and may they call this method: tokens, mTLS client certificates, roles.
+"""The gRPC interceptor: who is calling (per call), may they call this method, and the audit
+record of the calls that change state.
 
 Callers are identified, in this order, by
 
-1. `authorization: Bearer <token>` metadata, checked against a `TokenStore` (sha256 hashes only;
-   the plaintext token is never stored, logged, or echoed in an error);
+1. `authorization: Bearer <token>` metadata, checked against a `TokenStore` (tokens.py);
 2. the verified mTLS client certificate: its common name (then each subject alternative name)
-   looked up in `client_roles` (CN -> Role);
+   looked up in `client_roles` (CN -> Role); kept per certificate name set;
 3. only when the interceptor is built with `simulate_loopback=True` — which `cardstation serve
    --simulate` does, and only on a 127.0.0.1 / ::1 listen address (see `server.tls`) — a
-   built-in admin identity "loopback" for callers whose peer address is loopback.
+   built-in admin identity "loopback" for callers whose peer address is loopback (a peer's
+   answer is cached).
 
 No identity -> UNAUTHENTICATED (reason UNAUTHENTICATED, TOKEN_INVALID, TOKEN_EXPIRED or
-CLIENT_CERT_UNKNOWN). A role that may not call the method -> PERMISSION_DENIED (reason
-ROLE_NOT_ALLOWED, metadata method and role). Methods of our package that `METHOD_ROLES` does not
-list are denied to everyone (fail closed); grpc.health.v1 and grpc.reflection are open.
+CLIENT_CERT_UNKNOWN). A role that may not call the method (policy.py) -> PERMISSION_DENIED
+(reason ROLE_NOT_ALLOWED, metadata method and role).
 
 Servicers read the caller with `current_identity()`. Calls to `STATE_CHANGING` methods are
 written to the `AuditLog` after they finish (also when they fail or are denied).
-
-Build the server::
-
-    interceptor = AuthInterceptor(
-        tokens=TokenStore.load("etc/tokens.json"),
-        client_roles={"window-1": Role.OPERATOR},
-        audit=AuditLog("var/station/audit.jsonl", key=load_or_create_key("var/station/audit.key")),
-    )
-    server = grpc.server(ThreadPoolExecutor(max_workers=16), interceptors=[interceptor])
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
-import hashlib
-import hmac
-import json
 import logging
-import os
-import secrets
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import grpc
 
 from cardstation.server.audit import AuditLog
-from cardstation.server.errors import PACKAGE, abort_with
+from cardstation.server.auth.identity import LOOPBACK_IDENTITY, AuthError, Identity, Role
+from cardstation.server.auth.policy import (
+    METHOD_ROLES,
+    STATE_CHANGING,
+    MethodPolicy,
+    is_open_method,
+    resolve_policy,
+)
+from cardstation.server.auth.tokens import TokenStore
+from cardstation.server.errors import ABORTED_WITH, abort_with
 from cardstation.server.tls import is_loopback
 
 log = logging.getLogger(__name__)
-
-
-class Role(StrEnum):
-    """What a caller is for: the window operator, an upstream system, or an administrator."""
-
-    OPERATOR = "operator"
-    UPSTREAM = "upstream"
-    ADMIN = "admin"
-
-
-@dataclass(frozen=True)
-class Identity:
-    """An authenticated caller. `via` is "token", "mtls" or "loopback-simulate"."""
-
-    name: str
-    role: Role
-    via: str
-
-
-LOOPBACK_IDENTITY = Identity(name="loopback", role=Role.ADMIN, via="loopback-simulate")
-
-
-def _m(service: str, method: str) -> str:
-    return f"/{PACKAGE}.{service}/{method}"
-
-
-_OPERATOR = frozenset({Role.OPERATOR, Role.ADMIN})
-_UPSTREAM = frozenset({Role.UPSTREAM, Role.ADMIN})
-_BOTH = frozenset({Role.OPERATOR, Role.UPSTREAM, Role.ADMIN})
-_ADMIN = frozenset({Role.ADMIN})
-
-# Every RPC of the protos -> the roles that may call it. Admin may call everything.
-METHOD_ROLES: dict[str, frozenset[Role]] = {
-    # IssuanceService
-    _m("IssuanceService", "GetApplication"): _BOTH,
-    _m("IssuanceService", "PreviewCard"): _OPERATOR,
-    _m("IssuanceService", "CreateIssuance"): _BOTH,
-    _m("IssuanceService", "GetIssuance"): _BOTH,
-    _m("IssuanceService", "ListIssuances"): _BOTH,
-    _m("IssuanceService", "WatchIssuance"): _BOTH,
-    _m("IssuanceService", "CancelIssuance"): _OPERATOR,
-    _m("IssuanceService", "ResumeIssuance"): _OPERATOR,
-    _m("IssuanceService", "ReprintFace"): _OPERATOR,
-    _m("IssuanceService", "RejectCard"): _OPERATOR,
-    _m("IssuanceService", "MarkSpoiled"): _OPERATOR,
-    _m("IssuanceService", "RestoreAndResend"): _OPERATOR,
-    # StationService: the fault table makes calibration, cleaning and reset operator tasks
-    _m("StationService", "GetStation"): _BOTH,
-    _m("StationService", "WatchStation"): _BOTH,
-    _m("StationService", "CalibrateRibbonSensor"): _OPERATOR,
-    _m("StationService", "CleanCardPath"): _OPERATOR,
-    _m("StationService", "ResetPrinter"): _OPERATOR,
-    # ReturnService: operators see and resend returns (失败数据回盘); upstream systems watch
-    _m("ReturnService", "ListReturns"): _BOTH,
-    _m("ReturnService", "RetryReturns"): _OPERATOR,
-    # WindowService: the operator at the window (reads, PINs, temporary cards)
-    **{_m("WindowService", name): _OPERATOR for name in (
-        "ReadIdCard", "ReadCard", "RevealCardNumbers", "WatchPinEntry", "VerifyReturnedCard",
-        "VerifyPin", "ChangePin", "UnblockPin",
-        "ResetPin", "IssueTemporaryCard", "RewriteTemporaryCard", "RecallTemporaryCard")},
-}
-
-# Methods whose every call is written to the audit log: the state changes, and the one read that
-# shows personal numbers in full (RevealCardNumbers).
-STATE_CHANGING: frozenset[str] = frozenset(
-    {
-        _m("IssuanceService", "CreateIssuance"),
-        _m("IssuanceService", "CancelIssuance"),
-        _m("IssuanceService", "ResumeIssuance"),
-        _m("IssuanceService", "ReprintFace"),
-        _m("IssuanceService", "RejectCard"),
-        _m("IssuanceService", "MarkSpoiled"),
-        _m("IssuanceService", "RestoreAndResend"),
-        _m("ReturnService", "RetryReturns"),
-        _m("StationService", "CalibrateRibbonSensor"),
-        _m("StationService", "CleanCardPath"),
-        _m("StationService", "ResetPrinter"),
-        _m("WindowService", "RevealCardNumbers"),
-        _m("WindowService", "ChangePin"),
-        _m("WindowService", "UnblockPin"),
-        _m("WindowService", "ResetPin"),
-        _m("WindowService", "IssueTemporaryCard"),
-        _m("WindowService", "RewriteTemporaryCard"),
-        _m("WindowService", "RecallTemporaryCard"),
-    }
-)
-
-# Services callable without credentials.
-OPEN_PREFIXES: tuple[str, ...] = ("/grpc.health.v1.", "/grpc.reflection.")
-
-
-def is_open_method(method: str) -> bool:
-    """True for health checking and server reflection, which need no credentials."""
-    return method.startswith(OPEN_PREFIXES)
-
-
-class AuthError(Exception):
-    """Authentication failed. `reason` is the ErrorInfo reason; the message holds no secret."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-# ---------------------------------------------------------------------------------------------
-# Tokens
-
-
-@dataclass(frozen=True)
-class TokenEntry:
-    """One bearer token as stored: its sha256 (hex), never the token itself."""
-
-    name: str
-    role: Role
-    sha256: str
-    expires_at: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The object written to the token file."""
-        return {
-            "name": self.name,
-            "role": self.role.value,
-            "sha256": self.sha256,
-            "expires_at": self.expires_at,
-        }
-
-
-class TokenStore:
-    """Bearer tokens, held as sha256 hashes.
-
-    File format (JSON)::
-
-        {"tokens": [{"name": "window-1", "role": "operator",
-                     "sha256": "<hex sha256 of the token>", "expires_at": 1767225600.0}]}
-
-    `expires_at` is seconds since the epoch, or null for no expiry.
-    """
-
-    def __init__(
-        self,
-        entries: Iterable[TokenEntry] = (),
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._entries: list[TokenEntry] = list(entries)
-        self._clock = clock
-
-    @staticmethod
-    def hash(token: str) -> str:
-        """The hex sha256 of a token, as the token file stores it."""
-        return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time
-             ) -> TokenStore:
-        """Read a token file. Raises ValueError naming the file and the bad entry."""
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ValueError(f"token file {p} does not exist") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"token file {p} cannot be read: {exc}") from None
-        if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
-            raise ValueError(f'token file {p}: expected {{"tokens": [...]}}')
-        entries = []
-        for i, raw in enumerate(data["tokens"]):
-            where = f"token file {p}, tokens[{i}]"
-            if not isinstance(raw, dict):
-                raise ValueError(f"{where}: expected an object")
-            try:
-                role = Role(str(raw.get("role")))
-            except ValueError:
-                allowed = ", ".join(r.value for r in Role)
-                raise ValueError(f"{where}: role must be one of {allowed}") from None
-            digest = str(raw.get("sha256", "")).lower()
-            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                raise ValueError(f"{where}: sha256 must be 64 hex digits")
-            if "token" in raw:
-                raise ValueError(f"{where}: plaintext tokens are not allowed; store sha256")
-            expires = raw.get("expires_at")
-            if expires is not None and not isinstance(expires, int | float):
-                raise ValueError(f"{where}: expires_at must be a number or null")
-            name = raw.get("name")
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"{where}: name is required")
-            entries.append(TokenEntry(name, role, digest, None if expires is None
-                                      else float(expires)))
-        return cls(entries, clock=clock)
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the token file (mode 0600), replacing it atomically."""
-        p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        payload = json.dumps({"tokens": [e.to_json() for e in self._entries]}, indent=2)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(payload + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-
-    @property
-    def entries(self) -> tuple[TokenEntry, ...]:
-        """The stored entries (hashes only)."""
-        return tuple(self._entries)
-
-    def add(self, entry: TokenEntry) -> None:
-        """Add one entry."""
-        self._entries.append(entry)
-
-    def issue(
-        self, name: str, role: Role | str, ttl_seconds: float | None
-    ) -> tuple[str, TokenEntry]:
-        """Make a new random token for `name`, store its hash, return (token, entry).
-
-        The token is shown once to whoever asked for it; only its hash is kept.
-        """
-        token = secrets.token_urlsafe(32)
-        expires = None if ttl_seconds is None else self._clock() + ttl_seconds
-        entry = TokenEntry(name=name, role=Role(role), sha256=self.hash(token), expires_at=expires)
-        self.add(entry)
-        return token, entry
-
-    def authenticate(self, token: str) -> Identity:
-        """The identity a token stands for. Raises AuthError(TOKEN_INVALID / TOKEN_EXPIRED)."""
-        digest = self.hash(token)
-        found: TokenEntry | None = None
-        # Compare against every entry, in constant time each, without stopping early.
-        for entry in self._entries:
-            if hmac.compare_digest(entry.sha256, digest) and found is None:
-                found = entry
-        if found is None:
-            raise AuthError("TOKEN_INVALID", "the bearer token is not recognised")
-        if found.expires_at is not None and self._clock() >= found.expires_at:
-            raise AuthError("TOKEN_EXPIRED", f"the bearer token of {found.name!r} has expired")
-        return Identity(name=found.name, role=found.role, via="token")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,17 +98,9 @@ def _status_name(context: grpc.ServicerContext, error: BaseException | None) -> 
         for status in grpc.StatusCode:
             if status.value[0] == code:
                 return status.name
+    if error is not None and ABORTED_WITH.get():  # a context that cannot say its code
+        return ABORTED_WITH.get()
     return "UNKNOWN" if error is not None else "OK"
-
-
-@dataclass(frozen=True)
-class MethodPolicy:
-    """What the interceptor needs to know about one method, resolved once per method:
-    who may call it (None: nobody, fail closed) and whether its calls are audited."""
-
-    method: str
-    allowed: frozenset[Role] | None
-    audited: bool
 
 
 # The largest number of distinct verified certificate name sets whose identity is kept.
@@ -444,7 +189,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     def policy(self, method: str) -> MethodPolicy:
         """The method's roles and audit flag, from the tables."""
-        return MethodPolicy(method, self.method_roles.get(method), method in self.state_changing)
+        return resolve_policy(method, self.method_roles, self.state_changing)
 
     # -- the call wrapper --------------------------------------------------------------------
 
@@ -492,6 +237,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
                              ) -> Callable[[Any, grpc.ServicerContext], Any]:
         def handler(request: Any, context: grpc.ServicerContext) -> Any:
             req = request if not isinstance(request, Iterator) else None
+            ABORTED_WITH.set("")  # a worker thread's context outlives its calls
             identity = self._admit(policy, req, context)
             # The worker thread runs this call to its end, so setting and resetting the
             # identity in its context is enough (no copy of the context per call).

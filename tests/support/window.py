@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import DESK_READER, ENCODER_READER, PSAM_READER
+from tests.support.pcsc import DESK_READER, ENCODER_READER, PSAM_READER
 
 READERS = (ENCODER_READER, PSAM_READER, DESK_READER)
 

@@ -23,7 +23,7 @@ from cardstation.personalization.ports.printer import (
     SensorCalibration,
 )
 
-REGISTRY_LINE = ("toy-card-printer", "tests.toy_printer:ToyCardPrinter.from_settings")
+REGISTRY_LINE = ("toy-card-printer", "tests.support.toy_printer:ToyCardPrinter.from_settings")
 
 
 @dataclass
