@@ -16,7 +16,7 @@ from cardstation.personalization.journal import Journal, State
 from cardstation.personalization.outbox import Outbox
 from cardstation.reconcile import day_report
 from cardstation.retention import DAY, purge_personal
-from tests.test_data_at_rest import (
+from tests.support.data_at_rest import (
     BANK,
     ID_NUMBER,
     NAME,
