@@ -132,6 +132,16 @@ def purge_personal(journal: Journal, days: int, *, clock: Callable[[], float] = 
     if days == 0:
         return result
     cutoff = clock() - days * DAY
+    with journal.database.zeroing_freed_pages():
+        _purge_batches(journal, cutoff, clock, batch, result)
+    if result.jobs:  # the replaced pages leave the write-ahead log too (best effort)
+        with journal.database.lock:
+            journal.database.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return result
+
+
+def _purge_batches(journal: Journal, cutoff: float, clock: Callable[[], float], batch: int,
+                   result: PurgeResult) -> None:
     while True:
         with journal.database.write() as conn:
             jobs = conn.execute(
@@ -142,10 +152,6 @@ def purge_personal(journal: Journal, days: int, *, clock: Callable[[], float] = 
                 _purge_job(conn, issuance_id, application, data, clock(), result)
         if len(jobs) < batch:
             break
-    if result.jobs:  # the replaced pages leave the write-ahead log too (best effort)
-        with journal.database.lock:
-            journal.database.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    return result
 
 
 def _purge_job(conn: sqlite3.Connection, issuance_id: str, application: str, data: str,

@@ -544,7 +544,8 @@ class Database:
         (nothing when no pass is pending), `batch` rows a transaction; rows looked at."""
         assert self.keys is not None
         try:
-            return reseal_pass(self.write, self.keys, batch=batch, progress=progress)
+            with self.zeroing_freed_pages():
+                return reseal_pass(self.write, self.keys, batch=batch, progress=progress)
         except DataKeyError as exc:
             raise JournalKeyRefused(str(exc)) from None
 
@@ -567,9 +568,10 @@ class Database:
             # survives a process crash but may lose the last commits on power loss.
             conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
             conn.execute("PRAGMA foreign_keys = ON")
-            # deleted and overwritten content is zeroed, so a row sealed in place (schema 4)
-            # or purged (retention) leaves no clear copy in a free page
-            conn.execute("PRAGMA secure_delete = ON")
+            # FAST: what a step frees is ciphertext already, and zeroing every freed page would
+            # write it again at each commit; the passes that replace clear values (sealing in
+            # place, a purge) turn it fully ON (`zeroing_freed_pages`)
+            conn.execute("PRAGMA secure_delete = FAST")
             self._prepare_schema()
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -669,6 +671,17 @@ class Database:
                     f"the data key file {keys.path} is not this journal's: {self.path} was "
                     f"sealed with another key — {REMEDY_KEY}") from None
         self.keys = keys
+
+    @contextmanager
+    def zeroing_freed_pages(self) -> Iterator[None]:
+        """secure_delete ON while clear values are replaced: no clear copy stays in a freed
+        page."""
+        with self.lock:
+            self.conn.execute("PRAGMA secure_delete = ON")
+            try:
+                yield
+            finally:
+                self.conn.execute("PRAGMA secure_delete = FAST")
 
     def _check_open(self) -> None:
         if self.closed:
