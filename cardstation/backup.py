@@ -9,6 +9,9 @@ A backup is one folder `<to>/cardstation-<station id>-<UTC time>` (0700, files 0
   appended before its head is recorded in the journal, so a log copied after the journal holds
   at least the lines up to the copied head (lines past it verify as "after the head");
 * `audit.key` — the key the chain is checked with (without it the old log proves nothing);
+* `data.key` — the station data key the journal's personal fields are sealed under: a journal
+  without it cannot show a single holder's data, so it goes with the journal. A backup folder
+  is therefore as sensitive as the station itself (0700, files 0600): keep it so;
 * `manifest.json` — written last: the station id, when, each file's size and SHA-256, the
   journal's row counts and pending returns, the audit records and head.
 
@@ -37,8 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from cardstation.config import Config
+from cardstation.personalization.datakey import KEY_FILE, DataKeyError, KeyFile, aad, open_text
 from cardstation.personalization.journal import JournalError, open_read_only
 from cardstation.personalization.private_files import PRIVATE_FILE, make_private_dir
+from cardstation.personalization.sealed_rows import KEY_CHECK_META
 from cardstation.server.audit import verify
 from cardstation.server.audit_head import META_KEY, decode
 from cardstation.server.audit_key import AuditKeyError, read_key
@@ -46,6 +51,7 @@ from cardstation.server.audit_key import AuditKeyError, read_key
 JOURNAL = "journal.sqlite"
 AUDIT_LOG = "audit.jsonl"
 AUDIT_KEY = "audit.key"
+DATA_KEY = KEY_FILE
 MANIFEST = "manifest.json"
 #: The journal's tables whose row counts a backup must reproduce.
 TABLES = ("meta", "issuances", "events", "outbox")
@@ -66,13 +72,15 @@ class StationFiles:
     journal: Path
     audit_log: Path
     audit_key: Path
+    data_key: Path
 
     @classmethod
     def of(cls, config: Config) -> StationFiles:
         data = config.data_path
         return cls(data, data / JOURNAL,
                    Path(config.server.audit_log) if config.server.audit_log else data / AUDIT_LOG,
-                   Path(config.server.audit_key) if config.server.audit_key else data / AUDIT_KEY)
+                   Path(config.server.audit_key) if config.server.audit_key else data / AUDIT_KEY,
+                   data / DATA_KEY)
 
 
 @dataclass
@@ -195,7 +203,8 @@ def make_backup(config: Config, to: Path, clock: Callable[[], float] = time.time
             except AuditKeyError as exc:
                 raise BackupError(str(exc)) from None
             _private_copy_bytes(files.audit_key.read_bytes(), partial / AUDIT_KEY)
-        manifest = _manifest(config, clock(), partial, snap, has_key)
+        has_data_key = _copy_data_key(files.data_key, partial / DATA_KEY)
+        manifest = _manifest(config, clock(), partial, snap, has_key, has_data_key)
         if has_key:
             result = verify(partial / AUDIT_LOG, key, _head_of(partial / JOURNAL))
             manifest["audit"] = {"records": result.records, "head_seq": result.head_seq}
@@ -213,9 +222,23 @@ def make_backup(config: Config, to: Path, clock: Callable[[], float] = time.time
     return report
 
 
+def _copy_data_key(source: Path, target: Path) -> bool:
+    """Copy the data key (refused when open to others); False when the station has none (a
+    journal from before sealing)."""
+    if not source.exists():
+        return False
+    try:
+        KeyFile(source).load()
+    except DataKeyError as exc:
+        raise BackupError(str(exc)) from None
+    _private_copy_bytes(source.read_bytes(), target)
+    return True
+
+
 def _manifest(config: Config, at: float, folder: Path, snap: Snapshot,
-              has_key: bool) -> dict[str, Any]:
-    names = [JOURNAL, AUDIT_LOG] + ([AUDIT_KEY] if has_key else [])
+              has_key: bool, has_data_key: bool = False) -> dict[str, Any]:
+    names = [JOURNAL, AUDIT_LOG] + ([AUDIT_KEY] if has_key else []) \
+        + ([DATA_KEY] if has_data_key else [])
     return {
         "format": 1,
         "station_id": config.station.id,
@@ -260,7 +283,33 @@ def verify_backup(folder: Path) -> VerifyReport:
     problems += _check_journal_copy(folder / JOURNAL, counts, manifest.get("pending_returns"))
     if AUDIT_KEY in listed and (folder / AUDIT_KEY).is_file():
         problems += _check_audit_copy(folder)
+    problems += _check_data_key_copy(folder, DATA_KEY in listed)
     return report
+
+
+def _check_data_key_copy(folder: Path, listed: bool) -> list[str]:
+    """A journal with sealed rows needs its data key in the backup, and the key must be the
+    journal's (its check value opens)."""
+    try:
+        conn = open_read_only(folder / JOURNAL)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?",
+                               (KEY_CHECK_META,)).fetchone()
+        finally:
+            conn.close()
+    except (JournalError, sqlite3.Error) as exc:
+        return [f"{folder / JOURNAL}: cannot be read: {exc}"]
+    if row is None:  # from before sealing: nothing needs a key
+        return []
+    if not listed:
+        return [f"{folder} has no {DATA_KEY}: its journal's personal data cannot be read "
+                "without the key; make the backup again from the station"]
+    try:
+        open_text(KeyFile(folder / DATA_KEY).load(), row[0],
+                  aad("meta", "value", KEY_CHECK_META))
+    except DataKeyError as exc:
+        return [f"{folder / DATA_KEY} does not open the journal of this backup: {exc}"]
+    return []
 
 
 def _check_journal_copy(path: Path, counts: dict[str, int],

@@ -32,6 +32,8 @@ COMMAND_MODULES = (
     "backup",
     "restore",
     "compact",
+    "datakey",
+    "retention",
     "report",
     "read_id",
     "sim",

@@ -7,6 +7,8 @@ data_dir = "var/station"    # SQLite journal, previews, audit log
 min_free_mb = 64            # a job is admitted only with this much room left on that disk
 preview_retention_days = 30 # previews of DONE/REJECTED cards older than this are deleted
                             #   (`cardstation backup --prune`); 0 = as soon as the card ends
+personal_data_days = 30     # personal fields of DONE/REJECTED jobs older than this are purged
+                            #   (the server daily, `cardstation retention purge`); 0 = keep
 [cms]
 kind = "reference-http"     # the CMS adapter (cardstation/registries.py; docs/cms-adapter.md)
 url = "http://127.0.0.1:8600"
@@ -87,6 +89,9 @@ class StationSection:
     data_dir: str = "var/station"
     min_free_mb: int = 64
     preview_retention_days: int = 30  # previews of finished cards kept this long (days)
+    # personal fields of finished jobs kept this long (days; 0 = kept): as long as the preview
+    # (the same photo), since the CMS holds the record and a reprint is asked for within days
+    personal_data_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -382,6 +387,9 @@ def check_values(config: Config) -> list[str]:
     if config.station.preview_retention_days < 0:
         problems.append("[station] preview_retention_days must be >= 0 (0 deletes a finished "
                         "card's preview at the next prune)")
+    if config.station.personal_data_days < 0:
+        problems.append("[station] personal_data_days must be >= 0 (0 keeps the personal data "
+                        "of finished jobs)")
     if not 0 < config.photo.min_kb < config.photo.max_kb:
         problems.append("[photo] needs 0 < min_kb < max_kb")
     if config.cms.connect_timeout <= 0 or config.cms.read_timeout <= 0:

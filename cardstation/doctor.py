@@ -62,6 +62,7 @@ def run_checks(config: Config) -> list[Row]:
     _desk(config, readers, rows)
     _cms(config, rows)
     _disk(config, rows)
+    _data_key(config, rows)
     _vpcd(rows)
     for printer in printers:
         printer.close()
@@ -354,6 +355,33 @@ def _disk(config: Config, rows: list[Row]) -> None:
                  "station's user")
     else:
         row.detail = f"{free // 2**20} MB free at {existing}"
+
+
+def _data_key(config: Config, rows: list[Row]) -> None:
+    """The data key the journal's personal fields are sealed under: there, 0600, readable."""
+    from cardstation.personalization.datakey import DataKeyError, KeyFile
+
+    row = _row("data_key", "数据密钥", "data key (personal data at rest)")
+    rows.append(row)
+    key_file = KeyFile(config.data_path / "data.key")
+    journal = config.data_path / "journal.sqlite"
+    if not key_file.exists():
+        if journal.exists():
+            row.fail(f"{key_file.path} is missing; the journal's personal data cannot be read",
+                     "从本机备份中取回 data.key 放回数据目录，再启动",
+                     "put data.key back from the station's backup, then start")
+        else:
+            row.detail = f"{key_file.path} is made at the first start"
+        return
+    try:
+        keys = key_file.load()
+    except DataKeyError as exc:
+        row.fail(str(exc), "按提示处理密钥文件（chmod 600，或从备份取回）",
+                 "fix the key file as the message says (chmod 600, or restore it)")
+        return
+    row.detail = f"{key_file.path} mode 0600, key {keys.current}" + (
+        f"; rotation unfinished (old {', '.join(keys.old)}): run `cardstation datakey rotate`"
+        if keys.old else "")
 
 
 def _vpcd(rows: list[Row]) -> None:

@@ -122,15 +122,24 @@ def _ever_fed(conn: sqlite3.Connection, issuance_id: str) -> bool:
 
 def _job(conn: sqlite3.Connection, issuance_id: str) -> tuple[str, dict[str, Any],
                                                              dict[str, Any]]:
-    row = conn.execute("SELECT id_number, application, data FROM issuances WHERE id = ?",
-                       (issuance_id,)).fetchone()
-    return row[0], json.loads(row[1]), json.loads(row[2])
+    """The masked ID number and the clear facts of a job. Read without the data key: the
+    personal fields are sealed (journal schema 4), what the report needs is kept in clear (the
+    masked number, the card number, spoiled), and it survives a retention purge."""
+    try:
+        row = conn.execute("SELECT id_masked, application, data FROM issuances WHERE id = ?",
+                           (issuance_id,)).fetchone()
+        masked = row[0]
+    except sqlite3.OperationalError:  # a journal from before schema 4 (not yet migrated)
+        row = conn.execute("SELECT id_number, application, data FROM issuances WHERE id = ?",
+                           (issuance_id,)).fetchone()
+        masked = mask_id_number(row[0])
+    return masked, json.loads(row[1]), json.loads(row[2])
 
 
 def _made_card(conn: sqlite3.Connection, issuance_id: str, at: float) -> MadeCard:
-    id_number, application, data = _job(conn, issuance_id)
+    masked, application, data = _job(conn, issuance_id)
     chip = data.get("chip") or {}
-    return MadeCard(issuance_id, mask_id_number(id_number),
+    return MadeCard(issuance_id, masked,
                     str(chip.get("card_number") or application.get("card_number", "")),
                     datetime.fromtimestamp(at).strftime("%H:%M"), bool(data.get("spoiled")))
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from cardstation.backup import (
     AUDIT_KEY,
     AUDIT_LOG,
+    DATA_KEY,
     JOURNAL,
     UNACKNOWLEDGED,
     BackupError,
@@ -72,7 +73,7 @@ def _unacknowledged(conn: sqlite3.Connection) -> list[str]:
 
 def restore(config: Config, source: Path, *, force: bool = False,
             clock: Callable[[], float] = time.time) -> RestoreResult:
-    """Put the backup in `source` in place of the station's journal, audit log and key."""
+    """Put the backup in `source` in place of the station's journal, audit log and keys."""
     report = verify_backup(Path(source))
     if not report.ok:
         raise RestoreRefused(f"the backup {source} does not verify, nothing was restored: "
@@ -101,7 +102,8 @@ def restore(config: Config, source: Path, *, force: bool = False,
                 "pending), or restore with --force knowing that those cards' data must then "
                 "be returned again by hand; nothing was changed")
     current = [files.journal, *(files.journal.with_name(files.journal.name + s)
-                                for s in ("-wal", "-shm")), files.audit_log, files.audit_key]
+                                for s in ("-wal", "-shm")), files.audit_log, files.audit_key,
+               files.data_key]
     present = [p for p in current if p.exists()]
     if files.journal.exists():
         refuse_if_open_elsewhere(files.journal)  # again: nothing started since the check
@@ -109,7 +111,9 @@ def restore(config: Config, source: Path, *, force: bool = False,
         make_private_dir(aside)
         for path in present:
             os.rename(path, aside / path.name)  # kept, never deleted
-    targets = {JOURNAL: files.journal, AUDIT_LOG: files.audit_log, AUDIT_KEY: files.audit_key}
+    # the data key with its journal: the restored rows are sealed under the backup's key
+    targets = {JOURNAL: files.journal, AUDIT_LOG: files.audit_log, AUDIT_KEY: files.audit_key,
+               DATA_KEY: files.data_key}
     restored = []
     for name, target in targets.items():
         if (Path(source) / name).is_file():

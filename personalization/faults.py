@@ -179,6 +179,10 @@ CATALOGUE: dict[str, Fault] = {f.code: f for f in (
     Fault("REPRINT_WRONG_CARD", "the card in the printer belongs to another holder: nothing "
           "was printed", "it is in the output hopper; put this job's card into the rear feed "
           "slot (face up, chip inwards) and reprint", (Action.REPRINT,)),
+    Fault("REPRINT_DATA_PURGED", "the holder's data of this job was removed after "
+          "[station] personal_data_days (retention): the face cannot be printed again",
+          "re-make the card from the CMS's application (the CMS keeps the record), or mark "
+          "this card spoiled first if it is unusable", (Action.REMAKE,)),
     Fault("FACE_DOES_NOT_FIT", "the holder's data read back from the chip does not fit the "
           "card face", "reject the card and correct the application (name, bank) in the CMS",
           (Action.REJECT_CARD,)),

@@ -26,6 +26,11 @@ idempotency_key in the outbox).
 Writes run under `BEGIN IMMEDIATE` (the SQLite write lock is taken before the current state is
 read), so a check-then-update cannot interleave with another writer, in this process or another.
 One connection per database object, shared by threads behind a lock.
+
+Personal fields are sealed per row (schema 4): the ID number, the application, the data, the
+events' data and the return records are stored sealed under the station data key (`datakey`,
+`sealed_rows` says what stays in clear); an applicant's jobs are found by `id_lookup`, an HMAC
+of the number. What this class returns is always opened: callers never see a sealed value.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -48,7 +54,29 @@ from typing import Any
 from urllib.parse import quote
 
 from cardstation.drivers.redaction import mask_id_number
+from cardstation.personalization.datakey import (
+    REMEDY_KEY,
+    DataKeyError,
+    DataKeys,
+    DataKeySource,
+    KeyFile,
+    SealedValueError,
+    aad,
+    open_text,
+    seal_object,
+    seal_text,
+)
 from cardstation.personalization.model import ReturnRecord
+from cardstation.personalization.sealed_rows import (
+    APPLICATION_CLEAR,
+    DATA_CLEAR,
+    KEY_CHECK,
+    KEY_CHECK_META,
+    RECORD_CLEAR,
+    decode_object,
+    event_row,
+    reseal_pass,
+)
 from cardstation.personalization.storage import (
     StorageKind,
     free_bytes,
@@ -57,7 +85,7 @@ from cardstation.personalization.storage import (
     sqlite_kind,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA_APPLICATION = "cardstation-journal"
 
 
@@ -158,6 +186,11 @@ class JournalCorrupt(JournalError):
     or cannot be opened at all. The message names the file and what to do."""
 
 
+class JournalKeyRefused(JournalError):
+    """The station data key is missing, open to others, or not this journal's, or a sealed
+    value does not open (tampered, moved to another row): the message names file and remedy."""
+
+
 class JournalInUse(JournalError):
     """Another program (the station's server, a `cardstation run`) has the journal open, so it
     cannot be restored or compacted now."""
@@ -199,6 +232,8 @@ class Issuance:
     updated_at: float
     reason: str = ""
     failed_from: State | None = None
+    #: When retention removed its personal fields (`id_number` is then the masked number).
+    purged_at: float | None = None
 
     def __repr__(self) -> str:  # never the full ID number, never the photo
         return (
@@ -224,7 +259,7 @@ class Event:
 
 _STATES_SQL = ", ".join(f"'{s.value}'" for s in State)
 
-_SCHEMA = f"""
+_SCHEMA_V3 = f"""
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -308,7 +343,24 @@ def _count_triggers(table: str, column: str) -> str:
 
 _COUNTS = _COUNTS_TEMPLATE.format(
     triggers=_count_triggers("issuances", "state") + ";\n" + _count_triggers("outbox", "status"))
-_SCHEMA += _COUNTS
+_SCHEMA_V3 += _COUNTS
+
+# Version 4: the personal fields sealed per row under the station data key (datakey,
+# sealed_rows). The ID number is kept sealed, with a keyed lookup (HMAC) to find an applicant's
+# jobs and the masked number the reports show; `purged_at` marks a job whose personal fields
+# retention removed. The index on the clear number goes (secure_delete overwrites its pages).
+# The rows are sealed after this, in batches (`sealed_rows.reseal_pass`, resumable).
+_SEALING = """
+ALTER TABLE issuances ADD COLUMN id_lookup TEXT;
+ALTER TABLE issuances ADD COLUMN id_masked TEXT NOT NULL DEFAULT '';
+ALTER TABLE issuances ADD COLUMN purged_at REAL;
+DROP INDEX IF EXISTS issuances_applicant;
+CREATE INDEX issuances_lookup ON issuances (id_lookup, created_at);
+INSERT INTO meta (key, value) VALUES ('reseal', '{"table": "issuances", "after": 0}')
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value
+"""
+#: A new journal: version 3 and the step to 4, so a new and a migrated journal are the same.
+_SCHEMA = _SCHEMA_V3 + ";\n" + _SEALING
 
 _EXPECTED_TABLES = {"meta", "issuances", "events", "outbox", "counts"}
 #: Migrations from version N to N+1, run in one transaction each.
@@ -321,10 +373,12 @@ ALTER TABLE outbox ADD COLUMN last_error_code TEXT NOT NULL DEFAULT ''
 """,
     # 3: counts kept by triggers; the oldest outbox entry per status by index
     2: _COUNTS,
+    # 4: personal fields sealed (the rows themselves by the pass that follows)
+    3: _SEALING,
 }
 
 
-_RESERVED_META = {"application", "schema_version"}
+_RESERVED_META = {"application", "schema_version", KEY_CHECK_META, "reseal"}
 
 
 def read_meta(path: str | Path, key: str) -> str | None:
@@ -467,9 +521,13 @@ class Database:
         clock: Callable[[], float] = time.time,
         timeout: float = 10.0,
         durable: bool = True,
+        keys: DataKeys | DataKeySource | None = None,
     ) -> None:
         self.path = Path(path)
         self.clock = clock
+        #: where the data keys come from (default: data.key beside the journal)
+        self.key_source: DataKeys | DataKeySource = keys or KeyFile.beside(self.path)
+        self.keys: DataKeys | None = None
         self.timeout = timeout
         self.lock = threading.RLock()
         self.closed = False
@@ -478,6 +536,18 @@ class Database:
             _create_atomically(self.path, lambda p: self._connect(p, durable, create=True))
         _check_file(self.path)
         self.conn = self._connect(self.path, durable)
+        self.reseal()  # the rest of a migration or rotation killed halfway, if any
+
+    def reseal(self, progress: Callable[[str, int, int], None] | None = None, *,
+               batch: int = 200) -> int:
+        """Seal under the current key every row the pass marked in meta has not reached yet
+        (nothing when no pass is pending), `batch` rows a transaction; rows looked at."""
+        assert self.keys is not None
+        try:
+            with self.zeroing_freed_pages():
+                return reseal_pass(self.write, self.keys, batch=batch, progress=progress)
+        except DataKeyError as exc:
+            raise JournalKeyRefused(str(exc)) from None
 
     def _connect(self, path: Path, durable: bool, create: bool = False) -> sqlite3.Connection:
         """An open, checked connection to the journal at `path` (schema made or migrated)."""
@@ -498,6 +568,10 @@ class Database:
             # survives a process crash but may lose the last commits on power loss.
             conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
             conn.execute("PRAGMA foreign_keys = ON")
+            # FAST: what a step frees is ciphertext already, and zeroing every freed page would
+            # write it again at each commit; the passes that replace clear values (sealing in
+            # place, a purge) turn it fully ON (`zeroing_freed_pages`)
+            conn.execute("PRAGMA secure_delete = FAST")
             self._prepare_schema()
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -509,6 +583,9 @@ class Database:
         except JournalError:
             conn.close()
             raise
+        except DataKeyError as exc:
+            conn.close()
+            raise JournalKeyRefused(str(exc)) from None
         return conn
 
     def _prepare_schema(self) -> None:
@@ -528,6 +605,7 @@ class Database:
                     "('schema_version', ?)",
                     (SCHEMA_APPLICATION, str(SCHEMA_VERSION)),
                 )
+                self._bind_keys(conn)
                 return
             if "meta" not in tables:
                 raise JournalCorrupt(
@@ -565,6 +643,45 @@ class Database:
                 raise JournalCorrupt(
                     f"{self.path} lacks journal tables: {', '.join(sorted(missing))}"
                 )
+            self._bind_keys(conn)
+
+    def _bind_keys(self, conn: sqlite3.Connection) -> None:
+        """Load the data keys and prove they are this journal's: a value sealed under the
+        key in use (`KEY_CHECK_META`) must open. A journal that has one refuses a missing key
+        file (never makes a new key over sealed rows); one that has none yet (new, or from
+        before schema 4) gets the key file made and its check written."""
+        check = conn.execute("SELECT value FROM meta WHERE key = ?",
+                             (KEY_CHECK_META,)).fetchone()
+        source = self.key_source
+        if isinstance(source, DataKeys):
+            keys = source
+        elif check is None:
+            keys = getattr(source, "load_or_create", source.load)()
+        else:
+            keys = source.load()
+        where = aad("meta", "value", KEY_CHECK_META)
+        if check is None:
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)",
+                         (KEY_CHECK_META, seal_text(keys, KEY_CHECK, where)))
+        else:
+            try:
+                open_text(keys, check[0], where)
+            except SealedValueError:
+                raise DataKeyError(
+                    f"the data key file {keys.path} is not this journal's: {self.path} was "
+                    f"sealed with another key — {REMEDY_KEY}") from None
+        self.keys = keys
+
+    @contextmanager
+    def zeroing_freed_pages(self) -> Iterator[None]:
+        """secure_delete ON while clear values are replaced: no clear copy stays in a freed
+        page."""
+        with self.lock:
+            self.conn.execute("PRAGMA secure_delete = ON")
+            try:
+                yield
+            finally:
+                self.conn.execute("PRAGMA secure_delete = FAST")
 
     def _check_open(self) -> None:
         if self.closed:
@@ -731,26 +848,38 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+#: Opened applications kept (`Journal._row`): the jobs a station has in progress, and more.
+_APPLICATIONS_KEPT = 32
+
 _ISSUANCE_COLUMNS = (
     "id, client_request_id, id_number, state, application, data, reason, failed_from, "
-    "created_at, updated_at"
+    "created_at, updated_at, id_masked, purged_at"
 )
 
 
-def _issuance(row: tuple[Any, ...]) -> Issuance:
+def _issuance(row: tuple[Any, ...], keys: DataKeys | None,
+              application: dict[str, Any] | None = None) -> Issuance:
     try:
         state = State(row[3])
         failed_from = State(row[7]) if row[7] is not None else None
     except ValueError as exc:
         raise JournalCorrupt(f"issuance {row[0]} has an unknown state: {exc}") from None
-    application = loads(row[4], f"issuance {row[0]} application")
-    data = loads(row[5], f"issuance {row[0]} data")
+    try:
+        if application is None:
+            application = decode_object(keys, row[4], "issuances", "application", row[0],
+                                        loads)
+        data = decode_object(keys, row[5], "issuances", "data", row[0], loads)
+        purged = row[11] is not None
+        id_number = row[10] if purged else open_text(
+            keys, row[2], aad("issuances", "id_number", row[0]))
+    except DataKeyError as exc:
+        raise JournalKeyRefused(str(exc)) from None
     if not isinstance(application, dict) or not isinstance(data, dict):
         raise JournalCorrupt(f"issuance {row[0]} application/data is not a JSON object")
     return Issuance(
         id=row[0],
         client_request_id=row[1],
-        id_number=row[2],
+        id_number=id_number,
         state=state,
         application=application,
         data=data,
@@ -758,6 +887,7 @@ def _issuance(row: tuple[Any, ...]) -> Issuance:
         failed_from=failed_from,
         created_at=row[8],
         updated_at=row[9],
+        purged_at=row[11],
     )
 
 
@@ -767,7 +897,9 @@ class Journal:
     `clock` (epoch seconds) stamps every row and event; tests inject a fake one. `timeout` is
     how long a write waits for another process's write lock. `durable=False` (synchronous=NORMAL)
     keeps crash safety against kill -9 but not against power loss; it is for tests and
-    benchmarks, a station keeps the default.
+    benchmarks, a station keeps the default. `data_keys` seal the personal fields (default:
+    the key file `data.key` beside the journal, made with a new journal); what comes out is
+    always opened.
     """
 
     def __init__(
@@ -777,8 +909,11 @@ class Journal:
         clock: Callable[[], float] = time.time,
         timeout: float = 10.0,
         durable: bool = True,
+        data_keys: DataKeys | DataKeySource | None = None,
     ) -> None:
-        self._db = Database(path, clock=clock, timeout=timeout, durable=durable)
+        self._db = Database(path, clock=clock, timeout=timeout, durable=durable,
+                            keys=data_keys)
+        self._applications: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
 
     @property
     def path(self) -> Path:
@@ -800,6 +935,33 @@ class Journal:
 
     def __enter__(self) -> Journal:
         return self
+
+    @property
+    def keys(self) -> DataKeys:
+        assert self._db.keys is not None  # bound when the journal opened
+        return self._db.keys
+
+    def _row(self, row: tuple[Any, ...]) -> Issuance:
+        """The issuance of a row. Its application (photo included: the largest value, read at
+        every step) is opened once and kept for the few jobs in progress, as long as the stored
+        text is the same; every step of a card would otherwise decrypt and decode it again."""
+        with self._db.lock:  # threads share the journal (and so this cache)
+            cached = self._applications.get(row[0])
+            if cached is not None and cached[0] == row[4]:
+                self._applications.move_to_end(row[0])
+                return _issuance(row, self._db.keys, dict(cached[1]))
+        issuance = _issuance(row, self._db.keys)
+        with self._db.lock:
+            self._applications[row[0]] = (row[4], dict(issuance.application))
+            while len(self._applications) > _APPLICATIONS_KEPT:
+                self._applications.popitem(last=False)
+        return issuance
+
+    def _lookups(self, id_number: str) -> tuple[str, list[str]]:
+        """The SQL condition finding an applicant's rows and its parameters: the lookup under
+        every key held (rows not yet resealed after a rotation keep the old key's)."""
+        lookups = self.keys.lookups(id_number)
+        return f"id_lookup IN ({', '.join('?' * len(lookups))})", lookups
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -834,7 +996,7 @@ class Journal:
             not isinstance(client_request_id, str) or not client_request_id
         ):
             raise ValueError("client_request_id must be a non-empty string or None")
-        app_json = _json_object(application, "application")
+        _json_object(application, "application")
         with self._db.write() as conn:
             if client_request_id is not None:
                 row = conn.execute(
@@ -842,8 +1004,9 @@ class Journal:
                     (client_request_id,),
                 ).fetchone()
                 if row is not None:
-                    existing = _issuance(row)
-                    if existing.id_number != id_number:
+                    existing = self._row(row)
+                    same = id_number if existing.purged_at is None else mask_id_number(id_number)
+                    if existing.id_number != same:
                         raise RequestIdConflict(
                             f"client request id {client_request_id!r} is already used by "
                             f"issuance {existing.id} for another ID number"
@@ -854,18 +1017,22 @@ class Journal:
                 raise LiveIssuanceExists(live)
             now = self._db.clock()
             issuance_id = uuid.uuid4().hex
+            keys = self.keys
             conn.execute(
                 "INSERT INTO issuances (id, client_request_id, id_number, state, application, "
-                "data, reason, failed_from, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, '{}', '', NULL, ?, ?)",
+                "data, reason, failed_from, created_at, updated_at, id_lookup, id_masked) "
+                "VALUES (?, ?, ?, ?, ?, '{}', '', NULL, ?, ?, ?, ?)",
                 (
                     issuance_id,
                     client_request_id or f"auto-{issuance_id}",
-                    id_number,
+                    seal_text(keys, id_number, aad("issuances", "id_number", issuance_id)),
                     State.FETCHED.value,
-                    app_json,
+                    seal_object(keys, application, APPLICATION_CLEAR,
+                                aad("issuances", "application", issuance_id)),
                     now,
                     now,
+                    keys.lookup(id_number),
+                    mask_id_number(id_number),
                 ),
             )
             self._append_event(conn, issuance_id, now, None, State.FETCHED, "", {})
@@ -878,20 +1045,21 @@ class Journal:
 
     def history_for(self, id_number: str, limit: int = 20) -> list[Issuance]:
         """The applicant's issuances, newest first."""
+        where, params = self._lookups(id_number)
         with self._db.read() as conn:
             rows = conn.execute(
-                f"SELECT {_ISSUANCE_COLUMNS} FROM issuances WHERE id_number = ? "
-                "ORDER BY created_at DESC, id DESC LIMIT ?", (id_number, int(limit)),
+                f"SELECT {_ISSUANCE_COLUMNS} FROM issuances WHERE {where} "
+                "ORDER BY created_at DESC, id DESC LIMIT ?", (*params, int(limit)),
             ).fetchall()
-        return [_issuance(r) for r in rows]
+        return [self._row(r) for r in rows]
 
-    @staticmethod
-    def _live(conn: sqlite3.Connection, id_number: str) -> Issuance | None:
+    def _live(self, conn: sqlite3.Connection, id_number: str) -> Issuance | None:
+        where, params = self._lookups(id_number)
         row = conn.execute(
-            f"SELECT {_ISSUANCE_COLUMNS} FROM issuances WHERE id_number = ? "
-            "AND state NOT IN ('DONE', 'REJECTED') ORDER BY created_at LIMIT 1", (id_number,),
+            f"SELECT {_ISSUANCE_COLUMNS} FROM issuances WHERE {where} "
+            "AND state NOT IN ('DONE', 'REJECTED') ORDER BY created_at LIMIT 1", params,
         ).fetchone()
-        return _issuance(row) if row is not None else None
+        return self._row(row) if row is not None else None
 
     def get(self, issuance_id: str) -> Issuance:
         """The issuance; IssuanceNotFound (a KeyError) if there is none."""
@@ -904,7 +1072,7 @@ class Journal:
                 f"SELECT {_ISSUANCE_COLUMNS} FROM issuances WHERE client_request_id = ?",
                 (client_request_id,),
             ).fetchone()
-        return _issuance(row) if row is not None else None
+        return self._row(row) if row is not None else None
 
     def issuances(
         self, state: State | None = None, limit: int = 50, after: str | None = None, *,
@@ -922,8 +1090,9 @@ class Journal:
                 where.append("state = ?")
                 params.append(State(state).value)
             if id_number is not None:
-                where.append("id_number = ?")
-                params.append(id_number)
+                condition, lookups = self._lookups(id_number)
+                where.append(condition)
+                params.extend(lookups)
             if after is not None:
                 cursor = conn.execute(
                     "SELECT created_at, id FROM issuances WHERE id = ?", (after,)
@@ -938,7 +1107,7 @@ class Journal:
                 f"SELECT {_ISSUANCE_COLUMNS} FROM issuances {clause} ORDER BY {order} LIMIT ?",
                 (*params, int(limit)),
             ).fetchall()
-        return [_issuance(r) for r in rows]
+        return [self._row(r) for r in rows]
 
     def state_counts(self) -> dict[State, int]:
         """How many issuances are in each state (states with none are left out)."""
@@ -957,7 +1126,7 @@ class Journal:
                 "ORDER BY created_at, id",
                 (State.DONE.value, State.REJECTED.value),
             ).fetchall()
-        return [_issuance(r) for r in rows]
+        return [self._row(r) for r in rows]
 
     def events(self, issuance_id: str) -> list[Event]:
         """The issuance's events in order; IssuanceNotFound if there is no such issuance."""
@@ -970,7 +1139,11 @@ class Journal:
             ).fetchall()
         events = []
         for r in rows:
-            data = loads(r[6], f"event {r[0]}/{r[1]} data")
+            try:
+                data = decode_object(self._db.keys, r[6], "events", "data",
+                                     event_row(r[0], r[1]), loads)
+            except DataKeyError as exc:
+                raise JournalKeyRefused(str(exc)) from None
             try:
                 from_state = State(r[3]) if r[3] is not None else None
                 to_state = State(r[4])
@@ -1007,7 +1180,9 @@ class Journal:
             raise ValueError(f"a transition to {to} needs a reason")
         record_json: str | None = None
         if return_record is not None:
-            record_json = _json_object(return_record, "return_record")
+            _json_object(return_record, "return_record")
+            record_json = seal_object(self.keys, return_record, RECORD_CLEAR,
+                                      aad("outbox", "record", issuance_id))
             try:
                 ReturnRecord.from_dict(return_record)
             except ValueError as exc:
@@ -1038,7 +1213,7 @@ class Journal:
                 "updated_at = ? WHERE id = ? AND state = ?",
                 (
                     to.value,
-                    merged_json,
+                    self._seal_data(issuance_id, merged),
                     new_reason,
                     failed_from.value if failed_from else None,
                     now,
@@ -1069,10 +1244,11 @@ class Journal:
                 raise IllegalTransition(issuance_id, current.state, current.state,
                                         f"expected it in {State(expect)}; it moved")
             now = self._db.clock()
-            merged_json = dumps({**current.data, **data}, "data")
+            merged = {**current.data, **data}
+            merged_json = dumps(merged, "data")
             conn.execute(
                 "UPDATE issuances SET data = ?, updated_at = ? WHERE id = ?",
-                (merged_json, now, issuance_id),
+                (self._seal_data(issuance_id, merged), now, issuance_id),
             )
             self._append_event(
                 conn, issuance_id, now, current.state, current.state, reason, data
@@ -1103,14 +1279,16 @@ class Journal:
 
     # -- internals -------------------------------------------------------------------------
 
-    @staticmethod
-    def _get(conn: sqlite3.Connection, issuance_id: str) -> Issuance:
+    def _seal_data(self, issuance_id: str, data: dict[str, Any]) -> str:
+        return seal_object(self.keys, data, DATA_CLEAR, aad("issuances", "data", issuance_id))
+
+    def _get(self, conn: sqlite3.Connection, issuance_id: str) -> Issuance:
         row = conn.execute(
             f"SELECT {_ISSUANCE_COLUMNS} FROM issuances WHERE id = ?", (issuance_id,)
         ).fetchone()
         if row is None:
             raise IssuanceNotFound(f"issuance {issuance_id} not found")
-        return _issuance(row)
+        return self._row(row)
 
     @staticmethod
     def _check(
@@ -1179,8 +1357,8 @@ class Journal:
                 issuance_id, frm, to, f"idempotency key {key!r} is already used ({exc})"
             ) from None
 
-    @staticmethod
     def _append_event(
+        self,
         conn: sqlite3.Connection,
         issuance_id: str,
         at: float,
@@ -1189,17 +1367,20 @@ class Journal:
         reason: str,
         data: dict[str, Any],
     ) -> None:
+        # the sequence number first: it is part of what the sealed data is bound to
+        seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE issuance_id = ?",
+                           (issuance_id,)).fetchone()[0]
         conn.execute(
             "INSERT INTO events (issuance_id, seq, at, from_state, to_state, reason, data) "
-            "SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ? FROM events "
-            "WHERE issuance_id = ?",
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 issuance_id,
+                seq,
                 at,
                 frm.value if frm else None,
                 to.value,
                 reason,
-                dumps(data, "data"),
-                issuance_id,
+                seal_object(self.keys, data, DATA_CLEAR,
+                            aad("events", "data", event_row(issuance_id, seq))),
             ),
         )

@@ -46,15 +46,18 @@ from pathlib import Path
 from typing import Any
 
 from cardstation.drivers.redaction import redact
+from cardstation.personalization.datakey import DataKeyError, DataKeys
 from cardstation.personalization.journal import (
     Database,
     Journal,
     JournalCorrupt,
     JournalError,
+    JournalKeyRefused,
     StorageFault,
     loads,
 )
 from cardstation.personalization.ports.cms import CmsError
+from cardstation.personalization.sealed_rows import decode_object
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +152,11 @@ _COLUMNS = (
 )
 
 
-def _entry(row: tuple[Any, ...]) -> OutboxEntry:
-    record = loads(row[3], f"outbox entry {row[0]} record")
+def _entry(row: tuple[Any, ...], keys: DataKeys | None) -> OutboxEntry:
+    try:  # sealed with the issuance as its row: one entry per issuance
+        record = decode_object(keys, row[3], "outbox", "record", row[1], loads)
+    except DataKeyError as exc:
+        raise JournalKeyRefused(str(exc)) from None
     if not isinstance(record, dict):
         raise JournalCorrupt(f"outbox entry {row[0]} record is not a JSON object")
     try:
@@ -215,7 +221,7 @@ class Outbox:
     def _select(self, where: str, params: Iterable[Any] = ()) -> list[OutboxEntry]:
         with self._db.read() as conn:
             rows = conn.execute(f"SELECT {_COLUMNS} FROM outbox {where}", tuple(params)).fetchall()
-        return [_entry(r) for r in rows]
+        return [_entry(r, self._db.keys) for r in rows]
 
     def due(self, now: float | None = None) -> list[OutboxEntry]:
         """Entries to deliver now: pending with next_attempt_at <= now, and delivering ones
@@ -292,7 +298,7 @@ class Outbox:
             if cur.rowcount != 1:
                 return None
             row = conn.execute(f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (entry_id,))
-            return _entry(row.fetchone())
+            return _entry(row.fetchone(), self._db.keys)
 
     def release_dead_claims(self, now: float | None = None) -> int:
         """Make entries claimed by a process that is gone (`owner_is_dead`) pending and due now,

@@ -509,6 +509,8 @@ class Pipeline:
         issuance = self.journal.get(issuance_id)
         if issuance.state not in (State.DONE, State.EJECTED):
             raise ReprintRefused(fault("REPRINT_NOT_MADE", f"it is {issuance.state.value}"))
+        if issuance.purged_at is not None:  # retention removed the face's data
+            raise ReprintRefused(fault("REPRINT_DATA_PURGED"))
         try:
             self._feed()
             session = self._chip_session()

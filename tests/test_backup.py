@@ -456,3 +456,37 @@ def test_backup_compact_restore_lose_no_pending_return_of_real_jobs(
     assert states == [State.DONE] * 3
     for id_number in ready:
         assert len(ledger_returns(world, id_number)) == 1  # each return reached the CMS once
+
+
+def test_a_backup_carries_the_data_key_its_journal_needs(config, tmp_path) -> None:
+    """The journal's personal fields are sealed under data.key: a backup without it could
+    not show one holder's data, so it is backed up, checked and restored with the journal."""
+    data = config.data_path
+    folder = make_backup(config, tmp_path / "backups").folder
+    assert (folder / "data.key").read_bytes() == (data / "data.key").read_bytes()
+    assert "data.key" in json.loads((folder / MANIFEST).read_text())["files"]
+    # a key of another journal in the backup, or none, is found by verify
+    other = tmp_path / "other"
+    other.mkdir()
+    Journal(other / JOURNAL, durable=False).close()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for path in folder.iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    (broken / "data.key").write_bytes((other / "data.key").read_bytes())
+    os.chmod(broken / "data.key", 0o600)
+    problems = verify_backup(broken).problems
+    assert any("data.key" in p and "does not open" in p for p in problems), problems
+    manifest = json.loads((broken / MANIFEST).read_text())
+    del manifest["files"]["data.key"]
+    (broken / MANIFEST).write_text(json.dumps(manifest))
+    (broken / "data.key").unlink()
+    assert any("has no data.key" in p for p in verify_backup(broken).problems)
+    # restore: the key goes back with the journal (the station's own is kept aside)
+    (data / "data.key").unlink()
+    result = restore(config, folder)
+    assert (data / "data.key").read_bytes() == (folder / "data.key").read_bytes()
+    assert stat.S_IMODE((data / "data.key").stat().st_mode) == 0o600
+    assert str(data / "data.key") in result.restored
+    with Journal(data / JOURNAL) as journal:
+        assert len(Outbox(journal).pending()) == 3

@@ -45,7 +45,8 @@ def test_every_window_string_is_in_the_catalogue(locale: str) -> None:
 def test_every_window_reason_has_a_chinese_cause_and_remedy() -> None:
     tr = Translator("zh_CN")
     for code in (*w.REASONS, "NO_WINDOW_DEVICES", "PINPAD_TIMEOUT", "IDREADER_SAM_FAILURE",
-                 "CMS_HOLDER_BLOCKED", "REPRINT_NOT_MADE", "REPRINT_WRONG_CARD"):
+                 "CMS_HOLDER_BLOCKED", "REPRINT_NOT_MADE", "REPRINT_WRONG_CARD",
+                 "REPRINT_DATA_PURGED"):
         cause, remedy = tr.fault(code, "english cause", "english remedy")
         assert re.search(r"[\u4e00-\u9fff]", cause) and re.search(r"[\u4e00-\u9fff]", remedy), \
             code

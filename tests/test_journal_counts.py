@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from cardstation.personalization.journal import Journal, State, _split_sql
+from cardstation.personalization.journal import SCHEMA_VERSION, Journal, State, _split_sql
 from cardstation.personalization.outbox import Outbox
 from tests.support.applicants import OTHER_ID, application
 from tests.support.clock import FakeClock
@@ -79,9 +79,12 @@ def test_a_version_2_journal_is_counted_when_migrated(tmp_path: Path) -> None:
             conn.execute(f"DROP TRIGGER {name}")
         conn.execute("DROP INDEX outbox_oldest")
         conn.execute("DROP TABLE counts")
+        conn.execute("DROP INDEX issuances_lookup")  # and none of schema 4's columns
+        for column in ("id_lookup", "id_masked", "purged_at"):
+            conn.execute(f"ALTER TABLE issuances DROP COLUMN {column}")
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     with Journal(path, clock=clock, durable=False) as journal:
-        assert journal.meta("schema_version") == "3"
+        assert journal.meta("schema_version") == str(SCHEMA_VERSION)
         assert journal.state_counts() == expected_counts
         assert Outbox(journal).summary() == expected_summary
         journal.create(application(), OTHER_ID)  # and the triggers count from here on

@@ -90,6 +90,7 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
                  metrics_listen: str = "", printers: int = 1) -> RunningServer:
     """Start everything; used by `serve`, `demo` and the tests. `metrics_listen` host:port
     serves /metrics for Prometheus there ("" = not at all; `serve` gives the configured one)."""
+    from cardstation.retention import PurgeTimer
     from cardstation.server.auth import AuthInterceptor, TokenStore
     from cardstation.server.runtime import StationRuntime
     from cardstation.server.serve import build_server
@@ -153,6 +154,9 @@ def start_server(config: Any, listen: str, simulate: bool = False, speed: float 
                 raise
         runtime.start()
         stack.callback(runtime.stop)
+        # personal data of long-finished jobs, once a day (cardstation.retention)
+        stack.enter_context(PurgeTimer(config.data_path / "journal.sqlite",
+                                       config.station.personal_data_days))
         tokens = TokenStore.load(config.server.tokens_file) if config.server.tokens_file \
             else None
         interceptor = AuthInterceptor(tokens, _client_roles(config.server.client_roles),
