@@ -138,8 +138,10 @@ class Devices:
     settle_time: float = 1.0  # how long a fresh chip may stay silent before power-on fails
 
 
-#: on_event(issuance, message, fault): every committed step and every operator-facing notice.
-EventSink = Callable[[Issuance, str, Fault | None], None]
+#: on_event(issuance, message, fault, committed): every committed step (committed True: the
+#: message announces the journal event just written, at `issuance.updated_at`) and every
+#: operator-facing notice (committed False: nothing new in the journal).
+EventSink = Callable[[Issuance, str, "Fault | None", bool], None]
 #: Admission: the fault that stops the station from making a card now, or None.
 Admission = Callable[[], Fault | None]
 
@@ -281,7 +283,7 @@ class Pipeline:
                     f"re-make of job {remake_of[:8]}: {remake_reason}")
         if created:
             self._emit(issuance, "application fetched from the CMS and claimed for this "
-                       "station")
+                       "station", committed=True)
         return issuance, created
 
     def check_storage(self, timeout: float = 1.0) -> None:
@@ -563,7 +565,7 @@ class Pipeline:
                 issuance = self.journal.update_data(
                     issuance_id, {"awaiting_return": True, **_fault_data(pending)},
                     pending.message, expect=State.EJECTED)
-                self._emit(issuance, pending.message, pending)
+                self._emit(issuance, pending.message, pending, committed=True)
         except IllegalTransition:  # another caller settled it first
             issuance = self.journal.get(issuance_id)
         return issuance
@@ -600,7 +602,7 @@ class Pipeline:
                                                 note.message, expect=issuance.state)
         except IllegalTransition:
             return  # it moved on meanwhile; the next attempt tells again if need be
-        self._emit(issuance, note.message, note)
+        self._emit(issuance, note.message, note, committed=True)
 
     def restore_and_resend(self, issuance_id: str) -> Issuance:
         """恢复申请 + 失败数据回盘: restore the application at the CMS, then send the refused
@@ -644,7 +646,7 @@ class Pipeline:
                 raise IssuanceError(fault("JOB_FINISHED", "it is DONE"))
             issuance = self.journal.update_data(issuance_id, {"spoiled": True, **_fault_data(
                 ending)}, ending.message)
-            self._emit(issuance, ending.message, ending)
+            self._emit(issuance, ending.message, ending, committed=True)
             return issuance
         if issuance.state is State.REJECTED:
             raise IssuanceError(fault("JOB_FINISHED", "it is REJECTED"))
@@ -977,7 +979,7 @@ class Pipeline:
                     fault: Fault | None = None, expect: State | None = None) -> Issuance:
         issuance = self.journal.transition(issuance.id, to, reason=reason, data=data,
                                            return_record=return_record, expect=expect)
-        self._emit(issuance, reason, fault)
+        self._emit(issuance, reason, fault, committed=True)
         if self.after_commit is not None:
             self.after_commit(to)
         return issuance
@@ -1004,10 +1006,11 @@ class Pipeline:
         return self._transition(issuance, State.FAILED, problem.message,
                                 _fault_data(problem, issuance.state), fault=problem)
 
-    def _emit(self, issuance: Issuance, message: str, fault: Fault | None = None) -> None:
+    def _emit(self, issuance: Issuance, message: str, fault: Fault | None = None,
+              committed: bool = False) -> None:
         log.info("issuance %s %s: %s", issuance.id[:8], issuance.state.value, message)
         if self.on_event is not None:
-            self.on_event(issuance, message, fault)
+            self.on_event(issuance, message, fault, committed)
 
 
 #: What a job shows once its fault is behind it (resumed, settled, DONE).

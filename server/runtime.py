@@ -371,7 +371,8 @@ class StationRuntime:
 
     def notify(self, issuance: Issuance, problem: Fault | None = None) -> None:
         """Tell the job's watchers about a change made outside the pipeline (a cancel)."""
-        self._on_event(issuance, issuance.reason or issuance.state.value, problem)
+        self._on_event(issuance, issuance.reason or issuance.state.value, problem,
+                       committed=True)
 
     def is_queued(self, issuance_id: str) -> bool:
         with self._lock:
@@ -419,7 +420,7 @@ class StationRuntime:
                 return None
             del self._queued[issuance_id]
             self._cancelled.add(issuance_id)
-        self._on_event(issuance, issuance.reason, cancelled)
+        self._on_event(issuance, issuance.reason, cancelled, committed=True)
         return issuance
 
     # -- admission -------------------------------------------------------------------------
@@ -731,9 +732,14 @@ class StationRuntime:
         self._on_event(waiting, f"waiting for the station: {problem.message}", problem)
 
     # -- events and monitoring --------------------------------------------------------------
-    def _on_event(self, issuance: Issuance, message: str, problem: Fault | None = None) -> None:
+    def _on_event(self, issuance: Issuance, message: str, problem: Fault | None = None,
+                  committed: bool = False) -> None:
+        """Publish a job's event. One announcing a commit carries the journal event's own time,
+        so that a watcher which read that event from the journal already knows it by its time
+        (WatchIssuance's replay and its live feed overlap); a notice is timed now."""
         final = issuance.state in self.TERMINAL or issuance.state is State.FAILED
-        self.events.publish(Event(issuance.id, issuance.state.value, message, time.time(),
+        at = issuance.updated_at if committed else time.time()
+        self.events.publish(Event(issuance.id, issuance.state.value, message, at,
                                   final, problem, issuance.state is State.DONE,
                                   str(issuance.data.get("lane", ""))))
 

@@ -87,6 +87,44 @@ def test_create_is_idempotent_and_watch_reaches_done(api) -> None:
     assert [i.id for i in listed.issuances].count(first.issuance.id) == 1
 
 
+def test_a_watch_tells_each_step_once_when_its_replay_and_live_feed_overlap(
+        api, monkeypatch) -> None:
+    """A watcher subscribes, then reads the job's past from the journal: a step committed in
+    between is both in what it read and in its live feed. It is told once (the demo printed
+    PREVIEWED twice in CI when the two overlapped)."""
+    from cardstation.server.servicers import IssuanceServicer
+
+    replay = IssuanceServicer._replay
+
+    def replay_then_the_last_commit_announced(self, issuance_id):
+        past = replay(self, issuance_id)
+        latest = self.rt.journal.get(issuance_id)
+        self.rt._on_event(latest, latest.reason or latest.state.value, committed=True)
+        return past
+
+    from cardstation.simulators.cms.applicants import generate_applicants
+
+    cms = api.simulated.cms
+    known = set(cms.ledger(photos=False)["applications"])
+    applicant = generate_applicants(1, seed=618, exclude=known)[0]
+    cms.add_application(applicant)
+    with api.runtime.printer_lock:  # the job stays at its first steps while the watch starts
+        created = stub(api).CreateIssuance(ipb.CreateIssuanceRequest(
+            client_request_id=str(uuid.uuid4()), id_number=applicant.id_number), timeout=10)
+        monkeypatch.setattr(IssuanceServicer, "_replay", replay_then_the_last_commit_announced)
+        watch = stub(api).WatchIssuance(ipb.WatchIssuanceRequest(id=created.issuance.id),
+                                        timeout=60)
+        first = state_name(next(watch).event.state)
+    states = [first]
+    for response in watch:
+        states.append(state_name(response.event.state))
+        if response.event.final:
+            break
+    transitions = [s for n, s in enumerate(states) if n == 0 or s != states[n - 1]]
+    assert states == transitions, states  # no step told twice
+    assert states[0] == "FETCHED" and states[-1] == "DONE"
+
+
 def test_cancel_a_queued_job(api) -> None:
     with api.runtime.printer_lock:  # the device worker waits: the job stays queued
         created = stub(api).CreateIssuance(ipb.CreateIssuanceRequest(

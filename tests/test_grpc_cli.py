@@ -98,8 +98,8 @@ def test_shutdown_parks_between_steps_and_restart_resumes(pcsc_context, tmp_path
                 reached.set()
 
         original = first.pipeline.on_event
-        first.pipeline.on_event = lambda i, m, f=None: (original(i, m, f),
-                                                        sigterm_at_chip_written(i, m))
+        first.pipeline.on_event = lambda i, m, f=None, c=False: (
+            original(i, m, f, c), sigterm_at_chip_written(i, m))
         issuance = first.pipeline.create(EXAMPLE_ID_NUMBER)
         first.enqueue(issuance.id).wait(60)
         assert reached.is_set()

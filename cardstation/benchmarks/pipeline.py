@@ -262,7 +262,8 @@ def _lanes_throughput(folder: Path, lanes: int, cards_per_lane: int, speed: floa
         station = runtime.station
         original = station.pipeline.on_event
         for lane in station.lanes:  # the runtime's sink, then the bench's
-            lane.pipeline.on_event = lambda i, m, f=None: (original(i, m, f), on_event(i))
+            lane.pipeline.on_event = lambda i, m, f=None, c=False: (original(i, m, f, c),
+                                                                   on_event(i))
         runtime.start()
         try:
             for id_number in sim.samples("ready")[:cards]:

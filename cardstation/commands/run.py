@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"configuration: {exc}", file=sys.stderr)
         return 2
 
-    def show(issuance: object, message: str, _fault: object = None) -> None:
+    def show(issuance: object, message: str, _fault: object = None,
+             _committed: bool = False) -> None:
         print(f"{mask_id_number(issuance.id_number)} {issuance.state.value:<14} {message}",  # type: ignore[attr-defined]
               flush=True)
 
