@@ -103,6 +103,8 @@ class ChipSession:
         #: what the station knows of the holder (decoded items), for key services that ask
         #: for it (the HSM's card data); empty until a write
         self.holder: dict[str, str] = {}
+        #: whether write() found the chip without an ID number (nothing of ours on it yet)
+        self.blank = False
 
     def open(self) -> ChipFacts:
         algorithm = self.card.select_ssse()
@@ -125,12 +127,15 @@ class ChipSession:
                                        self.facts.algorithm, context=context)
         self.card.external_authenticate(key_id, data)
 
-    def read_items(self, items: tuple[str, ...] | list[str]) -> dict[str, bytes]:
-        """Raw bytes of each item (b"" when the record does not exist yet)."""
+    def read_items(self, items: tuple[str, ...] | list[str], *,
+                   fresh: bool = True) -> dict[str, bytes]:
+        """Raw bytes of each item (b"" when the record does not exist yet). `fresh` False: in
+        the security state the last read left (the read key already presented)."""
         assert self.profile is not None, "open() first"
-        self.card.select_ssse()  # a fresh security state, then the read key if one is needed
-        if self.profile.read_key is not None:
-            self.authenticate(self.profile.read_key)
+        if fresh:  # a fresh security state, then the read key if one is needed
+            self.card.select_ssse()
+            if self.profile.read_key is not None:
+                self.authenticate(self.profile.read_key)
         values: dict[str, bytes] = {}
         for item in items:
             try:
@@ -145,16 +150,27 @@ class ChipSession:
     def write(self, values: dict[str, bytes], id_number: str) -> list[str]:
         """Write the items whose chip bytes differ from `values`; return their names.
 
-        Refuses (before writing anything) a chip holding another holder's ID number."""
+        Refuses (before writing anything) a chip holding another holder's ID number.
+
+        The ID number is read first and written first, and a record update is atomic: a chip
+        without one carries nothing a write of ours put there (a new card, or a write cut off
+        before it began), so every item is written without reading the others. A chip with
+        the holder's ID number (a job resumed after a crash) has every item read and only
+        those that differ written, so nothing is written twice."""
         self.holder = {item: decode_value(ITEMS[item], value) for item, value in values.items()}
-        current = self.read_items(list(values))
-        on_chip = decode_value(ITEMS["id_number"], current.get("id_number", b""))
+        current = self.read_items(["id_number"])
+        on_chip = decode_value(ITEMS["id_number"], current["id_number"])
         if on_chip and on_chip != id_number:
             raise ChipBelongsToAnotherHolder(
                 "this card's chip already belongs to another holder: put it aside, do not "
                 "issue it, and feed a new blank card"
             )
-        todo = [item for item, value in values.items() if current.get(item) != value]
+        self.blank = not on_chip
+        if on_chip:
+            current.update(self.read_items([i for i in values if i != "id_number"],
+                                           fresh=False))
+        todo = sorted((item for item, value in values.items() if current.get(item) != value),
+                      key=lambda item: item != "id_number")  # the ID number first
         if todo:
             assert self.profile is not None
             self.card.select_ssse()
@@ -231,15 +247,19 @@ class ChipSession:
     def write_certificates(self, certs: ca.CardCertificates, public_key: bytes) -> list[str]:
         """Write what the CMS issued unless the chip already carries it; return what was written.
 
-        Read first: a chip carrying both certificates is not touched; one carrying other
-        certificates is refused before anything is written. The secrets (write-only) go first
-        and the signing certificate last, so a chip with its signing certificate is complete.
+        Read first (unless write() found the chip blank): a chip carrying both certificates
+        is not touched; one carrying other certificates is refused before anything is
+        written. The secrets (write-only) go first and the signing certificate last, so a chip
+        with its signing certificate is complete.
         """
         if certificate_public_key(certs.sign_cert) != public_key:
             raise CertificateKeyMismatch(
                 "the signing certificate the CMS issued is not for this card's public key")
         wanted = {ca.SIGN_CERT.name: certs.sign_cert, ca.ENC_CERT.name: certs.enc_cert}
-        current = self.read_certificates()
+        # written after the basic data: a chip that had no ID number before this session's
+        # write (self.blank) has no certificate a write of ours put there
+        current = ({name: b"" for name in wanted} if self.blank else
+                   self.read_certificates())
         if current == wanted:
             return []
         other = [name for name, value in current.items() if value and value != wanted[name]]
