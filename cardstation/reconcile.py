@@ -257,7 +257,7 @@ def day_report(journal: Path, day: date, station_id: str, *,
                 report.spoiled += 1
             if frm == to and "reprints" in data:
                 report.reprinted += 1
-            if frm == to and "print_count_before" in data:
+            if "print_count_before" in data:  # journaled with the return, or before a print
                 station_prints += 1
         report.rejected_by_reason = dict(sorted(rejected.items()))
         report.blank_cards_used = len(fed)

@@ -257,6 +257,17 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Step:
+    """One transition of `Journal.transitions` (the arguments of `Journal.transition`)."""
+
+    to: State
+    reason: str = ""
+    data: dict[str, Any] | None = None
+    return_record: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+
+
 _STATES_SQL = ", ".join(f"'{s.value}'" for s in State)
 
 _SCHEMA_V3 = f"""
@@ -1172,64 +1183,86 @@ class Journal:
         `expect` (optional): the state the caller believes the issuance is in; if another
         writer moved it, IllegalTransition. REJECTED and FAILED need a non-empty reason.
         """
-        to = State(to)
-        reason = reason or ""
-        delta = {} if data is None else data
-        _json_object(delta, "data")
-        if to in (State.REJECTED, State.FAILED) and not reason.strip():
-            raise ValueError(f"a transition to {to} needs a reason")
-        record_json: str | None = None
-        if return_record is not None:
-            _json_object(return_record, "return_record")
-            record_json = seal_object(self.keys, return_record, RECORD_CLEAR,
-                                      aad("outbox", "record", issuance_id))
-            try:
-                ReturnRecord.from_dict(return_record)
-            except ValueError as exc:
-                raise ValueError(f"return_record is not a valid return record: {exc}") from None
+        step = Step(State(to), reason, data, return_record, idempotency_key)
+        return self.transitions(issuance_id, [step], expect=expect)[-1]
+
+    def transitions(self, issuance_id: str, steps: list[Step], *,
+                    expect: State | None = None) -> list[Issuance]:
+        """Several transitions in one SQLite transaction (one commit), each checked, recorded
+        and merged as `transition` does, in order: the issuance after each. All of them are
+        committed, or none."""
+        prepared = [self._prepare(issuance_id, step) for step in steps]
+        after: list[Issuance] = []
         with self._db.write() as conn:
             current = self._get(conn, issuance_id)
             if expect is not None and current.state != State(expect):
                 raise IllegalTransition(
                     issuance_id,
                     current.state,
-                    to,
+                    steps[0].to if steps else current.state,
                     f"expected it in {State(expect)}; another writer moved it",
                 )
-            self._check(conn, current, to, return_record)
-            now = self._db.clock()
-            merged = {**current.data, **delta}
-            # a failure's reason goes with the failure: leaving FAILED (or finishing) clears it
-            if to in (State.REJECTED, State.FAILED):
-                new_reason = reason
-            elif current.state is State.FAILED or to is State.DONE:
-                new_reason = ""
-            else:
-                new_reason = current.reason
-            failed_from = current.state if to is State.FAILED else None
-            merged_json = dumps(merged, "data")
-            cur = conn.execute(
-                "UPDATE issuances SET state = ?, data = ?, reason = ?, failed_from = ?, "
-                "updated_at = ? WHERE id = ? AND state = ?",
-                (
-                    to.value,
-                    self._seal_data(issuance_id, merged),
-                    new_reason,
-                    failed_from.value if failed_from else None,
-                    now,
-                    issuance_id,
-                    current.state.value,
-                ),
-            )
-            if cur.rowcount != 1:  # cannot happen under BEGIN IMMEDIATE; kept as a guard
-                raise IllegalTransition(issuance_id, current.state, to, "state changed underneath")
-            self._append_event(conn, issuance_id, now, current.state, to, reason, delta)
-            if record_json is not None:
-                key = idempotency_key or f"{issuance_id}:return"
-                self._insert_return(conn, issuance_id, key, record_json, now, current.state, to)
-            # what the row now holds, without reading (and re-decoding the photo) again
-            return replace(current, state=to, data=loads(merged_json, "data"), reason=new_reason,
-                           failed_from=failed_from, updated_at=now)
+            for step, record_json in prepared:
+                current = self._apply(conn, current, step, record_json)
+                after.append(current)
+        return after
+
+    def _prepare(self, issuance_id: str, step: Step) -> tuple[Step, str | None]:
+        """A step's checks that need no database, and its return record sealed."""
+        step = replace(step, to=State(step.to), reason=step.reason or "")
+        _json_object({} if step.data is None else step.data, "data")
+        if step.to in (State.REJECTED, State.FAILED) and not step.reason.strip():
+            raise ValueError(f"a transition to {step.to} needs a reason")
+        if step.return_record is None:
+            return step, None
+        _json_object(step.return_record, "return_record")
+        record_json = seal_object(self.keys, step.return_record, RECORD_CLEAR,
+                                  aad("outbox", "record", issuance_id))
+        try:
+            ReturnRecord.from_dict(step.return_record)
+        except ValueError as exc:
+            raise ValueError(f"return_record is not a valid return record: {exc}") from None
+        return step, record_json
+
+    def _apply(self, conn: sqlite3.Connection, current: Issuance, step: Step,
+               record_json: str | None) -> Issuance:
+        """One checked transition inside the caller's write transaction: the issuance after."""
+        issuance_id, to, reason = current.id, step.to, step.reason
+        delta = {} if step.data is None else step.data
+        self._check(conn, current, to, step.return_record)
+        now = self._db.clock()
+        merged = {**current.data, **delta}
+        # a failure's reason goes with the failure: leaving FAILED (or finishing) clears it
+        if to in (State.REJECTED, State.FAILED):
+            new_reason = reason
+        elif current.state is State.FAILED or to is State.DONE:
+            new_reason = ""
+        else:
+            new_reason = current.reason
+        failed_from = current.state if to is State.FAILED else None
+        merged_json = dumps(merged, "data")
+        cur = conn.execute(
+            "UPDATE issuances SET state = ?, data = ?, reason = ?, failed_from = ?, "
+            "updated_at = ? WHERE id = ? AND state = ?",
+            (
+                to.value,
+                self._seal_data(issuance_id, merged),
+                new_reason,
+                failed_from.value if failed_from else None,
+                now,
+                issuance_id,
+                current.state.value,
+            ),
+        )
+        if cur.rowcount != 1:  # cannot happen under BEGIN IMMEDIATE; kept as a guard
+            raise IllegalTransition(issuance_id, current.state, to, "state changed underneath")
+        self._append_event(conn, issuance_id, now, current.state, to, reason, delta)
+        if record_json is not None:
+            key = step.idempotency_key or f"{issuance_id}:return"
+            self._insert_return(conn, issuance_id, key, record_json, now, current.state, to)
+        # what the row now holds, without reading (and re-decoding the photo) again
+        return replace(current, state=to, data=loads(merged_json, "data"), reason=new_reason,
+                       failed_from=failed_from, updated_at=now)
 
     def update_data(self, issuance_id: str, data: dict[str, Any], reason: str = "", *,
                     expect: State | None = None) -> Issuance:

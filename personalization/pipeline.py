@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,6 +58,7 @@ from .journal import (
     JournalError,
     LiveIssuanceExists,
     State,
+    Step,
     StorageFault,
 )
 from .keys.service import KeyService, KeyServiceError
@@ -213,6 +214,8 @@ class Pipeline:
         # parsed once per job (the photo's base64 is decoded once), for the few jobs in flight.
         self._applications: dict[str, Application] = {}
         self._applications_guard = threading.Lock()
+        #: the face being rendered ahead for the job about to print: (job, face, its side)
+        self._ahead: tuple[str, FaceData, Future[Any]] | None = None
 
     # -- public ---------------------------------------------------------------------------
     def create(self, id_number: str | None = None, application: Application | None = None,
@@ -550,9 +553,7 @@ class Pipeline:
                 return issuance
             if delivered:
                 assert entry is not None
-                done = (f"the CMS acknowledged the data return ({entry.ack}): hand the card "
-                        "over")
-                return self._transition(issuance, State.DONE, done, _CLEARED,
+                return self._transition(issuance, State.DONE, _done_message(entry), _CLEARED,
                                         expect=State.EJECTED)
             if entry is not None and entry.refused:
                 # the CMS's own wording is a cause; the remedy is the station's way out
@@ -684,18 +685,15 @@ class Pipeline:
                                     f"{len(written)} items written",
                                     {"written": written, **data})
             if state is State.CHIP_WRITTEN:
-                facts = self._verify(issuance)
-                return self._commit(issuance, State.VERIFIED, started,
-                                    "chip verified", {"chip": facts})
-            if state is State.VERIFIED:
+                return self._verify_and_queue_return(issuance, started)
+            if state is State.VERIFIED:  # a job the journal had at VERIFIED (older stations)
                 return self._queue_return(issuance, started)
             if state is State.RETURN_QUEUED:
                 return self._print_once(issuance, started)
             if state is State.PRINTED:
                 if self._card_in_printer():
                     self._move_away("eject")
-                return self._commit(issuance, State.EJECTED, started,
-                                    "card in the output hopper")
+                return self._ejected(issuance, started)
         except IssuanceError as exc:
             return self._fail(issuance, exc.fault)
         except (PrinterFault, PcscError, CardStatusError, CmsError, KeyServiceError,
@@ -815,16 +813,85 @@ class Pipeline:
             "profile": session.facts.profile,
         }
 
-    def _queue_return(self, issuance: Issuance, started: float) -> Issuance:
+    def _verify_and_queue_return(self, issuance: Issuance, started: float) -> Issuance:
+        """VERIFIED and RETURN_QUEUED in one commit, each its own event: the return record is
+        made of what was just read back, so nothing happens between the two that a crash
+        could cut. The printer's count goes with them (a print is never begun before its
+        count is journaled), and the face is rendered meanwhile on another thread."""
+        facts = self._verify(issuance)
+        verified = time.perf_counter()
+        self._render_ahead(issuance, facts)
+        record = self._return_record(issuance, facts)
+        try:
+            counted: dict[str, Any] = {"print_count_before": self.devices.printer.print_count()}
+        except PrinterFault:  # the return goes first; the print step asks again
+            counted = {}
+        timings = dict(issuance.data.get("timings_ms", {}))
+        timings[State.VERIFIED.value] = round((verified - started) * 1000, 2)
+        queued_timings = {**timings, State.RETURN_QUEUED.value: round(
+            (time.perf_counter() - verified) * 1000, 2)}
+        steps = [Step(State.VERIFIED, "chip verified", {"chip": facts, "timings_ms": timings}),
+                 Step(State.RETURN_QUEUED, "return queued",
+                      {**counted, "timings_ms": queued_timings}, record.to_dict())]
+        issuance = self._commit_steps(issuance, steps, expect=State.CHIP_WRITTEN)
+        if self.wake_returns is not None:
+            self.wake_returns()
+        return issuance
+
+    def _ejected(self, issuance: Issuance, started: float) -> Issuance:
+        """EJECTED; and DONE in the same commit when the CMS has already acknowledged the
+        return (as it usually has: it was queued before the print), else settle_return
+        decides later."""
+        entry = self.outbox.get(issuance.id)
+        if entry is None or entry.status is not OutboxStatus.DELIVERED:
+            return self._commit(issuance, State.EJECTED, started, "card in the output hopper")
+        timings = dict(issuance.data.get("timings_ms", {}))
+        timings[State.EJECTED.value] = round((time.perf_counter() - started) * 1000, 2)
+        return self._commit_steps(issuance, [
+            Step(State.EJECTED, "card in the output hopper", {"timings_ms": timings}),
+            Step(State.DONE, _done_message(entry), _CLEARED)], expect=State.PRINTED)
+
+    def _commit_steps(self, issuance: Issuance, steps: list[Step], *,
+                      expect: State) -> Issuance:
+        """Several transitions in one commit, each told to the watchers as its own step."""
+        done = self.journal.transitions(issuance.id, steps, expect=expect)
+        for step, issuance in zip(steps, done, strict=True):
+            self._emit(issuance, step.reason, committed=True)
+            if self.after_commit is not None:
+                self.after_commit(step.to)
+        return issuance
+
+    def _render_ahead(self, issuance: Issuance, chip: dict[str, Any]) -> None:
+        """Compose the face the chip's read-back gives, and the printer's panels of it, on
+        another thread while the commit and the printer's count go on; `_print` takes it
+        when the face it must print is this one (else it renders again)."""
+        face = face_data(self._application(issuance), chip)
+        side: Future[Any] = Future()
+        printer = self.devices.printer
+
+        def render() -> None:
+            try:
+                composed = render_print(face)
+                printer.prepare_faces(composed)
+                side.set_result(composed)
+            except BaseException as exc:  # _print raises it, as rendering there would
+                side.set_exception(exc)
+
+        self._ahead = (issuance.id, face, side)
+        threading.Thread(target=render, name=f"render-{self.lane}", daemon=True).start()
+
+    def _return_record(self, issuance: Issuance, chip: dict[str, Any]) -> ReturnRecord:
         app = self._application(issuance)
-        chip = issuance.data["chip"]
-        record = ReturnRecord(
+        return ReturnRecord(
             card_number=chip["card_number"], id_number=chip["id_number"], name=chip["name"],
             issue_date=app.issue_date, expiry_date=app.expiry_date,
             card_id_code=chip["card_id_code"], atr=chip["atr"],
             bank_account=chip["bank_account"], batch=app.batch,
             sign_cert_serial=chip.get("sign_cert_serial", ""),
         )  # fmt: skip
+
+    def _queue_return(self, issuance: Issuance, started: float) -> Issuance:
+        record = self._return_record(issuance, issuance.data["chip"])
         issuance = self._commit(issuance, State.RETURN_QUEUED, started, "return queued",
                                 return_record=record.to_dict())
         if self.wake_returns is not None:
@@ -840,8 +907,9 @@ class Pipeline:
         if before is not None and count > before:
             return self._commit(issuance, State.PRINTED, started,
                                 "face already printed before the restart; not printed again")
-        issuance = self.journal.update_data(issuance.id, {"print_count_before": count},
-                                            "printing")
+        if count != before:  # journaled with the return unless the printer could not say
+            issuance = self.journal.update_data(issuance.id, {"print_count_before": count},
+                                                "printing")
         self._print(issuance)
         return self._commit(issuance, State.PRINTED, started, "face printed")
 
@@ -852,9 +920,13 @@ class Pipeline:
         app = self._application(issuance)
         face = face_data(app, issuance.data.get("chip"))
         # one side, the chip side, holder data only (the emblem side is pre-printed stock);
-        # normally composed already, for the preview
+        # normally rendered already, since the chip was verified
+        ahead, self._ahead = self._ahead, None
         try:
-            side = render_print(face)
+            if ahead is not None and ahead[0] == issuance.id and ahead[1] == face:
+                side = ahead[2].result()
+            else:
+                side = render_print(face)
         except FaceDoesNotFit as exc:  # the chip's read-back no longer fits its box
             raise IssuanceError(fault("FACE_DOES_NOT_FIT", "; ".join(
                 f.message for f in exc.findings))) from None
@@ -1011,6 +1083,10 @@ class Pipeline:
         log.info("issuance %s %s: %s", issuance.id[:8], issuance.state.value, message)
         if self.on_event is not None:
             self.on_event(issuance, message, fault, committed)
+
+
+def _done_message(entry: OutboxEntry) -> str:
+    return f"the CMS acknowledged the data return ({entry.ack}): hand the card over"
 
 
 #: What a job shows once its fault is behind it (resumed, settled, DONE).

@@ -65,6 +65,58 @@ def test_a_card_is_made_and_returned_once(world, station) -> None:
     assert face_difference(str(front), same) < face_difference(str(front), other) / 2
 
 
+def test_the_face_is_rendered_while_the_return_commits_and_printed_only_if_it_is_the_chips(
+        world, station, monkeypatch) -> None:
+    """Per-card software time (issue 18): VERIFIED and RETURN_QUEUED are one commit (two
+    events), the printer's count is journaled with them, and the face is rendered meanwhile
+    on another thread. The print uses that render only when it is the face the chip's
+    read-back gives; a stale one is rendered again."""
+    from cardstation.drivers.hiti import printer as driver
+    from cardstation.personalization.printers import hiti as adapter
+
+    renders = {"ahead": 0, "at_print": 0}
+
+    def counted(where, render):
+        def run(*args, **kwargs):
+            renders[where] += 1
+            return render(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(adapter, "render_panels", counted("ahead", adapter.render_panels))
+    monkeypatch.setattr(driver, "render_panels", counted("at_print", driver.render_panels))
+    commits: list[State] = []
+    station.pipeline.after_commit = commits.append
+    world.load_blank(2)
+    first = make(station, EXAMPLE_ID_NUMBER)
+    assert first.state is State.DONE and renders == {"ahead": 1, "at_print": 0}
+    events = station.journal.events(first.id)
+    queued = next(e for e in events if e.to_state is State.RETURN_QUEUED)
+    assert queued.from_state is State.VERIFIED and "print_count_before" in queued.data
+    assert not [e for e in events if e.reason == "printing"]  # no commit of its own
+    assert commits.count(State.VERIFIED) == 1 and commits.count(State.RETURN_QUEUED) == 1
+
+    # a render ahead of another face (as if the chip said otherwise) is not printed
+    render_ahead = station.pipeline._render_ahead
+
+    def stale(issuance, chip):
+        render_ahead(issuance, {**chip, "name": "王二"})
+
+    monkeypatch.setattr(station.pipeline, "_render_ahead", stale)
+    second_id = next(n for n in world.cms.samples["ready"] if n != EXAMPLE_ID_NUMBER)
+    second = make(station, second_id)
+    assert second.state is State.DONE and renders == {"ahead": 2, "at_print": 1}
+    chip_data = station.journal.get(second.id).data["chip"]
+    front = next(side.png for side in world.model.print_log[-1].sides
+                 if side.physical_side == "front")
+    app = station.cms.fetch(second_id)
+    faces = {name: FaceData(name, chip_data["id_number"], chip_data["card_number"],
+                            app.issue_date, app.bank_name, app.photo,
+                            chip_data["bank_account"])
+             for name in (chip_data["name"], "王二")}
+    assert face_difference(str(front), faces[chip_data["name"]]) < face_difference(
+        str(front), faces["王二"]) / 2
+
+
 def test_a_card_parses_its_application_once_and_previews_as_a_jpeg(world, station,
                                                                    monkeypatch) -> None:
     """Per-card software time (issue 18): the five steps that need the application share one

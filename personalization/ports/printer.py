@@ -118,6 +118,12 @@ class CardPrinter(Protocol):
         """The card inside to the encoder's contacts, or a new one from the feeder."""
         ...
 
+    def prepare_faces(self, front: Any, back: Any = None) -> None:
+        """Make ready what print_faces(front, back) will send (the printer's panels), so that
+        printing the same images then only sends them. Called on another thread while the
+        printer may be in use; it must not talk to the printer. May do nothing."""
+        ...
+
     def print_faces(self, front: Any, back: Any = None) -> None:
         """Print RGB faces (PIL images, 1012x636 at 300 dpi); the card stays inside."""
         ...

@@ -20,6 +20,7 @@ from cardstation.drivers.hiti.errors import (
     PrinterProtocolError,
     PrinterTimeout,
 )
+from cardstation.drivers.hiti.render import CardPanels, render_panels
 from cardstation.personalization.faults import upper_snake
 from cardstation.personalization.ports.printer import (
     CardPosition,
@@ -90,6 +91,9 @@ class HitiCardPrinter:
         self.options = options
         self._printer: Printer | None = None
         self._lock = threading.RLock()
+        #: panels rendered ahead (prepare_faces): (front, back, panels)
+        self._prepared: tuple[Any, Any, CardPanels] | None = None
+        self._prepared_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: PrinterSettings) -> HitiCardPrinter:
@@ -119,8 +123,18 @@ class HitiCardPrinter:
     def move_to_contact(self) -> CardPosition:
         return self._call(lambda p: position(p.move_to_contact()))
 
+    def prepare_faces(self, front: Any, back: Any = None) -> None:
+        panels = render_panels(front, back)  # CPU only: the printer is not asked anything
+        with self._prepared_lock:
+            self._prepared = (front, back, panels)
+
     def print_faces(self, front: Any, back: Any = None) -> None:
-        self._call(lambda p: p.print_faces(front, back))
+        with self._prepared_lock:
+            prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared[0] is front and prepared[1] is back:
+            self._call(lambda p: p.print_card(prepared[2]))
+        else:
+            self._call(lambda p: p.print_faces(front, back))
 
     def eject(self) -> CardPosition:
         return self._call(lambda p: position(p.eject()))

@@ -88,6 +88,9 @@ class ToyCardPrinter:
             d.position = CardPosition.CONTACT
             return d.position
 
+    def prepare_faces(self, front: Any, back: Any = None) -> None:
+        pass  # nothing to render ahead: it keeps the images as they are
+
     def print_faces(self, front: Any, back: Any = None) -> None:
         d = self._ready()
         with d.lock:
