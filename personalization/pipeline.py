@@ -214,6 +214,10 @@ class Pipeline:
         # parsed once per job (the photo's base64 is decoded once), for the few jobs in flight.
         self._applications: dict[str, Application] = {}
         self._applications_guard = threading.Lock()
+        #: (job, the printer's count) journaled with its return just now, for its print
+        self._counted: tuple[str, int] | None = None
+        #: the preview being drawn for the job about to be fed: (job, its file, done)
+        self._preview_pending: tuple[str, Path, Future[None]] | None = None
         #: the face being rendered ahead for the job about to print: (job, face, its side)
         self._ahead: tuple[str, FaceData, Future[Any]] | None = None
 
@@ -677,6 +681,7 @@ class Pipeline:
                 return self._preview(issuance)
             if state is State.PREVIEWED:
                 self._feed()
+                self._preview_saved(issuance)
                 return self._commit(issuance, State.FED, started, "card fed to the chip station",
                                     {"lane": self.lane})
             if state is State.FED:
@@ -720,12 +725,37 @@ class Pipeline:
                                     {"findings": [f.to_dict() for f in findings],
                                      **_fault_data(stop)}, fault=stop)
         preview = self.data_dir / "previews" / f"{issuance.id}.jpg"  # cheap: see save_preview
-        try:
-            save_preview(render_preview(face_data(app, None)), preview)
-        except OSError as exc:  # a full disk, a read-only folder: the job waits for the store
-            raise StorageFault.from_os_error(exc, preview) from exc
+        # the findings above decide; the picture for the operator is drawn and saved on
+        # another thread while the card is fed (_preview_saved waits for it before FED)
+        face = face_data(app, None)
+        saved: Future[None] = Future()
+
+        def draw() -> None:
+            try:
+                save_preview(render_preview(face), preview)
+                saved.set_result(None)
+            except BaseException as exc:
+                saved.set_exception(exc)
+
+        self._preview_pending = (issuance.id, preview, saved)
+        threading.Thread(target=draw, name=f"preview-{self.lane}", daemon=True).start()
         return self._commit(issuance, State.PREVIEWED, started, "preview rendered",
                             {"preview": str(preview)})
+
+    def _preview_saved(self, issuance: Issuance) -> None:
+        """The job's preview file is written (StorageFault when it could not be): the one
+        drawn meanwhile, or, for a job resumed after a restart that cut it off, drawn now."""
+        pending, self._preview_pending = self._preview_pending, None
+        preview = Path(issuance.data.get("preview") or
+                       self.data_dir / "previews" / f"{issuance.id}.jpg")
+        try:
+            if pending is not None and pending[0] == issuance.id:
+                pending[2].result()
+            elif not preview.exists():
+                save_preview(render_preview(face_data(self._application(issuance), None)),
+                             preview)
+        except OSError as exc:  # a full disk, a read-only folder: the job waits for the store
+            raise StorageFault.from_os_error(exc, preview) from exc
 
     def _feed(self) -> None:
         if not self._card_in_printer():
@@ -834,6 +864,8 @@ class Pipeline:
                  Step(State.RETURN_QUEUED, "return queued",
                       {**counted, "timings_ms": queued_timings}, record.to_dict())]
         issuance = self._commit_steps(issuance, steps, expect=State.CHIP_WRITTEN)
+        if counted:  # the print, the next step, needs not ask the printer again
+            self._counted = (issuance.id, counted["print_count_before"])
         if self.wake_returns is not None:
             self.wake_returns()
         return issuance
@@ -902,8 +934,15 @@ class Pipeline:
         """Print the face unless a print of this job already finished. The printer's print
         count is journaled before printing; a job resumed after a crash (or a lost cable)
         whose count has moved since was printed, and printing again would spoil the card."""
-        count = self.devices.printer.print_count()
+        # the count this pipeline journaled with the return, in this very run of the job (the
+        # lane's printer has done nothing since); any other way here (a restart, a resume
+        # after a failed print) asks the printer
+        counted, self._counted = self._counted, None
         before = issuance.data.get("print_count_before")
+        if counted is not None and counted == (issuance.id, before):
+            count = before
+        else:
+            count = self.devices.printer.print_count()
         if before is not None and count > before:
             return self._commit(issuance, State.PRINTED, started,
                                 "face already printed before the restart; not printed again")

@@ -117,6 +117,25 @@ def test_the_face_is_rendered_while_the_return_commits_and_printed_only_if_it_is
         str(front), faces["王二"]) / 2
 
 
+def test_a_preview_that_cannot_be_saved_stops_the_job_before_the_chip_is_touched(
+        world, station) -> None:
+    """The preview is drawn while the card is fed; a file error there still ends the job in
+    a named state before the chip is written, and a resume draws it again."""
+    (chip,) = world.load_blank()
+    previews = station.pipeline.data_dir / "previews"
+    previews.parent.mkdir(parents=True, exist_ok=True)
+    previews.write_text("a file where the previews folder goes")
+    issuance = station.pipeline.issue(EXAMPLE_ID_NUMBER)
+    assert issuance.state is State.FAILED and issuance.failed_from is State.PREVIEWED
+    assert issuance.data["reason_code"] in pipeline_module.STORAGE_REASONS
+    assert not chip.writes  # nothing written to the card at the contacts
+    previews.unlink()
+    done = settled(station, station.pipeline.resume(issuance.id))
+    assert done.state is State.DONE, done.reason
+    assert Image.open(done.data["preview"]).format == "JPEG"
+    assert len(world.model.output_hopper) == 1 and not world.model.reject_box
+
+
 def test_a_card_parses_its_application_once_and_previews_as_a_jpeg(world, station,
                                                                    monkeypatch) -> None:
     """Per-card software time (issue 18): the five steps that need the application share one
