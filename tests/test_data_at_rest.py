@@ -14,12 +14,8 @@ from pathlib import Path
 import pytest
 
 from cardstation.personalization.datakey import KeyFile
-from cardstation.personalization.journal import (
-    _SCHEMA_V3,
-    Journal,
-    JournalKeyRefused,
-    _split_sql,
-)
+from cardstation.personalization.journal import Journal, JournalKeyRefused
+from cardstation.personalization.journal_store import _SCHEMA_V3, _split_sql
 from cardstation.personalization.outbox import Outbox
 from tests.support.data_at_rest import (
     BANK,

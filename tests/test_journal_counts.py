@@ -7,7 +7,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from cardstation.personalization.journal import SCHEMA_VERSION, Journal, State, _split_sql
+from cardstation.personalization.journal import SCHEMA_VERSION, Journal, State
+from cardstation.personalization.journal_store import _split_sql
 from cardstation.personalization.outbox import Outbox
 from tests.support.applicants import OTHER_ID, application
 from tests.support.clock import FakeClock
