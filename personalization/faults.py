@@ -200,6 +200,9 @@ CATALOGUE: dict[str, Fault] = {f.code: f for f in (
     Fault("PHOTO_HEAD_AT_EDGE", "the head is too close to the edge of the picture",
           "centre the holder in the camera's view with space above the head, then take the "
           "photo again", ()),
+    Fault("PHOTO_NOT_COLOUR", "the picture has no colour (a black-and-white picture): the card "
+          "needs a 24-bit RGB colour photo", "take the photo again with the camera in colour, "
+          "or load a colour picture", ()),
     Fault("PHOTO_TOO_DARK", "the face is too dark", "light the holder's face evenly from "
           "the front (no back light from a window) and take the photo again", ()),
     Fault("PHOTO_BACKGROUND_NOT_UNIFORM", "the background is not plain: it shows a pattern, "

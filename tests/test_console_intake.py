@@ -39,7 +39,8 @@ def test_the_console_offers_what_the_rules_accept() -> None:
 INTAKE_TEMPLATES = ("intake.html", "intake_person.html", "intake_photo.html",
                     "card_result.html", "card_state.html", "card_life.html")
 NEW_REASONS = ("PHOTO_UNREADABLE", "PHOTO_NO_FACE", "PHOTO_TWO_FACES", "PHOTO_FACE_TOO_SMALL",
-               "PHOTO_HEAD_AT_EDGE", "PHOTO_TOO_DARK", "PHOTO_BACKGROUND_NOT_UNIFORM",
+               "PHOTO_HEAD_AT_EDGE", "PHOTO_NOT_COLOUR", "PHOTO_TOO_DARK",
+               "PHOTO_BACKGROUND_NOT_UNIFORM",
                "PHOTO_BACKGROUND_NOT_WHITE", "PHOTO_SIZE_WINDOW", "PHOTO_NOT_CONFIRMED",
                "APPLICATION_INVALID", "HOLDER_HAS_CARD", "CARD_STATE_INVALID",
                "FORMAL_LOSS_REQUIRED", "CARD_MISMATCH", "CARD_LIFE_NOT_OFFERED",

@@ -125,6 +125,32 @@ def test_face_too_small() -> None:
     assert refused.code == "PHOTO_FACE_TOO_SMALL" and "at least 80" in refused.fault.cause
 
 
+def test_a_picture_smaller_than_a_face_is_refused_as_too_small_not_faceless() -> None:
+    tiny = np.full((64, 64, 3), 240, dtype=np.uint8)
+    refused = _refusal(tiny)
+    assert refused.code == "PHOTO_FACE_TOO_SMALL" and "64x64" in refused.fault.cause
+
+
+def test_a_black_and_white_picture_is_refused_and_its_colour_twin_accepted() -> None:
+    """The card photo is 24-bit RGB colour (社会保障卡文件结构和数据项 V2.0 表15)."""
+    colour, _, _ = photo_set.place(_plain(), 1.4, 0, (320, 200))
+    assert check_photo(normalise(colour).jpeg) == []
+    grey = np.repeat(colour.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
+    assert _refusal(grey).code == "PHOTO_NOT_COLOUR"
+
+
+def test_a_greyscale_jpeg_fails_the_card_rules() -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    colour, _, _ = photo_set.place(_plain(), 1.4, 0, (320, 200))
+    photo = Image.open(BytesIO(normalise(colour).jpeg))
+    out = BytesIO()
+    photo.convert("L").save(out, "JPEG", quality=95)
+    assert "not_colour" in [f.code for f in check_photo(out.getvalue())]
+
+
 def test_too_dark() -> None:
     picture, _, _ = photo_set.place(_plain(), 1.4, 0, (320, 200), brightness=0.3)
     assert _refusal(picture).code == "PHOTO_TOO_DARK"

@@ -23,6 +23,10 @@ from cardstation.personalization.rules.photo import DEFAULT_PHOTO_SPEC, PhotoSpe
 #: the smallest face box (pixels, in the picture) that gives a sharp photo: the photo's face is
 #: about 170 px tall, so a smaller source face would be enlarged by more than 2.1 times
 MIN_FACE_PX = 80
+#: the mean spread between a face's colour channels (0-255) below which a picture is taken for
+#: black and white: skin under any light spreads them by tens of levels, a grey picture's JPEG
+#: noise by one or two (the card photo is 24-bit RGB colour, 社会保障卡规范 表15)
+MIN_FACE_CHROMA = 4.0
 #: pictures larger than this are refused before decoding (a camera frame is 1-12 MP)
 MAX_PIXELS = 40_000_000
 
@@ -59,6 +63,15 @@ def decode(data: bytes) -> np.ndarray:
                            "station decodes (empty, cut short, or another kind of file)") from None
 
 
+def _chroma(picture: np.ndarray, face: Box) -> float:
+    """The mean spread (max - min channel) over the face's box, every other pixel."""
+    x0, y0 = max(0, int(face.x)), max(0, int(face.y))
+    region = picture[y0:int(face.y + face.h):2, x0:int(face.x + face.w):2].astype(np.int16)
+    if region.size == 0:
+        return 0.0
+    return float((region.max(axis=2) - region.min(axis=2)).mean())
+
+
 def normalise_file(data: bytes, spec: PhotoSpec = DEFAULT_PHOTO_SPEC, *,
                    whiten_background: bool = False) -> Photo:
     """`normalise` on an image file's bytes."""
@@ -72,6 +85,10 @@ def normalise(picture: np.ndarray, spec: PhotoSpec = DEFAULT_PHOTO_SPEC, *,
 
     if picture.dtype != np.uint8 or picture.ndim != 3 or picture.shape[2] != 3:
         raise TypeError("normalise expects an RGB picture of uint8 (H x W x 3)")
+    height, width = picture.shape[:2]
+    if min(height, width) < MIN_FACE_PX:  # nothing this small holds a face big enough
+        raise PhotoRefused("PHOTO_FACE_TOO_SMALL", f"the whole picture is {width}x{height} px; "
+                           f"a face needs at least {MIN_FACE_PX} px")
     faces = detect.find_faces(cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY))
     if not faces:
         raise PhotoRefused("PHOTO_NO_FACE")
@@ -81,6 +98,8 @@ def normalise(picture: np.ndarray, spec: PhotoSpec = DEFAULT_PHOTO_SPEC, *,
     if face.h < MIN_FACE_PX:
         raise PhotoRefused("PHOTO_FACE_TOO_SMALL", f"face {face.h:.0f} px tall, at least "
                            f"{MIN_FACE_PX}")
+    if _chroma(picture, face) < MIN_FACE_CHROMA:
+        raise PhotoRefused("PHOTO_NOT_COLOUR", "the face's pixels are grey")
     estimate = head.head_of(face)
     if not head.inside(estimate, picture.shape[1], picture.shape[0]):
         raise PhotoRefused("PHOTO_HEAD_AT_EDGE", "part of the head is outside the picture")

@@ -50,7 +50,7 @@ def check_photo(
     """Validate photo bytes against `spec`; return findings, never raise.
 
     Codes: `empty`, `too_small` / `too_large` (file size), `not_jpeg`, `corrupt` (does not
-    decode, or truncated), `dimensions`, `dark_background`.
+    decode, or truncated), `not_colour` (not an RGB JPEG), `dimensions`, `dark_background`.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         return [Finding(field, "not_jpeg", f"{field} must be bytes")]
@@ -94,6 +94,9 @@ def check_photo(
         findings.append(Finding(field, "not_jpeg", f"{field} is {fmt}, not JPEG"))
         return findings
 
+    if image.mode != "RGB":  # L (greyscale), CMYK: the card photo is 24-bit RGB (表15)
+        findings.append(Finding(field, "not_colour", f"{field} is a {image.mode} JPEG; a "
+                                "24-bit RGB colour photo is required"))
     if (width, height) != (spec.width, spec.height):
         findings.append(
             Finding(
