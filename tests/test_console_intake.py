@@ -167,8 +167,11 @@ def test_collect_make_hand_over_lose_lift_and_replace(station, page, tmp_path: P
     frame, _, _ = photo_set.place(photo_set.backdrop((640, 480), (246, 246, 246),
                                                      random.Random(9)), 1.4, -4, (300, 200))
     Image.fromarray(frame).save(portrait, quality=90)
+    assert page.inner_text("label.file-button").startswith("读入照片文件")  # not "Choose File"
     page.set_input_files("#picture-file", str(portrait))
     page.wait_for_selector("#photo-preview", timeout=30_000)
+    assert page.inner_text("#picture-file-name") == "portrait.jpg"
+    assert not [f for f in page.failed if "favicon" in f or "/static/" in f], page.failed
     # the camera's frame: the photo the operator confirms
     page.evaluate("document.getElementById('photo-result').innerHTML = ''")
     page.click("#snap")

@@ -112,6 +112,10 @@ document.addEventListener("DOMContentLoaded", function () {
     canvas.toBlob(sendPicture, "image/jpeg", 0.92);
   });
   document.getElementById("picture-file").addEventListener("change", function (event) {
-    if (event.target.files.length) { sendPicture(event.target.files[0]); }
+    if (event.target.files.length) {
+      // the browser's own picker text follows its locale; the file's name is shown here
+      document.getElementById("picture-file-name").textContent = event.target.files[0].name;
+      sendPicture(event.target.files[0]);
+    }
   });
 });

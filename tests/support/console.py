@@ -63,7 +63,8 @@ def console_station(folder: Path, readers: tuple[str, ...], blank_cards: int = 4
 
 @contextmanager
 def browser_page(extra_args: tuple[str, ...] = (), height: int = 900) -> Iterator[Any]:
-    """A page of Debian's chromium (headless) whose console errors are kept (`page.errors`)."""
+    """A page of Debian's chromium (headless) whose console errors are kept (`page.errors`),
+    and the requests answered 400 or more (`page.failed`, "STATUS URL")."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -74,6 +75,10 @@ def browser_page(extra_args: tuple[str, ...] = (), height: int = 900) -> Iterato
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.errors = errors  # type: ignore[attr-defined]
+        failed: list[str] = []
+        page.on("response", lambda r: failed.append(f"{r.status} {r.url}")
+                if r.status >= 400 else None)
+        page.failed = failed  # type: ignore[attr-defined]
         yield page
         browser.close()
 
