@@ -9,6 +9,13 @@ made AND the CMS acknowledged its return: an ejected card whose return is not ye
 stays EJECTED ("made, do not hand over") and becomes DONE when the ack arrives, or FAILED
 (RETURN_REFUSED) if the CMS refuses it for good.
 
+Two pairs of states share one commit, each still its own event: VERIFIED and RETURN_QUEUED (the
+return record is made of the read-back; nothing happens between them that a crash could cut,
+and the printer's count goes with them, before any print), and EJECTED and DONE when the CMS
+has acknowledged the return by the time the card is out. Work that needs no device runs beside
+the device's: the preview is drawn while the card is fed, the face to print while VERIFIED
+commits.
+
 One card per applicant: at most one live issuance (not DONE or REJECTED) per ID number, and a
 second card for a person whose card was made or fed is an explicit re-make.
 
