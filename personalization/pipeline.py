@@ -9,12 +9,11 @@ made AND the CMS acknowledged its return: an ejected card whose return is not ye
 stays EJECTED ("made, do not hand over") and becomes DONE when the ack arrives, or FAILED
 (RETURN_REFUSED) if the CMS refuses it for good.
 
-Two pairs of states share one commit, each still its own event: VERIFIED and RETURN_QUEUED (the
-return record is made of the read-back; nothing happens between them that a crash could cut,
-and the printer's count goes with them, before any print), and EJECTED and DONE when the CMS
-has acknowledged the return by the time the card is out. Work that needs no device runs beside
-the device's: the preview is drawn while the card is fed, the face to print while VERIFIED
-commits.
+The printer's count is journaled with RETURN_QUEUED, before any print. EJECTED and DONE share
+one commit (each still its own event) when the CMS has acknowledged the return by the time the
+card is out: nothing follows EJECTED then. Work that needs no device runs beside the device's:
+the preview is drawn while the card is fed, the face to print while VERIFIED and RETURN_QUEUED
+commit.
 
 One card per applicant: at most one live issuance (not DONE or REJECTED) per ID number, and a
 second card for a person whose card was made or fed is an explicit re-make.
@@ -697,8 +696,11 @@ class Pipeline:
                                     f"{len(written)} items written",
                                     {"written": written, **data})
             if state is State.CHIP_WRITTEN:
-                return self._verify_and_queue_return(issuance, started)
-            if state is State.VERIFIED:  # a job the journal had at VERIFIED (older stations)
+                facts = self._verify(issuance)
+                self._render_ahead(issuance, facts)  # while the next commits are written
+                return self._commit(issuance, State.VERIFIED, started,
+                                    "chip verified", {"chip": facts})
+            if state is State.VERIFIED:
                 return self._queue_return(issuance, started)
             if state is State.RETURN_QUEUED:
                 return self._print_once(issuance, started)
@@ -850,33 +852,6 @@ class Pipeline:
             "profile": session.facts.profile,
         }
 
-    def _verify_and_queue_return(self, issuance: Issuance, started: float) -> Issuance:
-        """VERIFIED and RETURN_QUEUED in one commit, each its own event: the return record is
-        made of what was just read back, so nothing happens between the two that a crash
-        could cut. The printer's count goes with them (a print is never begun before its
-        count is journaled), and the face is rendered meanwhile on another thread."""
-        facts = self._verify(issuance)
-        verified = time.perf_counter()
-        self._render_ahead(issuance, facts)
-        record = self._return_record(issuance, facts)
-        try:
-            counted: dict[str, Any] = {"print_count_before": self.devices.printer.print_count()}
-        except PrinterFault:  # the return goes first; the print step asks again
-            counted = {}
-        timings = dict(issuance.data.get("timings_ms", {}))
-        timings[State.VERIFIED.value] = round((verified - started) * 1000, 2)
-        queued_timings = {**timings, State.RETURN_QUEUED.value: round(
-            (time.perf_counter() - verified) * 1000, 2)}
-        steps = [Step(State.VERIFIED, "chip verified", {"chip": facts, "timings_ms": timings}),
-                 Step(State.RETURN_QUEUED, "return queued",
-                      {**counted, "timings_ms": queued_timings}, record.to_dict())]
-        issuance = self._commit_steps(issuance, steps, expect=State.CHIP_WRITTEN)
-        if counted:  # the print, the next step, needs not ask the printer again
-            self._counted = (issuance.id, counted["print_count_before"])
-        if self.wake_returns is not None:
-            self.wake_returns()
-        return issuance
-
     def _ejected(self, issuance: Issuance, started: float) -> Issuance:
         """EJECTED; and DONE in the same commit when the CMS has already acknowledged the
         return (as it usually has: it was queued before the print), else settle_return
@@ -930,9 +905,18 @@ class Pipeline:
         )  # fmt: skip
 
     def _queue_return(self, issuance: Issuance, started: float) -> Issuance:
+        """RETURN_QUEUED with the return record, and the printer's count: a print is never
+        begun before its count is journaled, and the print step, next, needs no commit of its
+        own (nor, in this run, to ask the printer again)."""
         record = self._return_record(issuance, issuance.data["chip"])
+        try:
+            counted: dict[str, Any] = {"print_count_before": self.devices.printer.print_count()}
+        except PrinterFault:  # the return goes first; the print step asks again
+            counted = {}
         issuance = self._commit(issuance, State.RETURN_QUEUED, started, "return queued",
-                                return_record=record.to_dict())
+                                counted, return_record=record.to_dict())
+        if counted:
+            self._counted = (issuance.id, counted["print_count_before"])
         if self.wake_returns is not None:
             self.wake_returns()
         return issuance

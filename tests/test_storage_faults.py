@@ -308,9 +308,7 @@ def test_a_full_disk_stops_the_job_in_a_named_state_and_everything_resumes(tmp_p
                          f"job {job.id[:8]} to finish")
         failed, resumed = storage_events(api, jobs[0].id, "STORAGE_FULL")
         assert failed and resumed
-        # VERIFIED and RETURN_QUEUED are one commit: the next write (PRINTED, after the print
-        # whose count was journaled with the return) is the one the full disk refused
-        assert failed[0].data["resume_from"] == State.RETURN_QUEUED.value
+        assert failed[0].data["resume_from"] == State.VERIFIED.value
         ejected = reached(api, jobs[0].id, State.EJECTED)
         assert all(ejected < reached(api, job.id, State.FED) for job in jobs[1:])
         assert model.reject_box == [] and len(model.print_log) == 3
