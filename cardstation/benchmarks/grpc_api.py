@@ -173,17 +173,15 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def served_simulated(folder: str, authenticated: bool = True,
-                     env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """`cardstation serve --simulate` in its own process: (address, pid) while it runs.
-    `authenticated` False: the benchmark-only server whose interceptor lets every call by;
-    `env` the process's environment (default: this one's)."""
-    entry = "cardstation" if authenticated else "cardstation.benchmarks.serve_unauthenticated"
+def served(args: list[str], env: dict[str, str] | None = None,
+           entry: str = "cardstation") -> Iterator[tuple[str, int]]:
+    """`python -m ENTRY serve ARGS --listen 127.0.0.1:0` in its own process: (address, pid)
+    while it runs; `env` the process's environment (default: this one's)."""
     server = subprocess.Popen(
-        [sys.executable, "-m", entry, "serve", "--simulate", "--listen",
-         "127.0.0.1:0", "--speed", "0", "--blank-cards", "6", "--folder", folder],
+        [sys.executable, "-m", entry, "serve", *args, "--listen", "127.0.0.1:0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
+        assert server.stdout is not None
         line = server.stdout.readline()
         if not line.startswith("listening on"):
             raise RuntimeError(f"server did not start: {line!r}")
@@ -194,6 +192,16 @@ def served_simulated(folder: str, authenticated: bool = True,
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def served_simulated(folder: str, authenticated: bool = True,
+                     env: dict[str, str] | None = None
+                     ) -> contextlib.AbstractContextManager[tuple[str, int]]:
+    """`cardstation serve --simulate` in its own process (see `served`). `authenticated`
+    False: the benchmark-only server whose interceptor lets every call by."""
+    entry = "cardstation" if authenticated else "cardstation.benchmarks.serve_unauthenticated"
+    return served(["--simulate", "--speed", "0", "--blank-cards", "6", "--folder", folder],
+                  env, entry)
 
 
 def run(clients: int = 100, seconds: float = 10.0, streams: int = 5000) -> list[dict]:

@@ -33,15 +33,12 @@ def _version_ms() -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-def _start_to_serving_ms(folder: str) -> float:
+def _ms_to_serving(t0: float, address: str) -> float:
+    """Milliseconds from `t0` until the health check at `address` answers SERVING."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from cardstation.benchmarks.grpc_api import served_simulated
-
-    t0 = time.perf_counter()
-    with served_simulated(folder, env=_station_env()) as (address, _), \
-            grpc.insecure_channel(address) as channel:
+    with grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.perf_counter() < t0 + 60:
             try:
@@ -54,38 +51,21 @@ def _start_to_serving_ms(folder: str) -> float:
     raise RuntimeError("the server never answered SERVING")
 
 
-def _cold_start_ms(config: str) -> float:
-    """The production serve, pointed at running simulators by `config`, to SERVING."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+def _start_to_serving_ms(folder: str) -> float:
+    from cardstation.benchmarks.grpc_api import served_simulated
 
     t0 = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cardstation", "serve", "--config", config, "--listen",
-         "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env=_station_env())
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        if not line.startswith("listening on"):
-            raise RuntimeError(f"serve did not start: {line!r}")
-        with grpc.insecure_channel(line.split()[-1]) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.perf_counter() < t0 + 60:
-                try:
-                    reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return (time.perf_counter() - t0) * 1000
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.005)
-        raise RuntimeError("serve never answered SERVING")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    with served_simulated(folder, env=_station_env()) as (address, _):
+        return _ms_to_serving(t0, address)
+
+
+def _cold_start_ms(config: str) -> float:
+    """The production serve, pointed at running simulators by `config`, to SERVING."""
+    from cardstation.benchmarks.grpc_api import served
+
+    t0 = time.perf_counter()
+    with served(["--config", config], _station_env()) as (address, _):
+        return _ms_to_serving(t0, address)
 
 
 def _cold_starts(runs: int) -> list[float]:
