@@ -8,19 +8,24 @@ rewritten (only items whose bytes differ are written).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography import x509
 
-from cardstation.drivers.pcsc.errors import RecordNotFound
+from cardstation.drivers.pcsc.errors import RecordNotFound, SecurityNotSatisfied
 from cardstation.drivers.pcsc.ssc import ITEMS, SscCard, decode_value
 from cardstation.drivers.pcsc.transport import ApduTransport
 
 from . import cert_assumptions as ca
 from .keys.service import KeyService
 from .profiles import ChipProfile, profile_for
+
+T = TypeVar("T")
 
 
 class ChipBelongsToAnotherHolder(RuntimeError):
@@ -118,6 +123,28 @@ class ChipSession:
         )
         return self.facts
 
+    def _secured(self, key_id: int | None, action: Callable[[], T]) -> T:
+        """`action` in the SSSE with `key_id` presented (None: no key needed). The card keeps
+        a presented key until the SSSE is selected again (drivers/pcsc/security_state.py), so
+        what this connection already did is not done again. A card that refuses anyway
+        (6982) gets a fresh select and the key, and the action once more."""
+        state = self.card.security
+        assumed = state.in_ssse or (key_id is not None and key_id in state.keys)
+        if not state.in_ssse:
+            self.card.select_ssse()
+        if key_id is not None and key_id not in state.keys:
+            self.authenticate(key_id)
+        try:
+            return action()
+        except SecurityNotSatisfied:
+            if not assumed:
+                raise
+        state.forget()
+        self.card.select_ssse()
+        if key_id is not None:
+            self.authenticate(key_id)
+        return action()
+
     def authenticate(self, key_id: int) -> None:
         """External authentication with `key_id`; the key service computes the cryptogram."""
         assert self.facts is not None, "open() first"
@@ -127,22 +154,21 @@ class ChipSession:
                                        self.facts.algorithm, context=context)
         self.card.external_authenticate(key_id, data)
 
-    def read_items(self, items: tuple[str, ...] | list[str], *,
-                   fresh: bool = True) -> dict[str, bytes]:
-        """Raw bytes of each item (b"" when the record does not exist yet). `fresh` False: in
-        the security state the last read left (the read key already presented)."""
+    def read_items(self, items: tuple[str, ...] | list[str]) -> dict[str, bytes]:
+        """Raw bytes of each item (b"" when the record does not exist yet), with the read key
+        presented if the profile needs one."""
         assert self.profile is not None, "open() first"
-        if fresh:  # a fresh security state, then the read key if one is needed
-            self.card.select_ssse()
-            if self.profile.read_key is not None:
-                self.authenticate(self.profile.read_key)
-        values: dict[str, bytes] = {}
-        for item in items:
-            try:
-                values[item] = self.card.read_item_raw(item)
-            except RecordNotFound:
-                values[item] = b""
-        return values
+
+        def read() -> dict[str, bytes]:
+            values: dict[str, bytes] = {}
+            for item in items:
+                try:
+                    values[item] = self.card.read_item_raw(item)
+                except RecordNotFound:
+                    values[item] = b""
+            return values
+
+        return self._secured(self.profile.read_key, read)
 
     def holder_id_number(self) -> str:
         return decode_value(ITEMS["id_number"], self.read_items(["id_number"])["id_number"])
@@ -167,16 +193,13 @@ class ChipSession:
             )
         self.blank = not on_chip
         if on_chip:
-            current.update(self.read_items([i for i in values if i != "id_number"],
-                                           fresh=False))
+            current.update(self.read_items([i for i in values if i != "id_number"]))
         todo = sorted((item for item, value in values.items() if current.get(item) != value),
                       key=lambda item: item != "id_number")  # the ID number first
-        if todo:
-            assert self.profile is not None
-            self.card.select_ssse()
-            self.authenticate(self.profile.write_key)
-            for item in todo:
-                self.card.write_item(item, values[item])
+        assert self.profile is not None
+        for item in todo:  # one by one: a retry after a refusal rewrites nothing written
+            self._secured(self.profile.write_key,
+                          functools.partial(self.card.write_item, item, values[item]))
         return todo
 
     def verify(self, values: dict[str, bytes]) -> dict[str, bytes]:
@@ -198,8 +221,7 @@ class ChipSession:
             return False
         assert self.facts is not None, "open() first"
         data = secrets.token_bytes(16)
-        self.card.select_ssse()
-        answer = self.card.internal_authenticate(data)
+        answer = self._secured(None, lambda: self.card.internal_authenticate(data))
         expected = expected_of(self.card.t.atr, self.facts.city6, data, self.facts.algorithm,
                                context={"card_id_code": self.facts.card_id_code, **self.holder})
         if not hmac.compare_digest(answer, expected):
@@ -236,13 +258,13 @@ class ChipSession:
 
     def read_sign_public_key(self) -> bytes:
         """The card's signing public key (iReadSignatureKey's counterpart)."""
-        self.card.select_ssse()
-        return self._read_file(ca.SIGN_PUBLIC_KEY, ca.PUBLIC_KEY_LEN)
+        return self._secured(None, lambda: self._read_file(ca.SIGN_PUBLIC_KEY,
+                                                           ca.PUBLIC_KEY_LEN))
 
     def read_certificates(self) -> dict[str, bytes]:
         """The certificates on the chip (b"" where none is written yet)."""
-        self.card.select_ssse()
-        return {f.name: self._read_file(f) for f in (ca.SIGN_CERT, ca.ENC_CERT)}
+        return self._secured(None, lambda: {f.name: self._read_file(f)
+                                            for f in (ca.SIGN_CERT, ca.ENC_CERT)})
 
     def write_certificates(self, certs: ca.CardCertificates, public_key: bytes) -> list[str]:
         """Write what the CMS issued unless the chip already carries it; return what was written.
@@ -268,13 +290,12 @@ class ChipSession:
                 f"the chip already carries another {', '.join(other)}: put the card aside, do "
                 "not issue it")
         assert self.profile is not None
-        self.card.select_ssse()
-        self.authenticate(self.profile.write_key)
-        self._write_file(ca.SECRETS, ca.encode_secrets(certs))
+        key = self.profile.write_key
+        self._secured(key, lambda: self._write_file(ca.SECRETS, ca.encode_secrets(certs)))
         written = [ca.SECRETS.name]
         for f in (ca.ENC_CERT, ca.SIGN_CERT):
             if current[f.name] != wanted[f.name]:
-                self._write_file(f, wanted[f.name])
+                self._secured(key, functools.partial(self._write_file, f, wanted[f.name]))
                 written.append(f.name)
         return written
 

@@ -66,3 +66,45 @@ def test_a_card_of_another_holder_is_refused_before_anything_is_written() -> Non
     with pytest.raises(ChipBelongsToAnotherHolder):
         session.write(THIRD_GENERATION.values(other), other.id_number)
     assert UPDATE_RECORD not in sent
+
+
+SELECT, EXTERNAL_AUTH = 0xA4, 0x82
+
+
+def test_a_card_is_written_and_verified_with_one_select_and_each_key_presented_once() -> None:
+    """Field personalization selects the SSSE and presents a key once for all its records
+    (ssc-chip.md section 13: the key holds until the SSSE is selected again)."""
+    session, sent = _session()
+    app = example_applicant()
+    values = THIRD_GENERATION.values(app)
+    session.write(values, app.id_number)
+    assert session.verify(values) == values
+    assert sent.count(SELECT) == 0  # open() selected the SSSE; nothing left it since
+    assert sent.count(EXTERNAL_AUTH) == 2  # the read key, then the write key
+
+
+def test_a_card_that_forgets_a_presented_key_gets_it_again_and_the_step_goes_on() -> None:
+    card = make_card("blank3")
+    transport = InProcessTransport(card)
+    transport.connect()
+    session = ChipSession(transport, SoftwareKeyService(test_keys_allowed=True))
+    session.open()
+    app = example_applicant()
+    values = THIRD_GENERATION.values(app)
+    session.write(values, app.id_number)
+    card.security.clear()  # a card OS that drops its security state on its own
+    sent: list[int] = []
+    transport.observers.append(lambda apdu, _response: sent.append(apdu[1]))
+    assert session.verify(values) == values  # refused once (6982), then selected and read
+    assert sent.count(SELECT) == 1 and sent.count(EXTERNAL_AUTH) == 1
+
+
+def test_leaving_the_ssse_means_selecting_it_and_presenting_keys_again() -> None:
+    session, sent = _session()
+    app = example_applicant()
+    values = THIRD_GENERATION.values(app)
+    session.write(values, app.id_number)
+    session.read_pan()  # the bank application: outside the SSSE
+    sent.clear()
+    assert session.verify(values) == values
+    assert sent.count(SELECT) == 1 and sent.count(EXTERNAL_AUTH) == 1

@@ -69,8 +69,8 @@ def test_the_face_is_rendered_while_the_return_commits_and_printed_only_if_it_is
         world, station, monkeypatch) -> None:
     """Per-card software time (issue 18): the printer's count is journaled with RETURN_QUEUED
     (printing has no commit of its own), and the face is rendered on another thread while
-    VERIFIED and RETURN_QUEUED commit. The print uses that render only when it is the face the chip's
-    read-back gives; a stale one is rendered again."""
+    VERIFIED and RETURN_QUEUED commit. The print uses that render only when it is the face the
+    chip's read-back gives; a stale one is rendered again."""
     from cardstation.drivers.hiti import printer as driver
     from cardstation.personalization.printers import hiti as adapter
 

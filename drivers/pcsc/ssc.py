@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .atr import historical_bytes
 from .cardfiles import DEBIT_AID, ITEMS, PSE_NAME, SSSE_NAME, Format, Item
 from .errors import RecordNotFound, SecurityNotSatisfied
+from .security_state import SecurityState
 from .tlv import find_ber, parse_simple_tlv
 from .transport import ApduTransport
 
@@ -113,6 +114,9 @@ class SscCard:
     def __init__(self, transport: ApduTransport) -> None:
         self.t = transport
         self.algorithm = 0x01
+        #: the DF selected and the keys presented, as the commands on this connection tell
+        self.security = SecurityState(SSSE_NAME)
+        transport.observers.append(self.security.observe)
 
     # -- selection ----------------------------------------------------------------------
     def select_ssse(self) -> int:
