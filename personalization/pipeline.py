@@ -226,6 +226,8 @@ class Pipeline:
         self._preview_pending: tuple[str, Path, Future[None]] | None = None
         #: the face being rendered ahead for the job about to print: (job, face, its side)
         self._ahead: tuple[str, FaceData, Future[Any]] | None = None
+        #: the job this pipeline printed just now: its card is at the print position
+        self._printed: str | None = None
 
     # -- public ---------------------------------------------------------------------------
     def create(self, id_number: str | None = None, application: Application | None = None,
@@ -705,7 +707,9 @@ class Pipeline:
             if state is State.RETURN_QUEUED:
                 return self._print_once(issuance, started)
             if state is State.PRINTED:
-                if self._card_in_printer():
+                # printed in this run: the card is where the print left it, no need to ask
+                printed_here, self._printed = self._printed == issuance.id, None
+                if printed_here or self._card_in_printer():
                     self._move_away("eject")
                 return self._ejected(issuance, started)
         except IssuanceError as exc:
@@ -941,7 +945,9 @@ class Pipeline:
             issuance = self.journal.update_data(issuance.id, {"print_count_before": count},
                                                 "printing")
         self._print(issuance)
-        return self._commit(issuance, State.PRINTED, started, "face printed")
+        printed = self._commit(issuance, State.PRINTED, started, "face printed")
+        self._printed = issuance.id  # only once it is journaled: a held commit may be long
+        return printed
 
     def _print(self, issuance: Issuance) -> None:
         """Print from what the chip says (face-to-chip binding), photo from the application.
