@@ -247,7 +247,11 @@ def actions_of(runtime: StationRuntime, issuance: Issuance) -> list[ipb.Issuance
     """What moves the job on now (the console's buttons)."""
     if runtime.holds(issuance.id):
         return []  # stopped by the store: it resumes by itself once the store is back
-    if runtime.is_queued(issuance.id) or runtime.is_running(issuance.id):
+    # A FAILED job shows its way out even while its lane has not yet let go of it (the watch
+    # hears FAILED before the lane is free, and no later event would bring the buttons); a
+    # resume asked meanwhile is refused as ALREADY_RESUMING.
+    if issuance.state is not State.FAILED and (runtime.is_queued(issuance.id)
+                                               or runtime.is_running(issuance.id)):
         return [_ACTIONS["CANCEL"]] if issuance.state in (State.FETCHED, State.PREVIEWED) \
             else []
     names: list[str] = []
