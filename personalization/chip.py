@@ -129,7 +129,7 @@ class ChipSession:
         what this connection already did is not done again. A card that refuses anyway
         (6982) gets a fresh select and the key, and the action once more."""
         state = self.card.security
-        assumed = state.in_ssse or (key_id is not None and key_id in state.keys)
+        assumed = state.in_ssse  # outside it, the select below clears every key
         if not state.in_ssse:
             self.card.select_ssse()
         if key_id is not None and key_id not in state.keys:
