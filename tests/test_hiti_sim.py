@@ -444,3 +444,14 @@ def test_bench() -> None:
     assert results["printer.render_ms_median"]["unit"] == "ms"
     assert results["printer.render_ms_median"]["value"] > 0
     assert results["printer.bytes_per_card"]["value"] > 10 * 1014 * 642
+
+
+def test_the_socket_transport_sends_each_command_without_waiting_for_an_ack(tcp_rig: Rig) -> None:
+    """pyserial's socket:// leaves Nagle's algorithm on; a command's short last segment then
+    waits for the printer's delayed ACK (up to 40 ms per exchange). The transport turns it off."""
+    transport = tcp_rig.transport()
+    try:
+        sock = transport._port._socket  # type: ignore[attr-defined]
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        transport.close()

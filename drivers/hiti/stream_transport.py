@@ -19,6 +19,11 @@ class StreamTransport(Transport):
             self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=1.0)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise PrinterNotConnected(f"cannot open {url}: {exc}") from exc
+        sock = getattr(self._port, "_socket", None)
+        if sock is not None:
+            # pyserial's socket:// leaves Nagle on: a command's last short segment would wait
+            # for the printer's delayed ACK (up to 40 ms per exchange, seen as PRINTED 20-100 ms)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _write(self, data: bytes, timeout: float) -> None:
         try:
